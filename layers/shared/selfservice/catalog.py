@@ -1,0 +1,235 @@
+"""The marketing catalog: topics, frequencies, channels, services, profile fields and review rules.
+
+Loaded from one YAML file and validated at load. An invalid catalog raises :class:`CatalogError`
+whose message names the offending field (``topics[2].expected_frequency``), so a wrong edit
+fails loudly in ``make test`` instead of at a customer's click.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Language = Literal["de", "en"]
+
+
+class CatalogError(ValueError):
+    """The catalog file is invalid; ``field`` is the dotted path of the first wrong field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"invalid catalog: {field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalizedText(_Strict):
+    de: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+    def get(self, language: str) -> str:
+        return self.en if language == "en" else self.de
+
+
+class Frequency(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: LocalizedText
+    max_emails_per_30_days: int = Field(ge=1)
+
+
+class Channel(_Strict):
+    id: Literal["email", "sms"]
+    label: LocalizedText
+    requires_field: str | None = None
+
+
+class Topic(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: LocalizedText
+    description: LocalizedText
+    expected_frequency: str
+    channels: tuple[Literal["email", "sms"], ...] = ("email",)
+    hidden: bool = False
+
+
+class Choice(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: LocalizedText
+
+
+class ServiceOption(Choice):
+    pass
+
+
+class Service(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: LocalizedText
+    description: LocalizedText
+    options: tuple[ServiceOption, ...] = Field(min_length=1)
+    requires_fields: tuple[str, ...] = ()
+
+    def option(self, option_id: str) -> ServiceOption | None:
+        return next((o for o in self.options if o.id == option_id), None)
+
+
+FieldType = Literal["text", "date", "phone", "choice", "multi_choice"]
+
+
+class FieldSpec(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    type: FieldType
+    label: LocalizedText
+    required: bool = False
+    max_age_days: int | None = Field(default=None, ge=1)
+    max_length: int = Field(default=200, ge=1, le=2000)
+    pattern: str | None = None
+    choices: tuple[Choice, ...] = ()
+
+    def choice_ids(self) -> set[str]:
+        return {c.id for c in self.choices}
+
+
+class ReviewRules(_Strict):
+    interval_days: int = Field(ge=1)
+    cooldown_days: int = Field(ge=0)
+    event_delay_hours: int = Field(ge=0)
+
+
+class ConsentWording(_Strict):
+    version: str = Field(min_length=1)
+    valid_from: dt.date
+    text: LocalizedText
+
+
+class Catalog(_Strict):
+    version: str
+    languages: tuple[Language, ...] = ("de", "en")
+    default_language: Language = "de"
+    frequencies: tuple[Frequency, ...] = Field(min_length=1)
+    default_frequency: str
+    channels: tuple[Channel, ...] = Field(min_length=1)
+    topics: tuple[Topic, ...] = Field(min_length=1)
+    services: tuple[Service, ...] = ()
+    fields: tuple[FieldSpec, ...] = Field(min_length=1)
+    review: ReviewRules
+    consent_wordings: tuple[ConsentWording, ...] = Field(min_length=1)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        # YAML reads an unquoted 2026-11-01 as a date; the version is an opaque label.
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+    # --- lookups -------------------------------------------------------------------------
+    def topic(self, topic_id: str) -> Topic | None:
+        return next((t for t in self.topics if t.id == topic_id), None)
+
+    def visible_topics(self) -> list[Topic]:
+        return [t for t in self.topics if not t.hidden]
+
+    def service(self, service_id: str) -> Service | None:
+        return next((s for s in self.services if s.id == service_id), None)
+
+    def field(self, field_id: str) -> FieldSpec | None:
+        return next((f for f in self.fields if f.id == field_id), None)
+
+    def frequency(self, frequency_id: str) -> Frequency | None:
+        return next((f for f in self.frequencies if f.id == frequency_id), None)
+
+    def current_consent(self, today: dt.date | None = None) -> ConsentWording:
+        """The wording in force today: the newest one whose ``valid_from`` has passed."""
+        today = today or dt.datetime.now(dt.UTC).date()
+        in_force = [w for w in self.consent_wordings if w.valid_from <= today]
+        candidates = in_force or list(self.consent_wordings)
+        return max(candidates, key=lambda w: w.valid_from)
+
+
+def _unique(items: Iterable[BaseModel], section: str, key: str = "id") -> None:
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        value = getattr(item, key)
+        if value in seen:
+            raise CatalogError(f"{section}[{index}].{key}", f"duplicate {key} {value!r}")
+        seen.add(value)
+
+
+def _check_references(catalog: Catalog) -> None:
+    """Cross-references pydantic cannot see: every id used must be declared."""
+    _unique(catalog.frequencies, "frequencies")
+    _unique(catalog.channels, "channels")
+    _unique(catalog.topics, "topics")
+    _unique(catalog.services, "services")
+    _unique(catalog.fields, "fields")
+    _unique(catalog.consent_wordings, "consent_wordings", key="version")
+    frequency_ids = {f.id for f in catalog.frequencies}
+    channel_ids = {c.id for c in catalog.channels}
+    field_ids = {f.id for f in catalog.fields}
+    if catalog.default_frequency not in frequency_ids:
+        raise CatalogError("default_frequency", f"unknown frequency {catalog.default_frequency!r}")
+    if catalog.default_language not in catalog.languages:
+        raise CatalogError("default_language", f"{catalog.default_language!r} is not in languages")
+    for index, channel in enumerate(catalog.channels):
+        if channel.requires_field and channel.requires_field not in field_ids:
+            raise CatalogError(f"channels[{index}].requires_field", f"unknown field {channel.requires_field!r}")
+    for index, topic in enumerate(catalog.topics):
+        if topic.expected_frequency not in frequency_ids:
+            raise CatalogError(
+                f"topics[{index}].expected_frequency", f"unknown frequency {topic.expected_frequency!r}"
+            )
+        for channel_id in topic.channels:
+            if channel_id not in channel_ids:
+                raise CatalogError(f"topics[{index}].channels", f"unknown channel {channel_id!r}")
+    for index, service in enumerate(catalog.services):
+        _unique(service.options, f"services[{index}].options")
+        for field_id in service.requires_fields:
+            if field_id not in field_ids:
+                raise CatalogError(f"services[{index}].requires_fields", f"unknown field {field_id!r}")
+    for index, spec in enumerate(catalog.fields):
+        if spec.type in ("choice", "multi_choice") and not spec.choices:
+            raise CatalogError(f"fields[{index}].choices", f"a {spec.type} field needs choices")
+        if spec.type not in ("choice", "multi_choice") and spec.choices:
+            raise CatalogError(f"fields[{index}].choices", f"a {spec.type} field takes no choices")
+    if "sms" in channel_ids and "phone" not in field_ids:
+        raise CatalogError("fields", "the sms channel needs a field with id 'phone'")
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def parse_catalog(data: object) -> Catalog:
+    """Validate already-parsed YAML/JSON data into a :class:`Catalog`."""
+    try:
+        catalog = Catalog.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise CatalogError(_dotted(tuple(first["loc"])) or "(root)", first["msg"]) from None
+    _check_references(catalog)
+    return catalog
+
+
+def load_catalog(path: Path) -> Catalog:
+    """Read and validate the catalog file at ``path``."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise CatalogError("(file)", f"not valid YAML: {error}") from None
+    return parse_catalog(data)
+
+
+@lru_cache(maxsize=4)
+def cached_catalog(path: Path) -> Catalog:
+    """The catalog at ``path``, loaded once per process (warm Lambda invocations reuse it)."""
+    return load_catalog(path)

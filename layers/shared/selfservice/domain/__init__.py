@@ -1,0 +1,1 @@
+"""Pure domain: models and rules. Imports nothing from AWS."""

@@ -1,0 +1,176 @@
+"""Domain models of the self-service center (pydantic v2, no AWS)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ChannelId = Literal["email", "sms"]
+Language = Literal["de", "en"]
+FieldValueType = str | list[str]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id() -> str:
+    """Opaque, unguessable id (profile ids appear in URLs of the JSON API)."""
+    return uuid.uuid4().hex
+
+
+def normalise_email(address: str) -> str:
+    """The key used for uniqueness and lookup: trimmed and lower-cased (domain and local part)."""
+    return address.strip().lower()
+
+
+class SubscriptionStatus(StrEnum):
+    """``not_subscribed``: a customer record without newsletter consent (e.g. created by the shop)."""
+
+    NOT_SUBSCRIBED = "not_subscribed"
+    PENDING = "pending"
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class Source(StrEnum):
+    """Where a change or consent came from (kept in the ledger as proof)."""
+
+    API = "api"
+    PAGE = "page"
+    ONE_CLICK = "one-click"
+    CONFIRMATION_LINK = "confirmation-link"
+    CUSTOMER_SERVICE = "customer-service"
+    SHOP = "shop"
+    SYSTEM = "system"
+
+
+class LedgerKind(StrEnum):
+    PROFILE_CREATED = "profile_created"
+    PROFILE_CHANGED = "profile_changed"
+    CONSENT_GIVEN = "consent_given"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    EMAIL_SENT = "email_sent"
+    EMAIL_SKIPPED = "email_skipped"
+    REVIEW_REQUESTED = "review_requested"
+    REVIEW_CONFIRMED = "review_confirmed"
+    REQUEST_SUBMITTED = "request_submitted"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldValue(_Model):
+    value: FieldValueType
+    confirmed_at: dt.datetime
+
+
+class Preferences(_Model):
+    """What the customer wants to hear about, how often, on which channel, and pauses.
+
+    ``topics`` holds an explicit choice per topic; topics without an entry are not subscribed.
+    """
+
+    topics: dict[str, bool] = Field(default_factory=dict)
+    frequency: str = "as_published"
+    channels: dict[str, list[ChannelId]] = Field(default_factory=dict)
+    paused_until: dt.datetime | None = None
+
+    def subscribed_topics(self) -> list[str]:
+        return sorted(topic for topic, on in self.topics.items() if on)
+
+    def channels_for(self, topic_id: str) -> list[ChannelId]:
+        return self.channels.get(topic_id, ["email"])
+
+    def is_paused(self, now: dt.datetime) -> bool:
+        return self.paused_until is not None and self.paused_until > now
+
+
+class ServiceBooking(_Model):
+    service_id: str
+    option: str
+    booked_at: dt.datetime
+    changed_at: dt.datetime
+
+
+class Profile(_Model):
+    id: str = Field(default_factory=new_id)
+    email: str
+    locale: Language = "de"
+    fields: dict[str, FieldValue] = Field(default_factory=dict)
+    preferences: Preferences = Field(default_factory=Preferences)
+    services: dict[str, ServiceBooking] = Field(default_factory=dict)
+    status: SubscriptionStatus = SubscriptionStatus.NOT_SUBSCRIBED
+    consent_version: str | None = None
+    suppressed: bool = False
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+    last_reviewed_at: dt.datetime | None = None
+    last_review_email_at: dt.datetime | None = None
+    token_version: int = 0
+    version: int = 1
+
+    @property
+    def email_key(self) -> str:
+        return normalise_email(self.email)
+
+    @property
+    def phone(self) -> str | None:
+        value = self.fields.get("phone")
+        return value.value if value and isinstance(value.value, str) else None
+
+    def value_of(self, field_id: str) -> FieldValueType | None:
+        value = self.fields.get(field_id)
+        return value.value if value else None
+
+
+class Change(_Model):
+    """One changed path of a profile, with the value before and after."""
+
+    field: str
+    before: Any = None
+    after: Any = None
+
+
+class LedgerEntry(_Model):
+    """Append-only record: a change, a consent given or withdrawn, an email sent or skipped."""
+
+    id: str = Field(default_factory=new_id)
+    profile_id: str
+    at: dt.datetime = Field(default_factory=utcnow)
+    kind: LedgerKind
+    source: Source
+    changes: list[Change] = Field(default_factory=list)
+    consent_version: str | None = None
+    topics: list[str] = Field(default_factory=list)
+    detail: dict[str, str] = Field(default_factory=dict)
+
+
+class RequestType(StrEnum):
+    QUESTION = "question"
+    ADDRESS_CHANGE = "address_change"
+    COMPLAINT = "complaint"
+    DATA_REQUEST = "data_request"
+
+
+class RequestStatus(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    CLOSED = "closed"
+
+
+class CustomerRequest(_Model):
+    """A request the customer submitted; customer service works on it and closes it."""
+
+    id: str = Field(default_factory=new_id)
+    profile_id: str
+    type: RequestType
+    message: str = Field(max_length=4000)
+    status: RequestStatus = RequestStatus.OPEN
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)

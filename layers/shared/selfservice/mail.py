@@ -1,0 +1,134 @@
+"""Email: Jinja2 templates (HTML + text, German and English), CSS inlined, MIME built with the
+standard library, sent through SES v2 raw content so every header (List-Unsubscribe,
+List-Unsubscribe-Post, Feedback-ID) is ours. Every email sent is logged in the customer's ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any
+
+import css_inline
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source, SubscriptionStatus
+
+_INLINER = css_inline.CSSInliner(keep_style_tags=True)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    email_type: str
+    language: str
+    subject: str
+    html: str
+    text: str
+    marketing: bool
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    sent: bool
+    message_id: str | None = None
+    skipped_reason: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class EmailRenderer:
+    """Renders ``emails/<type>.<language>.html`` and ``.txt``; the subject is the template's ``subject`` block."""
+
+    def __init__(self, content_dir: Path) -> None:
+        self._env = Environment(
+            loader=FileSystemLoader(content_dir),
+            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    def render(self, email_type: str, language: str, *, marketing: bool, **context: Any) -> RenderedEmail:
+        context = {"lang": language, **context}
+        html_template = self._env.get_template(f"emails/{email_type}.{language}.html")
+        text_template = self._env.get_template(f"emails/{email_type}.{language}.txt")
+        subject = "".join(html_template.blocks["subject"](html_template.new_context(context))).strip()
+        html = _INLINER.inline(html_template.render(context))
+        text = text_template.render(context).strip() + "\n"
+        return RenderedEmail(email_type, language, subject, html, text, marketing)
+
+
+def build_mime(email: RenderedEmail, sender: str, recipient: str, extra_headers: dict[str, str]) -> bytes:
+    """A multipart/alternative message: the plain-text part first, the HTML part preferred."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = sender
+    message["To"] = recipient
+    message["Subject"] = email.subject
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    for name, value in extra_headers.items():
+        message[name] = value
+    message.set_content(email.text, subtype="plain", charset="utf-8")
+    message.add_alternative(email.html, subtype="html", charset="utf-8")
+    # set_content() clears Content-* headers, so the language goes on afterwards.
+    message["Content-Language"] = email.language
+    return message.as_bytes()
+
+
+def why_not_marketing(profile: Profile, now: dt.datetime) -> str | None:
+    """The reason a marketing email must not go to this profile, or None when it may."""
+    if profile.suppressed:
+        return "suppressed"
+    if profile.status != SubscriptionStatus.SUBSCRIBED:
+        return "not_subscribed" if profile.status != SubscriptionStatus.PENDING else "unconfirmed"
+    if profile.preferences.is_paused(now):
+        return "paused"
+    return None
+
+
+class Mailer:
+    """Sends rendered emails through SES v2 and records each send (or skip) in the ledger."""
+
+    def __init__(self, ses_client: Any, ledger: Any, sender: str, configuration_set: str, stage: str) -> None:
+        self._ses = ses_client
+        self._ledger = ledger
+        self._sender = sender
+        self._configuration_set = configuration_set
+        self._stage = stage
+
+    def send(
+        self,
+        profile: Profile,
+        email: RenderedEmail,
+        source: Source,
+        *,
+        unsubscribe_url: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> SendOutcome:
+        now = now or dt.datetime.now(dt.UTC)
+        detail = {"email_type": email.email_type, "subject": email.subject}
+        if email.marketing and (reason := why_not_marketing(profile, now)):
+            self._ledger.append(
+                LedgerEntry(profile_id=profile.id, at=now, kind=LedgerKind.EMAIL_SKIPPED, source=source, detail={**detail, "reason": reason})
+            )
+            return SendOutcome(sent=False, skipped_reason=reason)
+        headers = {"Feedback-ID": f"{email.email_type}:{email.language}:selfservice:{self._stage}"}
+        if unsubscribe_url:
+            headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        raw = build_mime(email, self._sender, profile.email, headers)
+        response = self._ses.send_email(
+            FromEmailAddress=self._sender,
+            Destination={"ToAddresses": [profile.email]},
+            Content={"Raw": {"Data": raw}},
+            ConfigurationSetName=self._configuration_set,
+            EmailTags=[{"Name": "email_type", "Value": email.email_type}],
+        )
+        message_id = str(response.get("MessageId", ""))
+        self._ledger.append(
+            LedgerEntry(profile_id=profile.id, at=now, kind=LedgerKind.EMAIL_SENT, source=source, detail={**detail, "message_id": message_id})
+        )
+        return SendOutcome(sent=True, message_id=message_id, headers=headers)

@@ -1,0 +1,173 @@
+"""Application services: the use cases the handlers call, wired to storage, mail, tokens and the bus.
+
+Handlers stay thin: they parse the request, call one method here and map the result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from selfservice import aws
+from selfservice.catalog import Catalog
+from selfservice.domain.changes import (
+    MAX_EMAIL_LENGTH,
+    FieldsInput,
+    PreferencesPatch,
+    ProfilePatch,
+    ServicesInput,
+    apply_patch,
+    checked_email,
+    default_preferences,
+    describe,
+)
+from selfservice.domain.errors import AlreadyExists, NotFound, VersionConflict
+from selfservice.domain.models import Language, LedgerEntry, LedgerKind, Profile, Source
+from selfservice.domain.review import next_review_at
+from selfservice.events import EventPublisher
+from selfservice.mail import EmailRenderer, Mailer, SendOutcome
+from selfservice.settings import DEVELOPMENT_TOKEN_SECRET, Settings
+from selfservice.storage import ProfileRepository
+from selfservice.tokens import LIFETIMES, Purpose, TokenSigner
+
+logger = Logger(child=True)
+
+
+class NewProfile(BaseModel):
+    """Create a profile: only the email is required; the rest is optional initial data."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: Annotated[str, StringConstraints(min_length=3, max_length=MAX_EMAIL_LENGTH)]
+    locale: Language = "de"
+    fields: FieldsInput | None = Field(default=None, max_length=64)
+    preferences: PreferencesPatch | None = None
+    services: ServicesInput | None = Field(default=None, max_length=64)
+
+
+def load_token_secrets(settings: Settings) -> list[str]:
+    """Signing secrets, newest last: from SSM on AWS (cached 5 min), the development default locally."""
+    if not settings.token_secret_parameter:
+        return [DEVELOPMENT_TOKEN_SECRET]
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_parameter(settings.token_secret_parameter, decrypt=True, max_age=300)
+    return [secret.strip() for secret in str(value).split(",") if secret.strip()]
+
+
+@dataclass
+class ProfileService:
+    settings: Settings
+    catalog: Catalog
+    repository: ProfileRepository
+    mailer: Mailer
+    renderer: EmailRenderer
+    publisher: EventPublisher
+    signer: Callable[[], TokenSigner]
+    clock: Callable[[], dt.datetime] = partial(dt.datetime.now, dt.UTC)
+
+    # --- queries ------------------------------------------------------------------------
+    def get(self, profile_id: str) -> Profile:
+        return self.repository.get(profile_id)
+
+    def find(self, email: str) -> Profile:
+        profile = self.repository.find_by_email(email)
+        if profile is None:
+            raise NotFound("email")
+        return profile
+
+    def history(self, profile_id: str, limit: int = 100) -> list[LedgerEntry]:
+        self.repository.get(profile_id)
+        return self.repository.history(profile_id, limit)
+
+    # --- commands -----------------------------------------------------------------------
+    def create(self, data: NewProfile, source: Source) -> Profile:
+        now = self.clock()
+        email = checked_email(data.email)
+        if self.repository.find_by_email(email) is not None:
+            raise AlreadyExists(email)
+        blank = Profile(email=email, locale=data.locale, preferences=default_preferences(self.catalog), created_at=now, updated_at=now)
+        initial = ProfilePatch(fields=data.fields, preferences=data.preferences, services=data.services)
+        profile, changes = apply_patch(blank, initial, self.catalog, now)
+        profile.version = 1
+        entry = LedgerEntry(profile_id=profile.id, at=now, kind=LedgerKind.PROFILE_CREATED, source=source, changes=changes)
+        self.repository.create(profile, [entry])
+        logger.info("profile created", extra={"profile_id": profile.id, "source": source.value})
+        return profile
+
+    def update(self, profile_id: str, patch: ProfilePatch, expected_version: int | None, source: Source) -> Profile:
+        """Apply ``patch``; with ``expected_version`` a stale caller gets :class:`VersionConflict`.
+
+        Without it the patch applies to the version just read — still conditional, so a
+        concurrent write in between also gives a conflict rather than a lost update.
+        """
+        current = self.repository.get(profile_id)
+        if expected_version is not None and expected_version != current.version:
+            raise VersionConflict(expected_version, current.version)
+        now = self.clock()
+        updated, changes = apply_patch(current, patch, self.catalog, now)
+        if not changes:
+            return current
+        entry = LedgerEntry(profile_id=profile_id, at=now, kind=LedgerKind.PROFILE_CHANGED, source=source, changes=changes)
+        self.repository.save(updated, current.version, [entry], previous_email=current.email)
+        logger.info("profile changed", extra={"profile_id": profile_id, "fields": [c.field for c in changes], "source": source.value})
+        self.publisher.publish(
+            "ProfileChanged",
+            {"profileId": profile_id, "version": updated.version, "source": source.value, "changes": describe(changes)},
+        )
+        return updated
+
+    def delete(self, profile_id: str) -> int:
+        profile = self.repository.get(profile_id)
+        erased = self.repository.erase(profile)
+        logger.info("profile erased", extra={"profile_id": profile_id, "items": erased})
+        return erased
+
+    def link(self, profile: Profile, purpose: Purpose, path: str) -> str:
+        token = self.signer().issue(profile.id, profile.token_version, purpose)
+        return f"{self.settings.public_base_url.rstrip('/')}{path}?token={token}"
+
+    def send_self_service_link(self, profile_id: str, source: Source) -> SendOutcome:
+        """Email the customer a link to their pages (transactional: sent even without newsletter consent)."""
+        profile = self.repository.get(profile_id)
+        email = self.renderer.render(
+            "self_service_link",
+            profile.locale,
+            marketing=False,
+            link=self.link(profile, Purpose.MANAGE, "/link"),
+            valid_days=LIFETIMES[Purpose.MANAGE].days,
+            first_name=profile.value_of("first_name") or "",
+            recipient=profile.email,
+            company=self.settings.company_name,
+        )
+        outcome = self.mailer.send(profile, email, source, now=self.clock())
+        logger.info("self-service link sent", extra={"profile_id": profile_id, "message_id": outcome.message_id})
+        return outcome
+
+
+def build_service(settings: Settings, **overrides: Any) -> ProfileService:
+    """The composition root: real adapters for ``settings``; tests override single parts."""
+    catalog = settings.catalog
+    repository = ProfileRepository(
+        settings.table_name,
+        aws.client("dynamodb"),
+        schedule=lambda profile: next_review_at(profile, catalog),
+        shard_count=settings.review_shard_count,
+    )
+    parts: dict[str, Any] = {
+        "settings": settings,
+        "catalog": catalog,
+        "repository": repository,
+        "mailer": Mailer(aws.client("sesv2"), repository, settings.sender_address, settings.ses_configuration_set, settings.stage),
+        "renderer": EmailRenderer(settings.content_dir),
+        "publisher": EventPublisher(aws.client("events"), settings.event_bus_name),
+        "signer": lambda: TokenSigner(load_token_secrets(settings)),
+    }
+    parts.update(overrides)
+    return ProfileService(**parts)

@@ -1,0 +1,49 @@
+"""Runtime settings, read from the environment when first asked for — never at import time."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from selfservice.catalog import Catalog, cached_catalog
+
+# Locally (tests, the local stack) the content lives in the repository's templates/ folder;
+# on Lambda the content layer is extracted to /opt and CONTENT_DIR says so.
+_REPOSITORY_CONTENT = Path(__file__).resolve().parents[3] / "templates"
+
+# Used only when no SSM parameter is configured (local stack and tests); never on AWS.
+DEVELOPMENT_TOKEN_SECRET = "local-development-only-not-a-secret"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    stage: str = "local"
+    table_name: str = "selfservice-local"
+    event_bus_name: str = "selfservice-local"
+    company_name: str = "Example Shop"
+    sender_address: str = "service@example.com"
+    service_mailbox: str = "customer-service@example.com"
+    ses_configuration_set: str = "selfservice-local"
+    public_base_url: str = "http://127.0.0.1:3000"
+    token_secret_parameter: str = ""
+    review_shard_count: int = Field(default=8, ge=1, le=64)
+    content_dir: Path = _REPOSITORY_CONTENT
+    max_body_bytes: int = Field(default=16_384, ge=1024)
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.content_dir / "catalog.yaml"
+
+    @property
+    def catalog(self) -> Catalog:
+        return cached_catalog(self.catalog_path)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process (cached: environment variables do not change in a Lambda)."""
+    return Settings()

@@ -1,0 +1,255 @@
+"""Single-table DynamoDB repository for profiles, their ledger, email claims and requests.
+
+Item layout (``pk`` / ``sk``):
+
+* ``PROFILE#<id>`` / ``PROFILE`` — the profile; ``email_key`` feeds the ByEmail index and,
+  while a review is scheduled, ``review_shard``/``next_review_at`` feed the sparse ReviewDue index.
+* ``PROFILE#<id>`` / ``LEDGER#<time>#<entry id>`` — append-only ledger (changes, consents, emails).
+* ``PROFILE#<id>`` / ``REQUEST#<id>`` — the customer's requests.
+* ``EMAIL#<normalised address>`` / ``EMAIL`` — claim that makes addresses unique (a GSI cannot).
+
+Every profile write is one TransactWriteItems: the profile conditional on its version, the
+ledger entries, and the claim swap when the address changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from selfservice.domain.errors import AlreadyExists, NotFound, TemporarilyUnavailable, VersionConflict
+from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, normalise_email
+from selfservice.domain.review import review_shard
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+_THROTTLING = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
+_KEY_ATTRIBUTES = ("pk", "sk", "item_type", "email_key", "review_shard", "next_review_at", "expires_at")
+
+ReviewScheduler = Callable[[Profile], dt.datetime | None]
+
+
+def _to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+def _profile_key(profile_id: str) -> dict[str, Any]:
+    return _to_item({"pk": f"PROFILE#{profile_id}", "sk": "PROFILE"})
+
+
+def _claim_key(email_key: str) -> dict[str, Any]:
+    return _to_item({"pk": f"EMAIL#{email_key}", "sk": "EMAIL"})
+
+
+def _timestamp(moment: dt.datetime) -> str:
+    """Fixed-width UTC ISO-8601, so string order is time order (index sort keys)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _strip(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if key not in _KEY_ATTRIBUTES}
+
+
+def _failure_codes(error: ClientError) -> list[str]:
+    reasons = error.response.get("CancellationReasons") or []
+    return [reason.get("Code", "None") for reason in reasons]
+
+
+def _translate(error: ClientError) -> Exception:
+    code = error.response.get("Error", {}).get("Code", "")
+    if code in _THROTTLING or "Throttl" in code:
+        return TemporarilyUnavailable(code)
+    return error
+
+
+class ProfileRepository:
+    """Storage port of the domain, implemented on one DynamoDB table."""
+
+    def __init__(self, table_name: str, client: Any, schedule: ReviewScheduler, shard_count: int) -> None:
+        self._table = table_name
+        self._client = client
+        self._schedule = schedule
+        self._shard_count = shard_count
+
+    # --- item mapping ------------------------------------------------------------------
+    def _profile_item(self, profile: Profile) -> dict[str, Any]:
+        values: dict[str, Any] = profile.model_dump(mode="json")
+        values.update(pk=f"PROFILE#{profile.id}", sk="PROFILE", item_type="profile", email_key=profile.email_key)
+        due = self._schedule(profile)
+        if due is not None:
+            values["review_shard"] = f"REVIEW#{review_shard(profile.id, self._shard_count):02d}"
+            values["next_review_at"] = _timestamp(due)
+        return _to_item(values)
+
+    @staticmethod
+    def _ledger_item(entry: LedgerEntry) -> dict[str, Any]:
+        values: dict[str, Any] = entry.model_dump(mode="json")
+        values.update(pk=f"PROFILE#{entry.profile_id}", sk=f"LEDGER#{_timestamp(entry.at)}#{entry.id}", item_type="ledger")
+        return _to_item(values)
+
+    def _put_ledger(self, entry: LedgerEntry) -> dict[str, Any]:
+        return {"Put": {"TableName": self._table, "Item": self._ledger_item(entry)}}
+
+    # --- reads -------------------------------------------------------------------------
+    def get(self, profile_id: str) -> Profile:
+        """One GetItem (strongly consistent: a customer sees their own write)."""
+        try:
+            response = self._client.get_item(TableName=self._table, Key=_profile_key(profile_id), ConsistentRead=True)
+        except ClientError as error:
+            raise _translate(error) from error
+        if "Item" not in response:
+            raise NotFound(profile_id)
+        return Profile.model_validate(_strip(_from_item(response["Item"])))
+
+    def find_by_email(self, address: str) -> Profile | None:
+        """One Query on the ByEmail index (eventually consistent, like every GSI)."""
+        try:
+            response = self._client.query(
+                TableName=self._table,
+                IndexName="ByEmail",
+                KeyConditionExpression="email_key = :key",
+                ExpressionAttributeValues=_to_item({":key": normalise_email(address)}),
+                Limit=1,
+            )
+        except ClientError as error:
+            raise _translate(error) from error
+        items = response.get("Items", [])
+        return Profile.model_validate(_strip(_from_item(items[0]))) if items else None
+
+    def history(self, profile_id: str, limit: int = 100) -> list[LedgerEntry]:
+        """Newest ledger entries first."""
+        response = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=_to_item({":pk": f"PROFILE#{profile_id}", ":prefix": "LEDGER#"}),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [LedgerEntry.model_validate(_strip(_from_item(item))) for item in response.get("Items", [])]
+
+    def requests(self, profile_id: str) -> list[CustomerRequest]:
+        response = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=_to_item({":pk": f"PROFILE#{profile_id}", ":prefix": "REQUEST#"}),
+        )
+        found = [CustomerRequest.model_validate(_strip(_from_item(item))) for item in response.get("Items", [])]
+        return sorted(found, key=lambda request: request.created_at, reverse=True)
+
+    # --- writes ------------------------------------------------------------------------
+    def create(self, profile: Profile, entries: list[LedgerEntry], expires_at: dt.datetime | None = None) -> None:
+        """Create the profile, claim its address and write its first ledger entries atomically."""
+        item = self._profile_item(profile)
+        if expires_at is not None:
+            item["expires_at"] = _serializer.serialize(int(expires_at.timestamp()))
+        claim = _to_item({"pk": f"EMAIL#{profile.email_key}", "sk": "EMAIL", "item_type": "email_claim", "profile_id": profile.id})
+        if expires_at is not None:
+            claim["expires_at"] = _serializer.serialize(int(expires_at.timestamp()))
+        operations = [
+            {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Put": {"TableName": self._table, "Item": claim, "ConditionExpression": "attribute_not_exists(pk)"}},
+            *[self._put_ledger(entry) for entry in entries],
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=operations)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "TransactionCanceledException":
+                codes = _failure_codes(error)
+                if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                    raise AlreadyExists(profile.email_key) from None
+                if codes and codes[0] == "ConditionalCheckFailed":
+                    raise AlreadyExists(profile.id) from None
+            raise _translate(error) from error
+
+    def save(self, profile: Profile, expected_version: int, entries: list[LedgerEntry], previous_email: str | None = None) -> None:
+        """Replace the profile if it is still at ``expected_version``, with its ledger entries, in one transaction.
+
+        ``previous_email`` is the address before this change; when it differs the claim moves.
+        """
+        operations: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._profile_item(profile),
+                    "ConditionExpression": "attribute_exists(pk) AND version = :expected",
+                    "ExpressionAttributeValues": _to_item({":expected": expected_version}),
+                }
+            },
+            *[self._put_ledger(entry) for entry in entries],
+        ]
+        moved = previous_email is not None and normalise_email(previous_email) != profile.email_key
+        if moved and previous_email is not None:
+            claim = _to_item({"pk": f"EMAIL#{profile.email_key}", "sk": "EMAIL", "item_type": "email_claim", "profile_id": profile.id})
+            operations.append({"Put": {"TableName": self._table, "Item": claim, "ConditionExpression": "attribute_not_exists(pk)"}})
+            operations.append({"Delete": {"TableName": self._table, "Key": _claim_key(normalise_email(previous_email))}})
+        try:
+            self._client.transact_write_items(TransactItems=operations)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "TransactionCanceledException":
+                codes = _failure_codes(error)
+                if codes and codes[0] == "ConditionalCheckFailed":
+                    raise VersionConflict(expected_version) from None
+                if moved and len(codes) >= 2 and codes[-2] == "ConditionalCheckFailed":
+                    raise AlreadyExists(profile.email_key) from None
+            raise _translate(error) from error
+
+    def append(self, entry: LedgerEntry) -> None:
+        """Add one ledger entry on its own (e.g. an email sent), without touching the profile."""
+        try:
+            self._client.put_item(TableName=self._table, Item=self._ledger_item(entry))
+        except ClientError as error:
+            raise _translate(error) from error
+
+    def add_request(self, request: CustomerRequest, entry: LedgerEntry) -> None:
+        values: dict[str, Any] = request.model_dump(mode="json")
+        values.update(pk=f"PROFILE#{request.profile_id}", sk=f"REQUEST#{request.id}", item_type="request")
+        operations = [
+            {"ConditionCheck": {"TableName": self._table, "Key": _profile_key(request.profile_id), "ConditionExpression": "attribute_exists(pk)"}},
+            {"Put": {"TableName": self._table, "Item": _to_item(values)}},
+            self._put_ledger(entry),
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=operations)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "TransactionCanceledException" and _failure_codes(error)[:1] == ["ConditionalCheckFailed"]:
+                raise NotFound(request.profile_id) from None
+            raise _translate(error) from error
+
+    def _keys_under(self, profile_id: str) -> Iterator[dict[str, Any]]:
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _to_item({":pk": f"PROFILE#{profile_id}"}),
+            "ProjectionExpression": "pk, sk",
+        }
+        while True:
+            response = self._client.query(**arguments)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def erase(self, profile: Profile) -> int:
+        """Delete every item of the profile (profile, ledger, requests) and its email claim."""
+        keys = [*self._keys_under(profile.id), _claim_key(profile.email_key)]
+        for start in range(0, len(keys), 25):
+            batch = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+            pending: dict[str, Any] = {self._table: batch}
+            while pending:
+                response = self._client.batch_write_item(RequestItems=pending)
+                pending = response.get("UnprocessedItems") or {}
+        return len(keys)
