@@ -4,7 +4,6 @@ Thin: parse and validate the request (Powertools event handler with pydantic val
 call one method of the shared ProfileService, map the result or the domain error.
 """
 
-
 import json
 from functools import lru_cache
 from http import HTTPStatus
@@ -46,7 +45,9 @@ def refuse_oversized_bodies(app: APIGatewayHttpResolver, next_middleware: NextMi
     """Refuse bodies above the configured size before anything parses them."""
     body = app.current_event.body or ""
     if len(body) > get_settings().max_body_bytes:
-        return json_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, problem("body_too_large", "request body is too large", "body"))
+        return json_response(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, problem("body_too_large", "request body is too large", "body")
+        )
     return next_middleware(app)
 
 
@@ -82,7 +83,7 @@ def create_profile(body: NewProfile) -> Response[ProfileOut]:
 
 
 @app.get("/api/profiles", summary="Find a profile by email address")
-def find_profile(email: Annotated[str, Query(min_length=3, max_length=254)]) -> Response[dict[str, Any]]:
+def find_profile(email: Annotated[str, Query(min_length=3, max_length=254)]) -> Response[ProfileOut]:
     return _profile_response(service().find(email))
 
 
@@ -145,7 +146,9 @@ def not_found(_: NotFound) -> Response[dict[str, Any]]:
 
 @app.exception_handler(AlreadyExists)
 def already_exists(_: AlreadyExists) -> Response[dict[str, Any]]:
-    return json_response(HTTPStatus.CONFLICT, problem("already_exists", "a profile with this email address exists", "email"))
+    return json_response(
+        HTTPStatus.CONFLICT, problem("already_exists", "a profile with this email address exists", "email")
+    )
 
 
 @app.exception_handler(VersionConflict)
@@ -159,7 +162,9 @@ def version_conflict(error: VersionConflict) -> Response[dict[str, Any]]:
 
 @app.exception_handler(TemporarilyUnavailable)
 def unavailable(_: TemporarilyUnavailable) -> Response[dict[str, Any]]:
-    return json_response(HTTPStatus.SERVICE_UNAVAILABLE, problem("unavailable", "please retry shortly"), {"Retry-After": "2"})
+    return json_response(
+        HTTPStatus.SERVICE_UNAVAILABLE, problem("unavailable", "please retry shortly"), {"Retry-After": "2"}
+    )
 
 
 @app.not_found

@@ -18,8 +18,14 @@ def renderer() -> EmailRenderer:
 
 def render(renderer, language, first_name="Anna"):
     return renderer.render(
-        "self_service_link", language, marketing=False, link="https://example.com/link?token=abc",
-        valid_days=30, first_name=first_name, recipient="anna@example.com", company="Example Shop",
+        "self_service_link",
+        language,
+        marketing=False,
+        link="https://example.com/link?token=abc",
+        valid_days=30,
+        first_name=first_name,
+        recipient="anna@example.com",
+        company="Example Shop",
     )
 
 
@@ -27,13 +33,16 @@ def test_language_decides_subject_and_text(renderer):
     german, english = render(renderer, "de"), render(renderer, "en")
     assert german.subject == "Ihr Link zu Ihren Einstellungen"
     assert english.subject == "Your link to your preferences"
-    assert "Hallo Anna" in german.text and "Hello Anna" in english.text
-    assert 'lang="de"' in german.html and 'lang="en"' in english.html
+    assert "Hallo Anna" in german.text
+    assert "Hello Anna" in english.text
+    assert 'lang="de"' in german.html
+    assert 'lang="en"' in english.html
 
 
 def test_css_is_inlined_and_link_present(renderer):
     rendered = render(renderer, "en")
-    assert 'class="button"' in rendered.html and "style=" in rendered.html
+    assert 'class="button"' in rendered.html
+    assert "style=" in rendered.html
     assert 'href="https://example.com/link?token=abc"' in rendered.html
     assert "https://example.com/link?token=abc" in rendered.text
 
@@ -45,8 +54,12 @@ def test_customer_input_is_escaped_in_html(renderer):
 
 
 def test_mime_has_text_and_html_parts_and_our_headers(renderer):
-    raw = build_mime(render(renderer, "de"), "service@example.com", "anna@example.com",
-                     {"List-Unsubscribe": "<https://example.com/u>", "Feedback-ID": "a:b:c:d"})
+    raw = build_mime(
+        render(renderer, "de"),
+        "service@example.com",
+        "anna@example.com",
+        {"List-Unsubscribe": "<https://example.com/u>", "Feedback-ID": "a:b:c:d"},
+    )
     message = email.message_from_bytes(raw, policy=default)
     assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]

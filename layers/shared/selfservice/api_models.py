@@ -74,4 +74,8 @@ def validation_problems(errors: Sequence[Any]) -> tuple[HTTPStatus, dict[str, An
     if any(error.get("type") == "json_invalid" for error in errors):
         return HTTPStatus.BAD_REQUEST, problem("invalid_json", "the body is not valid JSON", "body")
     problems = [{"field": _path(error.get("loc", ())), "reason": str(error.get("msg", "invalid"))} for error in errors]
-    return HTTPStatus.UNPROCESSABLE_ENTITY, {"error": "invalid_request", "message": "the request has invalid values", "problems": problems}
+    return HTTPStatus.UNPROCESSABLE_ENTITY, {
+        "error": "invalid_request",
+        "message": "the request has invalid values",
+        "problems": problems,
+    }

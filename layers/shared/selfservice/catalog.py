@@ -182,9 +182,7 @@ def _check_references(catalog: Catalog) -> None:
             raise CatalogError(f"channels[{index}].requires_field", f"unknown field {channel.requires_field!r}")
     for index, topic in enumerate(catalog.topics):
         if topic.expected_frequency not in frequency_ids:
-            raise CatalogError(
-                f"topics[{index}].expected_frequency", f"unknown frequency {topic.expected_frequency!r}"
-            )
+            raise CatalogError(f"topics[{index}].expected_frequency", f"unknown frequency {topic.expected_frequency!r}")
         for channel_id in topic.channels:
             if channel_id not in channel_ids:
                 raise CatalogError(f"topics[{index}].channels", f"unknown channel {channel_id!r}")

@@ -112,7 +112,13 @@ class Mailer:
         detail = {"email_type": email.email_type, "subject": email.subject}
         if email.marketing and (reason := why_not_marketing(profile, now)):
             self._ledger.append(
-                LedgerEntry(profile_id=profile.id, at=now, kind=LedgerKind.EMAIL_SKIPPED, source=source, detail={**detail, "reason": reason})
+                LedgerEntry(
+                    profile_id=profile.id,
+                    at=now,
+                    kind=LedgerKind.EMAIL_SKIPPED,
+                    source=source,
+                    detail={**detail, "reason": reason},
+                )
             )
             return SendOutcome(sent=False, skipped_reason=reason)
         headers = {"Feedback-ID": f"{email.email_type}:{email.language}:selfservice:{self._stage}"}
@@ -129,6 +135,12 @@ class Mailer:
         )
         message_id = str(response.get("MessageId", ""))
         self._ledger.append(
-            LedgerEntry(profile_id=profile.id, at=now, kind=LedgerKind.EMAIL_SENT, source=source, detail={**detail, "message_id": message_id})
+            LedgerEntry(
+                profile_id=profile.id,
+                at=now,
+                kind=LedgerKind.EMAIL_SENT,
+                source=source,
+                detail={**detail, "message_id": message_id},
+            )
         )
         return SendOutcome(sent=True, message_id=message_id, headers=headers)

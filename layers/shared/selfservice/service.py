@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Annotated, Any
 
@@ -70,7 +70,7 @@ class ProfileService:
     renderer: EmailRenderer
     publisher: EventPublisher
     signer: Callable[[], TokenSigner]
-    clock: Callable[[], dt.datetime] = partial(dt.datetime.now, dt.UTC)
+    clock: Callable[[], dt.datetime] = field(default=partial(dt.datetime.now, dt.UTC))
 
     # --- queries ------------------------------------------------------------------------
     def get(self, profile_id: str) -> Profile:
@@ -92,11 +92,19 @@ class ProfileService:
         email = checked_email(data.email)
         if self.repository.find_by_email(email) is not None:
             raise AlreadyExists(email)
-        blank = Profile(email=email, locale=data.locale, preferences=default_preferences(self.catalog), created_at=now, updated_at=now)
+        blank = Profile(
+            email=email,
+            locale=data.locale,
+            preferences=default_preferences(self.catalog),
+            created_at=now,
+            updated_at=now,
+        )
         initial = ProfilePatch(fields=data.fields, preferences=data.preferences, services=data.services)
         profile, changes = apply_patch(blank, initial, self.catalog, now)
         profile.version = 1
-        entry = LedgerEntry(profile_id=profile.id, at=now, kind=LedgerKind.PROFILE_CREATED, source=source, changes=changes)
+        entry = LedgerEntry(
+            profile_id=profile.id, at=now, kind=LedgerKind.PROFILE_CREATED, source=source, changes=changes
+        )
         self.repository.create(profile, [entry])
         logger.info("profile created", extra={"profile_id": profile.id, "source": source.value})
         return profile
@@ -114,9 +122,14 @@ class ProfileService:
         updated, changes = apply_patch(current, patch, self.catalog, now)
         if not changes:
             return current
-        entry = LedgerEntry(profile_id=profile_id, at=now, kind=LedgerKind.PROFILE_CHANGED, source=source, changes=changes)
+        entry = LedgerEntry(
+            profile_id=profile_id, at=now, kind=LedgerKind.PROFILE_CHANGED, source=source, changes=changes
+        )
         self.repository.save(updated, current.version, [entry], previous_email=current.email)
-        logger.info("profile changed", extra={"profile_id": profile_id, "fields": [c.field for c in changes], "source": source.value})
+        logger.info(
+            "profile changed",
+            extra={"profile_id": profile_id, "fields": [c.field for c in changes], "source": source.value},
+        )
         self.publisher.publish(
             "ProfileChanged",
             {"profileId": profile_id, "version": updated.version, "source": source.value, "changes": describe(changes)},
@@ -164,7 +177,9 @@ def build_service(settings: Settings, **overrides: Any) -> ProfileService:
         "settings": settings,
         "catalog": catalog,
         "repository": repository,
-        "mailer": Mailer(aws.client("sesv2"), repository, settings.sender_address, settings.ses_configuration_set, settings.stage),
+        "mailer": Mailer(
+            aws.client("sesv2"), repository, settings.sender_address, settings.ses_configuration_set, settings.stage
+        ),
         "renderer": EmailRenderer(settings.content_dir),
         "publisher": EventPublisher(aws.client("events"), settings.event_bus_name),
         "signer": lambda: TokenSigner(load_token_secrets(settings)),

@@ -98,7 +98,9 @@ class ProfileRepository:
     @staticmethod
     def _ledger_item(entry: LedgerEntry) -> dict[str, Any]:
         values: dict[str, Any] = entry.model_dump(mode="json")
-        values.update(pk=f"PROFILE#{entry.profile_id}", sk=f"LEDGER#{_timestamp(entry.at)}#{entry.id}", item_type="ledger")
+        values.update(
+            pk=f"PROFILE#{entry.profile_id}", sk=f"LEDGER#{_timestamp(entry.at)}#{entry.id}", item_type="ledger"
+        )
         return _to_item(values)
 
     def _put_ledger(self, entry: LedgerEntry) -> dict[str, Any]:
@@ -156,7 +158,9 @@ class ProfileRepository:
         item = self._profile_item(profile)
         if expires_at is not None:
             item["expires_at"] = _serializer.serialize(int(expires_at.timestamp()))
-        claim = _to_item({"pk": f"EMAIL#{profile.email_key}", "sk": "EMAIL", "item_type": "email_claim", "profile_id": profile.id})
+        claim = _to_item(
+            {"pk": f"EMAIL#{profile.email_key}", "sk": "EMAIL", "item_type": "email_claim", "profile_id": profile.id}
+        )
         if expires_at is not None:
             claim["expires_at"] = _serializer.serialize(int(expires_at.timestamp()))
         operations = [
@@ -175,7 +179,9 @@ class ProfileRepository:
                     raise AlreadyExists(profile.id) from None
             raise _translate(error) from error
 
-    def save(self, profile: Profile, expected_version: int, entries: list[LedgerEntry], previous_email: str | None = None) -> None:
+    def save(
+        self, profile: Profile, expected_version: int, entries: list[LedgerEntry], previous_email: str | None = None
+    ) -> None:
         """Replace the profile if it is still at ``expected_version``, with its ledger entries, in one transaction.
 
         ``previous_email`` is the address before this change; when it differs the claim moves.
@@ -193,9 +199,20 @@ class ProfileRepository:
         ]
         moved = previous_email is not None and normalise_email(previous_email) != profile.email_key
         if moved and previous_email is not None:
-            claim = _to_item({"pk": f"EMAIL#{profile.email_key}", "sk": "EMAIL", "item_type": "email_claim", "profile_id": profile.id})
-            operations.append({"Put": {"TableName": self._table, "Item": claim, "ConditionExpression": "attribute_not_exists(pk)"}})
-            operations.append({"Delete": {"TableName": self._table, "Key": _claim_key(normalise_email(previous_email))}})
+            claim = _to_item(
+                {
+                    "pk": f"EMAIL#{profile.email_key}",
+                    "sk": "EMAIL",
+                    "item_type": "email_claim",
+                    "profile_id": profile.id,
+                }
+            )
+            operations.append(
+                {"Put": {"TableName": self._table, "Item": claim, "ConditionExpression": "attribute_not_exists(pk)"}}
+            )
+            operations.append(
+                {"Delete": {"TableName": self._table, "Key": _claim_key(normalise_email(previous_email))}}
+            )
         try:
             self._client.transact_write_items(TransactItems=operations)
         except ClientError as error:
@@ -218,14 +235,22 @@ class ProfileRepository:
         values: dict[str, Any] = request.model_dump(mode="json")
         values.update(pk=f"PROFILE#{request.profile_id}", sk=f"REQUEST#{request.id}", item_type="request")
         operations = [
-            {"ConditionCheck": {"TableName": self._table, "Key": _profile_key(request.profile_id), "ConditionExpression": "attribute_exists(pk)"}},
+            {
+                "ConditionCheck": {
+                    "TableName": self._table,
+                    "Key": _profile_key(request.profile_id),
+                    "ConditionExpression": "attribute_exists(pk)",
+                }
+            },
             {"Put": {"TableName": self._table, "Item": _to_item(values)}},
             self._put_ledger(entry),
         ]
         try:
             self._client.transact_write_items(TransactItems=operations)
         except ClientError as error:
-            if error.response["Error"]["Code"] == "TransactionCanceledException" and _failure_codes(error)[:1] == ["ConditionalCheckFailed"]:
+            if error.response["Error"]["Code"] == "TransactionCanceledException" and _failure_codes(error)[:1] == [
+                "ConditionalCheckFailed"
+            ]:
                 raise NotFound(request.profile_id) from None
             raise _translate(error) from error
 

@@ -54,6 +54,10 @@ class TokenSigner:
             raise ExpiredToken(purpose.value) from None
         except BadSignature:
             raise InvalidToken(purpose.value) from None
-        if not isinstance(payload, dict) or not isinstance(payload.get("p"), str) or not isinstance(payload.get("v"), int):
+        if (
+            not isinstance(payload, dict)
+            or not isinstance(payload.get("p"), str)
+            or not isinstance(payload.get("v"), int)
+        ):
             raise InvalidToken(purpose.value)
         return payload["p"], payload["v"]

@@ -113,7 +113,7 @@ def _patch_fields(profile: Profile, patch: ProfilePatch, catalog: Catalog, now: 
         if spec is None:
             raise InvalidInput(f"fields.{field_id}", "unknown field")
         before = profile.value_of(field_id)
-        if raw is None or raw == "" or raw == []:
+        if raw is None or raw in ("", []):
             if before is not None:
                 del profile.fields[field_id]
                 changes.append(Change(field=f"fields.{field_id}", before=before, after=None))
@@ -211,7 +211,9 @@ def _check_requirements(profile: Profile, catalog: Catalog) -> None:
                 raise InvalidInput(f"services.{service_id}", f"needs fields.{field_id}")
 
 
-def apply_patch(profile: Profile, patch: ProfilePatch, catalog: Catalog, now: dt.datetime) -> tuple[Profile, list[Change]]:
+def apply_patch(
+    profile: Profile, patch: ProfilePatch, catalog: Catalog, now: dt.datetime
+) -> tuple[Profile, list[Change]]:
     """Return the changed copy of ``profile`` and what changed; raise :class:`InvalidInput` on bad input.
 
     The input profile is not modified, so a refused patch leaves nothing half-applied.
