@@ -1,0 +1,194 @@
+"""The JSON API the shop and customer service use, through the HTTP-API gateway, on moto."""
+
+from __future__ import annotations
+
+import email
+import json
+import threading
+from email.policy import default
+from urllib.parse import parse_qs, urlparse
+
+from selfservice.tokens import Purpose, TokenSigner
+from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
+
+
+def create(stack, **body):
+    answer = stack.request("POST", "/api/profiles", {"email": "kim@example.com", **body})
+    assert answer.status == 201, answer.text
+    return answer.json
+
+
+def test_create_read_and_find_by_email(stack):
+    created = create(stack, locale="en", fields={"first_name": "Kim"}, preferences={"topics": {"news": True}})
+    assert created["email"] == "kim@example.com"
+    assert created["version"] == 1
+    assert created["fields"]["first_name"]["value"] == "Kim"
+    read = stack.request("GET", f"/api/profiles/{created['id']}")
+    assert read.status == 200
+    assert read.headers["ETag"] == '"1"'
+    assert read.json["preferences"]["topics"] == {"news": True}
+    found = stack.request("GET", "/api/profiles", query={"email": "  KIM@Example.com "})
+    assert found.status == 200
+    assert found.json["id"] == created["id"]
+
+
+def test_duplicate_address_is_a_conflict_and_stores_nothing_more(stack):
+    create(stack)
+    before = len(stack.items())
+    answer = stack.request("POST", "/api/profiles", {"email": "Kim@EXAMPLE.com"})
+    assert answer.status == 409
+    assert answer.json["problems"][0]["field"] == "email"
+    assert len(stack.items()) == before
+
+
+def test_unknown_profile_and_unknown_address_are_404(stack):
+    assert stack.request("GET", f"/api/profiles/{'0' * 32}").status == 404
+    assert stack.request("GET", "/api/profiles", query={"email": "nobody@example.com"}).status == 404
+    assert stack.request("PATCH", f"/api/profiles/{'0' * 32}", {"locale": "en"}).status == 404
+
+
+def test_patch_changes_only_what_is_sent_and_records_it(stack):
+    created = create(stack, fields={"first_name": "Kim", "city": "Berlin"}, preferences={"topics": {"offers": True}})
+    answer = stack.request(
+        "PATCH", f"/api/profiles/{created['id']}",
+        {"fields": {"city": "Leipzig"}, "preferences": {"topics": {"news": True}, "frequency": "monthly"}},
+        headers={"If-Match": '"1"'},
+    )
+    assert answer.status == 200, answer.text
+    profile = answer.json
+    assert profile["version"] == 2
+    assert profile["fields"]["city"]["value"] == "Leipzig"
+    assert profile["fields"]["first_name"] == created["fields"]["first_name"]
+    assert profile["preferences"]["topics"] == {"offers": True, "news": True}
+    history = stack.request("GET", f"/api/profiles/{created['id']}/history").json["entries"]
+    assert [entry["kind"] for entry in history] == ["profile_changed", "profile_created"]
+    changes = {change["field"]: (change["before"], change["after"]) for change in history[0]["changes"]}
+    assert changes == {
+        "fields.city": ("Berlin", "Leipzig"),
+        "preferences.topics.news": (False, True),
+        "preferences.frequency": ("as_published", "monthly"),
+    }
+
+
+def test_stale_version_gives_412_and_changes_nothing(stack):
+    created = create(stack, fields={"city": "Berlin"})
+    assert stack.request("PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": "Bonn"}, "version": 1}).status == 200
+    stale = stack.request("PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": "Essen"}, "version": 1})
+    assert stale.status == 412
+    assert stale.json["error"] == "version_conflict"
+    assert stack.request("GET", f"/api/profiles/{created['id']}").json["fields"]["city"]["value"] == "Bonn"
+
+
+def test_two_concurrent_patches_of_the_same_version_give_one_200_and_one_412_and_lose_nothing(stack):
+    created = create(stack, fields={"city": "Berlin"})
+    barrier = threading.Barrier(2)
+    answers = {}
+
+    def patch(city: str) -> None:
+        barrier.wait()
+        answers[city] = stack.request("PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": city}},
+                                      headers={"If-Match": '"1"'})
+
+    threads = [threading.Thread(target=patch, args=(city,)) for city in ("Dresden", "Erfurt")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(answer.status for answer in answers.values())
+    assert statuses == [200, 412]
+    winner = next(city for city, answer in answers.items() if answer.status == 200)
+    loser = next(city for city, answer in answers.items() if answer.status == 412)
+    stored = stack.request("GET", f"/api/profiles/{created['id']}").json
+    assert stored["fields"]["city"]["value"] == winner
+    assert stored["version"] == 2
+    # The refused writer re-reads and retries: both changes end up in the history, none is lost.
+    retry = stack.request("PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": loser}}, headers={"If-Match": '"2"'})
+    assert retry.status == 200
+    history = stack.request("GET", f"/api/profiles/{created['id']}/history").json["entries"]
+    cities = [change["after"] for entry in history for change in entry["changes"] if change["field"] == "fields.city"]
+    assert cities == [loser, winner, "Berlin"]
+
+
+def test_delete_erases_every_item_and_frees_the_address(stack):
+    created = create(stack, fields={"city": "Berlin"})
+    stack.request("PATCH", f"/api/profiles/{created['id']}", {"locale": "en"})
+    stack.request("POST", f"/api/profiles/{created['id']}/self-service-link")
+    assert stack.items()
+    answer = stack.request("DELETE", f"/api/profiles/{created['id']}")
+    assert answer.status == 200
+    assert stack.items() == []
+    assert stack.request("GET", f"/api/profiles/{created['id']}").status == 404
+    assert stack.request("POST", "/api/profiles", {"email": "kim@example.com"}).status == 201
+
+
+def test_email_change_moves_the_lookup_and_the_uniqueness_claim(stack):
+    kim = create(stack)
+    other = stack.request("POST", "/api/profiles", {"email": "lee@example.com"}).json
+    taken = stack.request("PATCH", f"/api/profiles/{kim['id']}", {"email": "lee@example.com"})
+    assert taken.status == 409
+    moved = stack.request("PATCH", f"/api/profiles/{kim['id']}", {"email": "kim.new@example.com"})
+    assert moved.status == 200
+    assert stack.request("GET", "/api/profiles", query={"email": "kim.new@example.com"}).json["id"] == kim["id"]
+    assert stack.request("GET", "/api/profiles", query={"email": "kim@example.com"}).status == 404
+    assert stack.request("POST", "/api/profiles", {"email": "kim@example.com"}).status == 201
+    assert other["id"] != kim["id"]
+
+
+def test_profile_change_is_published_on_the_bus_with_before_and_after(stack):
+    bus = stack.resources.refs["EventBus"]
+    sqs, events = stack.aws("sqs"), stack.aws("events")
+    queue_url = sqs.create_queue(QueueName="listener")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="listen", EventBusName=bus, EventPattern=json.dumps({"source": ["self-service"]}))
+    events.put_targets(Rule="listen", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
+    created = create(stack, fields={"city": "Berlin"})
+    stack.request("PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": "Jena"}})
+    [message] = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    event = json.loads(message["Body"])
+    assert event["detail-type"] == "ProfileChanged"
+    assert event["detail"]["profileId"] == created["id"]
+    assert event["detail"]["changes"] == {"fields.city": {"before": "Berlin", "after": "Jena"}}
+    assert "kim@example.com" not in message["Body"]
+
+
+def test_self_service_link_email_read_back_from_ses(stack):
+    created = create(stack, locale="en", fields={"first_name": "Kim"})
+    answer = stack.request("POST", f"/api/profiles/{created['id']}/self-service-link")
+    assert answer.status == 202
+    assert answer.json["sent"] is True
+    [sent] = stack.sent_emails()
+    message = email.message_from_bytes(sent.raw_data.encode() if isinstance(sent.raw_data, str) else sent.raw_data,
+                                       policy=default)
+    assert message["To"] == "kim@example.com"
+    assert message["Subject"] == "Your link to your preferences"
+    assert message["Content-Language"] == "en"
+    assert message["Feedback-ID"].startswith("self_service_link:en:")
+    assert message["List-Unsubscribe"] is None, "a transactional email has no unsubscribe header"
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "Hello Kim" in text and "Hello Kim" in html
+    link = next(word for word in text.split() if word.startswith("http://127.0.0.1:3000/link?token="))
+    assert f'href="{link}"' in html
+    token = parse_qs(urlparse(link).query)["token"][0]
+    assert TokenSigner([DEVELOPMENT_TOKEN_SECRET]).verify(token, Purpose.MANAGE) == (created["id"], 0)
+    history = stack.request("GET", f"/api/profiles/{created['id']}/history").json["entries"]
+    assert history[0]["kind"] == "email_sent"
+    assert history[0]["detail"]["subject"] == "Your link to your preferences"
+
+
+def test_german_profile_gets_a_german_email(stack):
+    created = create(stack, locale="de", fields={"first_name": "Jörg"})
+    stack.request("POST", f"/api/profiles/{created['id']}/self-service-link")
+    [sent] = stack.sent_emails()
+    raw = sent.raw_data.encode() if isinstance(sent.raw_data, str) else sent.raw_data
+    message = email.message_from_bytes(raw, policy=default)
+    assert message["Subject"] == "Ihr Link zu Ihren Einstellungen"
+    assert "Hallo Jörg" in message.get_body(("plain",)).get_content()
+
+
+def test_openapi_document_describes_the_routes(stack):
+    document = stack.request("GET", "/api/openapi.json").json
+    assert document["openapi"].startswith("3.")
+    assert {"/api/profiles", "/api/profiles/{profile_id}", "/api/profiles/{profile_id}/history",
+            "/api/profiles/{profile_id}/self-service-link"} <= set(document["paths"])
+    assert "patch" in document["paths"]["/api/profiles/{profile_id}"]

@@ -1,0 +1,416 @@
+"""Static checks of ``template.yaml``: what CloudFormation, SAM and an operator would reject.
+
+* cfn-lint finds no errors (for the deployment region);
+* the SAM transform runs offline and yields the expected CloudFormation resources;
+* least privilege: no wildcard actions or ``Resource: "*"`` except where AWS requires them;
+* operability: log groups with a retention, a recoverable table with the indexes the code queries,
+  and the Powertools settings every function needs.
+
+Every function of the template is checked, whatever functions the template has.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cfnlint.api import ManualArgs, lint_file
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import intrinsics_multi_constructor
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = REPOSITORY / "template.yaml"
+REGION = "eu-central-1"
+
+# Actions that only accept ``Resource: "*"`` (no resource-level permissions) and that the template
+# legitimately needs: X-Ray segment uploads for ``Tracing: Active``.
+WILDCARD_RESOURCE_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+
+# AWS managed policies SAM attaches to every role it generates; they cannot be dropped without
+# replacing SAM's role by a hand-written one. Anything else must be an inline, scoped statement.
+ACCEPTED_MANAGED_POLICIES = {
+    "AWSLambdaBasicExecutionRole": "SAM attaches it to every function role (CloudWatch Logs writes)",
+    "AWSXrayWriteOnlyAccess": "SAM attaches it for Tracing: Active (X-Ray has no resource-level permissions)",
+}
+
+# What the offline managed-policy loader knows: policy names a template may use in ``Policies``.
+KNOWN_MANAGED_POLICY_PATHS = {
+    "AWSLambdaBasicExecutionRole": "service-role/",
+    "AWSLambdaVPCAccessExecutionRole": "service-role/",
+    "AWSLambdaSQSQueueExecutionRole": "service-role/",
+    "AWSLambdaDynamoDBExecutionRole": "service-role/",
+    "AWSLambdaKinesisExecutionRole": "service-role/",
+    "AWSXrayWriteOnlyAccess": "",
+    "CloudWatchLambdaInsightsExecutionRolePolicy": "",
+}
+
+IAM_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader with CloudFormation short-form tags (``!Ref`` ...), without changing yaml.SafeLoader."""
+
+
+_CfnLoader.add_multi_constructor("!", intrinsics_multi_constructor)
+
+
+def load_template() -> dict[str, Any]:
+    document = yaml.load(TEMPLATE_PATH.read_text(encoding="utf-8"), Loader=_CfnLoader)
+    assert isinstance(document, dict), "template.yaml is not a YAML mapping"
+    return document
+
+
+def resources_of_type(template: dict[str, Any], *types: str) -> dict[str, dict[str, Any]]:
+    return {lid: res for lid, res in (template.get("Resources") or {}).items() if res.get("Type") in types}
+
+
+FUNCTION_IDS = sorted(resources_of_type(load_template(), "AWS::Serverless::Function"))
+
+
+class OfflineManagedPolicyLoader:
+    """Stands in for samtranslator's ManagedPolicyLoader, which would list the policies through IAM."""
+
+    def load(self) -> dict[str, str]:
+        return {name: f"arn:aws:iam::aws:policy/{path}{name}" for name, path in KNOWN_MANAGED_POLICY_PATHS.items()}
+
+
+def packaged(template: dict[str, Any]) -> dict[str, Any]:
+    """What ``sam package`` hands to CloudFormation: local artifact folders replaced by S3 locations."""
+    result = copy.deepcopy(template)
+    artifact_keys = {
+        "AWS::Serverless::Function": "CodeUri",
+        "AWS::Serverless::LayerVersion": "ContentUri",
+        "AWS::Serverless::StateMachine": "DefinitionUri",
+        "AWS::Serverless::Api": "DefinitionUri",
+        "AWS::Serverless::HttpApi": "DefinitionUri",
+    }
+    for logical_id, resource in result.get("Resources", {}).items():
+        key = artifact_keys.get(resource.get("Type", ""))
+        properties = resource.get("Properties") or {}
+        value = properties.get(key) if key else None
+        if isinstance(value, str) and not value.startswith("s3://"):
+            properties[key] = f"s3://packaged-artifacts/{logical_id}/{Path(value).name or 'artifact'}"
+    if isinstance((result.get("Globals") or {}).get("Function", {}).get("CodeUri"), str):
+        result["Globals"]["Function"]["CodeUri"] = "s3://packaged-artifacts/globals/code.zip"
+    return result
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def transformed(template: dict[str, Any]) -> dict[str, Any]:
+    """The template after the SAM transform, computed offline (no AWS credentials or calls)."""
+    loader = OfflineManagedPolicyLoader()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", REGION)
+        patch.setenv("AWS_REGION", REGION)
+        output = transform(packaged(template), {"AWS::Region": REGION}, loader)
+    assert isinstance(output, dict)
+    return output
+
+
+def _resource(output: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    return dict((output.get("Resources") or {}).get(logical_id) or {})
+
+
+def _ref_target(value: Any) -> str | None:
+    """Logical id of ``{"Ref": X}`` or ``{"Fn::GetAtt": [X, ...]}``."""
+    if isinstance(value, dict) and isinstance(value.get("Ref"), str):
+        return str(value["Ref"])
+    if isinstance(value, dict) and isinstance(value.get("Fn::GetAtt"), list):
+        return str(value["Fn::GetAtt"][0])
+    return None
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# --- cfn-lint -------------------------------------------------------------------------------------
+
+
+def test_cfn_lint_finds_no_errors() -> None:
+    matches = lint_file(TEMPLATE_PATH, config=ManualArgs(regions=[REGION]))
+    for match in matches:
+        print(f"cfn-lint {match.rule.severity} {match.rule.id} line {match.linenumber}: {match.message}")
+    errors = [
+        f"{match.rule.id} line {match.linenumber}: {match.message}"
+        for match in matches
+        if match.rule.severity == "error"
+    ]
+    assert not errors, (
+        f"cfn-lint reports errors in template.yaml for {REGION}; CloudFormation would reject the deployment "
+        "or roll it back:\n  " + "\n  ".join(errors)
+    )
+
+
+# --- SAM transform ----------------------------------------------------------------------------------
+
+
+def test_template_has_functions() -> None:
+    assert FUNCTION_IDS, "template.yaml has no AWS::Serverless::Function: nothing would be deployed to run the API"
+
+
+def test_sam_transform_runs_offline(transformed: dict[str, Any]) -> None:
+    assert "Transform" not in transformed, "the SAM transform left a Transform section: CloudFormation would fail"
+    types = {res["Type"] for res in transformed["Resources"].values()}
+    leftovers = sorted(t for t in types if t.startswith("AWS::Serverless::"))
+    assert not leftovers, f"SAM resources were not expanded by the transform: {leftovers}"
+
+
+@pytest.mark.parametrize("function_id", FUNCTION_IDS)
+def test_function_code_and_handler_exist(template: dict[str, Any], function_id: str) -> None:
+    properties = template["Resources"][function_id].get("Properties") or {}
+    globals_function = (template.get("Globals") or {}).get("Function") or {}
+    code_uri = properties.get("CodeUri", globals_function.get("CodeUri"))
+    handler = str(properties.get("Handler", globals_function.get("Handler", "")))
+    assert isinstance(code_uri, str), f"{function_id}: CodeUri must be a local folder that sam build packages"
+    code_dir = REPOSITORY / code_uri
+    assert code_dir.is_dir(), f"{function_id}: CodeUri {code_uri} does not exist; sam build would fail"
+    module = handler.rpartition(".")[0]
+    module_file = code_dir.joinpath(*module.split(".")).with_suffix(".py")
+    assert module_file.is_file(), (
+        f"{function_id}: handler {handler!r} needs {module_file.relative_to(REPOSITORY)}; "
+        "every invocation would fail with Runtime.ImportModuleError"
+    )
+
+
+@pytest.mark.parametrize("function_id", FUNCTION_IDS)
+def test_function_becomes_lambda_function_with_role(transformed: dict[str, Any], function_id: str) -> None:
+    function = _resource(transformed, function_id)
+    assert function.get("Type") == "AWS::Lambda::Function", (
+        f"{function_id} did not become an AWS::Lambda::Function; the deployment would not contain it"
+    )
+    properties = function["Properties"]
+    role_id = _ref_target(properties.get("Role"))
+    role = _resource(transformed, role_id or "")
+    assert role.get("Type") == "AWS::IAM::Role", (
+        f"{function_id} has no IAM role generated from its Policies; it could not call DynamoDB, SES or the bus"
+    )
+    principals = [
+        service
+        for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        for service in _as_list((statement.get("Principal") or {}).get("Service", []))
+    ]
+    assert "lambda.amazonaws.com" in principals, f"Lambda cannot assume {role_id}; {function_id} could not start"
+    assert properties.get("TracingConfig", {}).get("Mode") == "Active", (
+        f"{function_id} is not traced with X-Ray; operators would not see its calls in the service map"
+    )
+
+
+def test_layers_become_layer_versions(template: dict[str, Any], transformed: dict[str, Any]) -> None:
+    sam_layers = resources_of_type(template, "AWS::Serverless::LayerVersion")
+    layer_versions = resources_of_type(transformed, "AWS::Lambda::LayerVersion")
+    assert sam_layers, "template.yaml has no layer: the shared package and the content would be missing at run time"
+    assert len(layer_versions) == len(sam_layers), (
+        f"expected one AWS::Lambda::LayerVersion per SAM layer ({sorted(sam_layers)}), got {sorted(layer_versions)}"
+    )
+    for function_id in FUNCTION_IDS:
+        layers = _resource(transformed, function_id)["Properties"].get("Layers", [])
+        referenced = {_ref_target(layer) for layer in layers}
+        assert referenced, f"{function_id} has no layers: the shared package and the content would be missing"
+        assert referenced <= set(layer_versions), (
+            f"{function_id} does not use the template's layers ({referenced}); "
+            "importing the shared package or reading the catalog would fail"
+        )
+        assert len(referenced) == len(sam_layers), (
+            f"{function_id} uses {len(referenced)} of {len(sam_layers)} layers; "
+            "every function needs the shared package and the content (catalog, email templates)"
+        )
+
+
+def _api_operations(transformed: dict[str, Any]) -> Iterator[tuple[str, str, str, dict[str, Any], dict[str, Any]]]:
+    """(api id, path, method, operation, body) of every HTTP API route defined in an OpenAPI body."""
+    for api_id, api in resources_of_type(transformed, "AWS::ApiGatewayV2::Api").items():
+        body = api["Properties"].get("Body") or {}
+        for path, methods in (body.get("paths") or {}).items():
+            for method, operation in methods.items():
+                if isinstance(operation, dict):
+                    yield api_id, path, method, operation, body
+
+
+def test_http_api_routes_under_api_require_iam(transformed: dict[str, Any]) -> None:
+    apis = resources_of_type(transformed, "AWS::ApiGatewayV2::Api")
+    assert apis, "no AWS::ApiGatewayV2::Api (HttpApi): the shop and customer service could not reach the API"
+    routes = [op for op in _api_operations(transformed) if op[1] == "/api" or op[1].startswith("/api/")]
+    assert routes, "the HttpApi has no /api routes: the JSON API would answer 404 for everything"
+    for api_id, path, method, operation, body in routes:
+        schemes = {name for requirement in operation.get("security", []) for name in requirement}
+        assert "AWS_IAM" in schemes, (
+            f"{api_id} {method} {path} does not require AWS_IAM: anyone on the internet could read or change "
+            "customer profiles"
+        )
+        scheme = ((body.get("components") or {}).get("securitySchemes") or {}).get("AWS_IAM") or {}
+        assert scheme.get("x-amazon-apigateway-authtype") == "awsSigv4", (
+            f"{api_id}: the AWS_IAM security scheme is not SigV4; IAM authorization would not be enforced"
+        )
+        integration = operation.get("x-amazon-apigateway-integration") or {}
+        assert integration.get("payloadFormatVersion") == "2.0", (
+            f"{api_id} {method} {path}: payload format {integration.get('payloadFormatVersion')!r}; the handlers "
+            "use APIGatewayHttpResolver, which expects HTTP API payload 2.0"
+        )
+
+
+# --- least privilege ----------------------------------------------------------------------------------
+
+
+def _policy_documents(transformed: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for role_id, role in resources_of_type(transformed, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies") or []:
+            yield f"{role_id}/{policy.get('PolicyName')}", policy.get("PolicyDocument") or {}
+    for policy_id, policy in resources_of_type(transformed, *IAM_POLICY_TYPES).items():
+        yield policy_id, policy["Properties"].get("PolicyDocument") or {}
+
+
+def _is_star(value: Any) -> bool:
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        value = _as_list(value["Fn::Sub"])[0]
+    return value == "*"
+
+
+def _is_action_wildcard(action: Any) -> bool:
+    return isinstance(action, str) and (action == "*" or action.endswith(":*"))
+
+
+def test_no_wildcard_permissions(transformed: dict[str, Any]) -> None:
+    findings: list[str] = []
+    statements = 0
+    for where, document in _policy_documents(transformed):
+        for statement in _as_list(document.get("Statement", [])):
+            statements += 1
+            label = f"{where} statement {statement.get('Sid', f'#{statements}')}"
+            if statement.get("Effect") != "Allow":
+                continue
+            if "NotAction" in statement or "NotResource" in statement:
+                findings.append(f"{label}: Allow with NotAction/NotResource grants everything not listed")
+            actions = _as_list(statement.get("Action", []))
+            wild = [action for action in actions if _is_action_wildcard(action)]
+            if wild:
+                findings.append(f"{label}: wildcard action {wild}; list the API calls the code makes")
+            if any(_is_star(resource) for resource in _as_list(statement.get("Resource", []))):
+                unscoped = sorted(str(a) for a in actions if a not in WILDCARD_RESOURCE_ACTIONS)
+                if unscoped:
+                    findings.append(f'{label}: Resource "*" for {unscoped}; scope it to the resources\' ARNs')
+    assert statements, "no IAM statements at all: the functions' Policies were lost in the transform"
+    assert not findings, (
+        "IAM grants more than the functions need; a compromised or buggy function could touch every "
+        "resource of the account:\n  " + "\n  ".join(findings)
+    )
+
+
+def test_only_accepted_managed_policies(transformed: dict[str, Any]) -> None:
+    findings = []
+    for role_id, role in resources_of_type(transformed, "AWS::IAM::Role").items():
+        for arn in role["Properties"].get("ManagedPolicyArns") or []:
+            name = arn.rsplit("/", 1)[-1] if isinstance(arn, str) else repr(arn)
+            if name not in ACCEPTED_MANAGED_POLICIES:
+                findings.append(f"{role_id}: {name}")
+    assert not findings, (
+        "roles attach managed policies beyond SAM's defaults; managed policies grant wildcards over the whole "
+        "account. Replace them with inline statements scoped to this stack's resources:\n  " + "\n  ".join(findings)
+    )
+
+
+# --- operability ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function_id", FUNCTION_IDS)
+def test_function_logs_to_own_log_group_with_retention(transformed: dict[str, Any], function_id: str) -> None:
+    logging_config = _resource(transformed, function_id)["Properties"].get("LoggingConfig") or {}
+    log_group_id = _ref_target(logging_config.get("LogGroup"))
+    assert log_group_id, (
+        f"{function_id} has no LoggingConfig.LogGroup referencing a log group of the template; Lambda would "
+        "create /aws/lambda/... itself, with logs kept forever and not deleted with the stack"
+    )
+    log_group = _resource(transformed, log_group_id)
+    assert log_group.get("Type") == "AWS::Logs::LogGroup", (
+        f"{function_id}: LoggingConfig.LogGroup references {log_group_id}, which is not an AWS::Logs::LogGroup"
+    )
+    assert log_group["Properties"].get("RetentionInDays") is not None, (
+        f"{log_group_id} (logs of {function_id}) has no RetentionInDays: logs with personal data would never expire"
+    )
+
+
+def test_every_log_group_has_retention(template: dict[str, Any]) -> None:
+    missing = [
+        lid
+        for lid, res in resources_of_type(template, "AWS::Logs::LogGroup").items()
+        if (res.get("Properties") or {}).get("RetentionInDays") is None
+    ]
+    assert not missing, f"log groups without RetentionInDays keep (personal) data forever and grow costs: {missing}"
+
+
+@pytest.fixture(scope="module")
+def profile_table(template: dict[str, Any]) -> dict[str, Any]:
+    table = (template.get("Resources") or {}).get("ProfileTable") or {}
+    assert table.get("Type") == "AWS::DynamoDB::Table", "template.yaml has no AWS::DynamoDB::Table ProfileTable"
+    return table
+
+
+def test_profile_table_is_on_demand_and_recoverable(profile_table: dict[str, Any]) -> None:
+    properties = profile_table["Properties"]
+    assert properties.get("BillingMode") == "PAY_PER_REQUEST", (
+        "ProfileTable is not PAY_PER_REQUEST: provisioned capacity throttles bursts of email clicks"
+    )
+    pitr = properties.get("PointInTimeRecoverySpecification") or {}
+    assert pitr.get("PointInTimeRecoveryEnabled") is True, (
+        "ProfileTable has no point-in-time recovery: a bad deployment or mistaken write could not be undone"
+    )
+    assert profile_table.get("DeletionPolicy") == "Retain", (
+        "ProfileTable is deleted with the stack: deleting the stack would erase every customer's profile"
+    )
+    assert profile_table.get("UpdateReplacePolicy") == "Retain", (
+        "ProfileTable is deleted when an update replaces it: a key schema change would erase every profile"
+    )
+
+
+def test_profile_table_expires_items_by_ttl(profile_table: dict[str, Any]) -> None:
+    ttl = profile_table["Properties"].get("TimeToLiveSpecification") or {}
+    assert ttl.get("Enabled") is True, (
+        "ProfileTable has no TTL: unconfirmed sign-ups and their email claims would be kept forever"
+    )
+    assert ttl.get("AttributeName") == "expires_at", (
+        f"TTL attribute is {ttl.get('AttributeName')!r}, but the storage code writes expires_at: nothing would expire"
+    )
+
+
+def _key_schema(index: dict[str, Any]) -> dict[str, str]:
+    return {key["KeyType"]: key["AttributeName"] for key in index.get("KeySchema", [])}
+
+
+def test_profile_table_has_the_indexes_the_code_queries(profile_table: dict[str, Any]) -> None:
+    properties = profile_table["Properties"]
+    indexes = {index["IndexName"]: index for index in properties.get("GlobalSecondaryIndexes") or []}
+    assert "ByEmail" in indexes, "ProfileTable has no ByEmail index: looking up a profile by email would fail"
+    assert _key_schema(indexes["ByEmail"]) == {"HASH": "email_key"}, (
+        f"ByEmail is keyed by {_key_schema(indexes['ByEmail'])}, but the code queries email_key"
+    )
+    assert "ReviewDue" in indexes, "ProfileTable has no ReviewDue index: the periodic profile review would fail"
+    assert _key_schema(indexes["ReviewDue"]) == {"HASH": "review_shard", "RANGE": "next_review_at"}, (
+        f"ReviewDue is keyed by {_key_schema(indexes['ReviewDue'])}; the review job queries each review_shard "
+        "for next_review_at up to now"
+    )
+    defined = {a["AttributeName"]: a["AttributeType"] for a in properties.get("AttributeDefinitions", [])}
+    for attribute in ("email_key", "review_shard", "next_review_at"):
+        assert defined.get(attribute) == "S", f"index key {attribute} must be defined as a string attribute"
+
+
+def test_globals_carry_powertools_settings(template: dict[str, Any], transformed: dict[str, Any]) -> None:
+    variables = (((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}).get("Variables")
+    variables = variables or {}
+    for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
+        assert variables.get(name), (
+            f"Globals.Function.Environment lacks {name}: logs and metrics would have no service name or "
+            "namespace, and Metrics raises on flush without a namespace"
+        )
+    for function_id in FUNCTION_IDS:
+        environment = _resource(transformed, function_id)["Properties"].get("Environment", {}).get("Variables", {})
+        for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
+            assert environment.get(name), f"{function_id} ends up without {name} after the transform"
