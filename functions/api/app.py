@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -41,17 +40,6 @@ def json_response(status: HTTPStatus, body: Any, headers: dict[str, str] | None 
     return Response(status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
 
 
-def refuse_oversized_bodies(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[dict[str, Any]]:
-    """Refuse bodies above the configured size before anything parses them."""
-    body = app.current_event.body or ""
-    if len(body) > get_settings().max_body_bytes:
-        return json_response(
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, problem("body_too_large", "request body is too large", "body")
-        )
-    return next_middleware(app)
-
-
-app.use(middlewares=[refuse_oversized_bodies])
 
 
 def _profile_response(profile: Any, status: HTTPStatus = HTTPStatus.OK) -> Response[ProfileOut]:
@@ -176,4 +164,11 @@ def no_route(_: Exception) -> Response[dict[str, Any]]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Checked before routing: Powertools validates (parses) the body before any middleware runs.
+    if len(event.get("body") or "") > get_settings().max_body_bytes:
+        return {
+            "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON},
+            "body": json.dumps(problem("body_too_large", "the request body is too large", "body")),
+        }
     return app.resolve(event, context)

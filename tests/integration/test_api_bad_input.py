@@ -1,0 +1,122 @@
+"""Bad input gets a clear 4xx naming the problem, never a 500, and leaves the table unchanged."""
+
+from __future__ import annotations
+
+import pytest
+
+PROFILE = "{id}"
+LONG = "x" * 3000
+
+# (method, path, body or raw text, headers) — 50 malformed requests of every kind.
+MALFORMED: list[tuple[str, str, object, dict[str, str]]] = [
+    # broken JSON
+    ("POST", "/api/profiles", '{"email": ', {}),
+    ("POST", "/api/profiles", "not json at all", {}),
+    ("POST", "/api/profiles", '{"email": "a@b.de",}', {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", '{"fields": {"city": "Berlin"}', {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", "[1, 2", {}),
+    # wrong types
+    ("POST", "/api/profiles", {"email": 42}, {}),
+    ("POST", "/api/profiles", {"email": ["a@b.de"]}, {}),
+    ("POST", "/api/profiles", [], {}),
+    ("POST", "/api/profiles", "null", {}),
+    ("POST", "/api/profiles", {"email": "kim2@example.com", "locale": 7}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"fields": "city=Berlin"}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"fields": {"city": {"name": "Berlin"}}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"preferences": {"topics": {"news": "yes please"}}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"preferences": {"topics": ["news"]}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"preferences": {"channels": {"offers": "email"}}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"preferences": {"paused_until": "next week"}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"services": {"delivery_plus": 1}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"version": "one"}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"version": 0}, {}),
+    ("GET", "/api/profiles/{id}/history?limit=lots", None, {}),
+    # unknown fields, topics, services, options, values
+    ("POST", "/api/profiles", {"email": "kim2@example.com", "is_admin": True}, {}),
+    ("POST", "/api/profiles", {"email": "kim2@example.com", "fields": {"shoe_size": "44"}}, {}),
+    ("POST", "/api/profiles", {"email": "kim2@example.com", "preferences": {"topics": {"crypto": True}}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"nickname": "K"}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"fields": {"shoe_size": "44"}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"preferences": {"topics": {"crypto": True}}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"preferences": {"topics": {"partner_offers": True}}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"preferences": {"frequency": "hourly"}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"preferences": {"channels": {"news": ["sms"]}}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"preferences": {"channels": {"offers": ["pigeon"]}}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"preferences": {"channels": {"offers": ["sms"]}}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"preferences": {"mood": "happy"}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"services": {"spaceflight": "economy"}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"services": {"delivery_plus": "weekly"}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"services": {"birthday_club": "member"}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"fields": {"salutation": "king"}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"fields": {"birthday": "31.02.1990"}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"fields": {"phone": "call me"}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"preferences": {"paused_until": "2001-01-01T00:00:00Z"}}, {}),
+    # oversized strings and bodies
+    ("POST", "/api/profiles", {"email": "a" * 250 + "@example.com"}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"fields": {"city": LONG}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"fields": {"first_name": "x" * 81}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"fields": {"city": "y" * 20_000}}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"fields": {f"f{n}": "v" for n in range(65)}}, {}),
+    # invalid email
+    ("POST", "/api/profiles", {"email": "no-at-sign"}, {}),
+    ("POST", "/api/profiles", {"email": "two@@example.com"}, {}),
+    ("POST", "/api/profiles", {"email": "spaces in@example.com"}, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"email": "kim@"}, {}),
+    # bad identifiers and headers
+    ("GET", "/api/profiles/not-a-profile-id", None, {}),
+    ("PATCH", f"/api/profiles/{PROFILE}", {"locale": "en"}, {"If-Match": "yesterday"}),
+]
+
+
+def test_there_are_fifty_malformed_requests():
+    assert len(MALFORMED) == 50
+
+
+@pytest.fixture
+def existing(stack):
+    answer = stack.request("POST", "/api/profiles", {"email": "kim@example.com", "fields": {"city": "Berlin"}})
+    assert answer.status == 201
+    return answer.json["id"]
+
+
+def test_each_malformed_request_gets_a_4xx_naming_the_problem_and_changes_nothing(stack, existing):
+    before = stack.items()
+    outcomes = []
+    for method, path, body, headers in MALFORMED:
+        path = path.replace(PROFILE, existing)
+        query = None
+        if "?" in path:
+            path, _, raw_query = path.partition("?")
+            query = dict(pair.split("=", 1) for pair in raw_query.split("&"))
+        raw = body if isinstance(body, str) else None
+        answer = stack.request(method, path, None if raw is not None else body, raw=raw, headers=headers, query=query)
+        outcomes.append((method, path, answer))
+        assert 400 <= answer.status < 500, f"{method} {path} {body!r:.80} -> {answer.status} {answer.text[:200]}"
+        payload = answer.json
+        assert payload["error"] and payload["message"]
+        if answer.status in (400, 422, 413):
+            assert payload["problems"], f"{method} {path}: the problem must name the field"
+            assert all(problem["field"] and problem["reason"] for problem in payload["problems"])
+        assert "Traceback" not in answer.text
+    assert stack.items() == before, "a refused request must store nothing"
+    assert stack.sent_emails() == []
+    statuses = {answer.status for _, _, answer in outcomes}
+    assert statuses <= {400, 404, 409, 412, 413, 422}
+    assert {400, 413, 422} <= statuses, "broken JSON, an oversized body and wrong values each have their own answer"
+
+
+def test_problem_names_the_exact_field(stack, existing):
+    answer = stack.request("PATCH", f"/api/profiles/{existing}", {"preferences": {"topics": {"crypto": True}}})
+    assert answer.status == 422
+    assert answer.json["problems"] == [{"field": "preferences.topics.crypto", "reason": "unknown topic"}]
+    answer = stack.request("POST", "/api/profiles", {"email": 42})
+    assert answer.status == 422
+    assert answer.json["problems"][0]["field"] == "body.email"
+    assert stack.request("PATCH", f"/api/profiles/{existing}", raw='{"fields": ').status == 400
+
+
+def test_submitted_values_are_not_echoed_in_errors(stack, existing):
+    secret = "<script>alert(1)</script>-very-personal"
+    answer = stack.request("PATCH", f"/api/profiles/{existing}", {"fields": {"phone": secret}})
+    assert answer.status == 422
+    assert secret not in answer.text
