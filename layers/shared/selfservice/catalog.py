@@ -110,6 +110,14 @@ class ConsentWording(_Strict):
     text: LocalizedText
 
 
+class Contact(_Strict):
+    """How customers reach a person when self-service cannot help."""
+
+    email: str
+    phone: str
+    hours: LocalizedText
+
+
 class Catalog(_Strict):
     version: str
     languages: tuple[Language, ...] = ("de", "en")
@@ -122,6 +130,7 @@ class Catalog(_Strict):
     fields: tuple[FieldSpec, ...] = Field(min_length=1)
     review: ReviewRules
     consent_wordings: tuple[ConsentWording, ...] = Field(min_length=1)
+    contact: Contact
 
     @field_validator("version", mode="before")
     @classmethod

@@ -99,6 +99,21 @@ class Mailer:
         self._configuration_set = configuration_set
         self._stage = stage
 
+    def send_internal(self, recipient: str, email: RenderedEmail, reply_to: str | None = None) -> str:
+        """An email to the company itself (e.g. the service mailbox); not logged in a customer's history."""
+        headers = {"Feedback-ID": f"{email.email_type}:{email.language}:selfservice:{self._stage}"}
+        if reply_to:
+            headers["Reply-To"] = reply_to
+        raw = build_mime(email, self._sender, recipient, headers)
+        response = self._ses.send_email(
+            FromEmailAddress=self._sender,
+            Destination={"ToAddresses": [recipient]},
+            Content={"Raw": {"Data": raw}},
+            ConfigurationSetName=self._configuration_set,
+            EmailTags=[{"Name": "email_type", "Value": email.email_type}],
+        )
+        return str(response.get("MessageId", ""))
+
     def send(
         self,
         profile: Profile,

@@ -6,6 +6,7 @@ Handlers stay thin: they parse the request, call one method here and map the res
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,8 +28,17 @@ from selfservice.domain.changes import (
     default_preferences,
     describe,
 )
-from selfservice.domain.errors import AlreadyExists, NotFound, VersionConflict
-from selfservice.domain.models import Language, LedgerEntry, LedgerKind, Profile, Source
+from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, VersionConflict
+from selfservice.domain.models import (
+    CustomerRequest,
+    Language,
+    LedgerEntry,
+    LedgerKind,
+    Profile,
+    RequestType,
+    Source,
+    address_hash,
+)
 from selfservice.domain.review import next_review_at
 from selfservice.events import EventPublisher
 from selfservice.mail import EmailRenderer, Mailer, SendOutcome
@@ -164,7 +174,129 @@ class ProfileService:
         return outcome
 
 
-def build_service(settings: Settings, **overrides: Any) -> ProfileService:
+RATE_WINDOW = dt.timedelta(hours=1)
+NEW_LINKS_PER_ADDRESS = 3
+NEW_LINKS_PER_CLIENT = 10
+
+
+@dataclass
+class SelfService(ProfileService):
+    """Use cases of the hosted pages, on top of the profile use cases."""
+
+    def confirm_all(self, profile_id: str, expected_version: int, source: Source) -> Profile:
+        """ "Everything is still correct": every stored field counts as confirmed now."""
+        current = self.repository.get(profile_id)
+        if expected_version != current.version:
+            raise VersionConflict(expected_version, current.version)
+        now = self.clock()
+        updated = current.model_copy(deep=True)
+        for value in updated.fields.values():
+            value.confirmed_at = now
+        updated.last_reviewed_at = now
+        updated.updated_at = now
+        updated.version = current.version + 1
+        entry = LedgerEntry(
+            profile_id=profile_id,
+            at=now,
+            kind=LedgerKind.REVIEW_CONFIRMED,
+            source=source,
+            detail={"fields": ",".join(sorted(updated.fields))},
+        )
+        self.repository.save(updated, current.version, [entry])
+        logger.info("profile confirmed", extra={"profile_id": profile_id, "source": source.value})
+        return updated
+
+    def sign_out_everywhere(self, profile_id: str, source: Source) -> Profile:
+        """Bump the token version: every older link and session stops working."""
+        current = self.repository.get(profile_id)
+        now = self.clock()
+        updated = current.model_copy(
+            update={"token_version": current.token_version + 1, "version": current.version + 1, "updated_at": now}
+        )
+        entry = LedgerEntry(profile_id=profile_id, at=now, kind=LedgerKind.SIGNED_OUT_EVERYWHERE, source=source)
+        self.repository.save(updated, current.version, [entry])
+        return updated
+
+    def submit_request(
+        self, profile_id: str, request_type: RequestType, message: str, source: Source
+    ) -> CustomerRequest:
+        """Store the request, put RequestSubmitted on the bus and email the service mailbox."""
+        profile = self.repository.get(profile_id)
+        now = self.clock()
+        request = CustomerRequest(
+            profile_id=profile_id, type=request_type, message=message, created_at=now, updated_at=now
+        )
+        entry = LedgerEntry(
+            profile_id=profile_id,
+            at=now,
+            kind=LedgerKind.REQUEST_SUBMITTED,
+            source=source,
+            detail={"request_id": request.id, "type": request_type.value},
+        )
+        self.repository.add_request(request, entry)
+        self.publisher.publish(
+            "RequestSubmitted", {"requestId": request.id, "profileId": profile_id, "type": request_type.value}
+        )
+        language = self.catalog.default_language
+        email = self.renderer.render(
+            "service_request",
+            language,
+            marketing=False,
+            request=request,
+            profile=profile,
+            recipient=self.settings.service_mailbox,
+            company=self.settings.company_name,
+        )
+        self.mailer.send_internal(self.settings.service_mailbox, email, reply_to=profile.email)
+        logger.info("request submitted", extra={"profile_id": profile_id, "request_id": request.id})
+        return request
+
+    def requests(self, profile_id: str) -> list[CustomerRequest]:
+        return self.repository.requests(profile_id)
+
+    def export(self, profile_id: str) -> dict[str, Any]:
+        """Everything stored about the customer, as one JSON document (privacy: right of access)."""
+        profile = self.repository.get(profile_id)
+        return {
+            "exported_at": self.clock().isoformat(),
+            "profile": profile.model_dump(mode="json", exclude={"token_version"}),
+            "requests": [request.model_dump(mode="json") for request in self.repository.requests(profile_id)],
+            "history": [entry.model_dump(mode="json") for entry in self.repository.history(profile_id, limit=1000)],
+        }
+
+    def erase(self, profile_id: str) -> None:
+        """Delete every item of the profile; keep the address only as a hash on the suppression list."""
+        profile = self.repository.get(profile_id)
+        self.repository.erase(profile)
+        self.repository.suppress(address_hash(profile.email), "erased", self.clock())
+        logger.info("profile erased by the customer", extra={"profile_id": profile_id})
+
+    def request_new_link(self, address: str, client: str) -> None:
+        """Send a fresh link if the address is known; the caller answers the same way either way.
+
+        Limited per address and per client, so the form can be used neither to flood an inbox
+        nor to probe many addresses.
+        """
+        now = self.clock()
+        try:
+            email = checked_email(address)
+        except InvalidInput:
+            return
+        hashed = address_hash(email)
+        client_key = hashlib.sha256(f"client:{client}".encode()).hexdigest()
+        if not self.repository.count_attempt(f"client:{client_key}", NEW_LINKS_PER_CLIENT, RATE_WINDOW, now):
+            logger.info("new-link request over the client limit")
+            return
+        if not self.repository.count_attempt(f"address:{hashed}", NEW_LINKS_PER_ADDRESS, RATE_WINDOW, now):
+            logger.info("new-link request over the address limit")
+            return
+        profile = self.repository.find_by_email(email)
+        if profile is None:
+            return
+        self.send_self_service_link(profile.id, Source.PAGE)
+
+
+def build_service(settings: Settings, **overrides: Any) -> SelfService:
     """The composition root: real adapters for ``settings``; tests override single parts."""
     catalog = settings.catalog
     repository = ProfileRepository(
@@ -185,4 +317,4 @@ def build_service(settings: Settings, **overrides: Any) -> ProfileService:
         "signer": lambda: TokenSigner(load_token_secrets(settings)),
     }
     parts.update(overrides)
-    return ProfileService(**parts)
+    return SelfService(**parts)

@@ -143,6 +143,34 @@ class ProfileRepository:
         )
         return [LedgerEntry.model_validate(_strip(_from_item(item))) for item in response.get("Items", [])]
 
+    def load_all(self, profile_id: str) -> tuple[Profile, list[LedgerEntry], list[CustomerRequest]]:
+        """Profile, ledger (newest first) and requests in one Query: they share the partition."""
+        items: list[dict[str, Any]] = []
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _to_item({":pk": f"PROFILE#{profile_id}"}),
+            "ConsistentRead": True,
+        }
+        while True:
+            try:
+                response = self._client.query(**arguments)
+            except ClientError as error:
+                raise _translate(error) from error
+            items.extend(_from_item(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        profile_items = [item for item in items if item["sk"] == "PROFILE"]
+        if not profile_items:
+            raise NotFound(profile_id)
+        profile = Profile.model_validate(_strip(profile_items[0]))
+        ledger = [LedgerEntry.model_validate(_strip(i)) for i in items if str(i["sk"]).startswith("LEDGER#")]
+        found = [CustomerRequest.model_validate(_strip(i)) for i in items if str(i["sk"]).startswith("REQUEST#")]
+        ledger.reverse()
+        found.sort(key=lambda request: request.created_at, reverse=True)
+        return profile, ledger, found
+
     def requests(self, profile_id: str) -> list[CustomerRequest]:
         response = self._client.query(
             TableName=self._table,
@@ -278,3 +306,52 @@ class ProfileRepository:
                 response = self._client.batch_write_item(RequestItems=pending)
                 pending = response.get("UnprocessedItems") or {}
         return len(keys)
+
+    # --- rate limits and the suppression list -------------------------------------------
+    def count_attempt(self, key: str, limit: int, window: dt.timedelta, now: dt.datetime) -> bool:
+        """Count one attempt for ``key`` in the current fixed window; False once ``limit`` is reached.
+
+        The item expires through the table's TTL, so nothing needs cleaning up.
+        """
+        seconds = int(window.total_seconds())
+        window_start = int(now.timestamp()) // seconds * seconds
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_to_item({"pk": f"RATE#{key}#{window_start}", "sk": "RATE"}),
+                UpdateExpression="ADD attempts :one SET expires_at = :expires, item_type = :type",
+                ConditionExpression="attribute_not_exists(attempts) OR attempts < :limit",
+                ExpressionAttributeValues=_to_item(
+                    {":one": 1, ":limit": limit, ":expires": window_start + 2 * seconds, ":type": "rate_limit"}
+                ),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise _translate(error) from error
+        return True
+
+    def suppress(self, address_hash: str, reason: str, now: dt.datetime) -> None:
+        """Keep an address (only as a hash) from every future marketing email."""
+        item = _to_item(
+            {
+                "pk": f"SUPPRESSED#{address_hash}",
+                "sk": "SUPPRESSED",
+                "item_type": "suppression",
+                "reason": reason,
+                "at": _timestamp(now),
+            }
+        )
+        try:
+            self._client.put_item(TableName=self._table, Item=item)
+        except ClientError as error:
+            raise _translate(error) from error
+
+    def is_suppressed(self, address_hash: str) -> bool:
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key=_to_item({"pk": f"SUPPRESSED#{address_hash}", "sk": "SUPPRESSED"})
+            )
+        except ClientError as error:
+            raise _translate(error) from error
+        return "Item" in response

@@ -64,8 +64,8 @@ def checked_email(address: str, field: str = "email") -> str:
     """A syntactically valid address (no DNS lookup: the Lambda may have no internet route)."""
     try:
         return validate_email(address, check_deliverability=False).normalized
-    except EmailNotValidError as error:
-        raise InvalidInput(field, str(error)) from None
+    except EmailNotValidError:
+        raise InvalidInput(field, "this is not a valid email address") from None
 
 
 def checked_field_value(spec: FieldSpec, raw: FieldValueType, today: dt.date) -> FieldValueType:
@@ -75,16 +75,16 @@ def checked_field_value(spec: FieldSpec, raw: FieldValueType, today: dt.date) ->
         values = [raw] if isinstance(raw, str) else list(raw)
         unknown = sorted(set(values) - spec.choice_ids())
         if unknown:
-            raise InvalidInput(path, f"unknown choice {unknown[0]!r}")
+            raise InvalidInput(path, "unknown choice {choice}", choice=unknown[0])
         return sorted(set(values))
     if not isinstance(raw, str):
         raise InvalidInput(path, "must be a text value")
     value = raw.strip()
     if len(value) > spec.max_length:
-        raise InvalidInput(path, f"at most {spec.max_length} characters")
+        raise InvalidInput(path, "at most {max} characters", max=spec.max_length)
     if spec.type == "choice":
         if value not in spec.choice_ids():
-            raise InvalidInput(path, f"unknown choice {value!r}")
+            raise InvalidInput(path, "unknown choice {choice}", choice=value)
     elif spec.type == "date":
         try:
             day = dt.date.fromisoformat(value)
@@ -140,7 +140,7 @@ def _patch_preferences(profile: Profile, patch: PreferencesPatch, catalog: Catal
             changes.append(Change(field=f"preferences.topics.{topic_id}", before=before, after=on))
     if patch.frequency is not None and patch.frequency != prefs.frequency:
         if catalog.frequency(patch.frequency) is None:
-            raise InvalidInput("preferences.frequency", f"unknown frequency {patch.frequency!r}")
+            raise InvalidInput("preferences.frequency", "unknown frequency {frequency}", frequency=patch.frequency)
         changes.append(Change(field="preferences.frequency", before=prefs.frequency, after=patch.frequency))
         prefs.frequency = patch.frequency
     for topic_id, channels in (patch.channels or {}).items():
@@ -152,7 +152,9 @@ def _patch_preferences(profile: Profile, patch: PreferencesPatch, catalog: Catal
             raise InvalidInput(f"preferences.channels.{topic_id}", "choose at least one channel")
         for channel in wanted:
             if channel not in topic.channels:
-                raise InvalidInput(f"preferences.channels.{topic_id}", f"{channel} is not offered for this topic")
+                raise InvalidInput(
+                    f"preferences.channels.{topic_id}", "{channel} is not offered for this topic", channel=channel
+                )
         before_channels = prefs.channels_for(topic_id)
         if wanted != sorted(before_channels):
             prefs.channels[topic_id] = list(wanted)
@@ -186,7 +188,7 @@ def _patch_services(profile: Profile, patch: ProfilePatch, catalog: Catalog, now
                 changes.append(Change(field=f"services.{service_id}", before=before, after=None))
             continue
         if service.option(option_id) is None:
-            raise InvalidInput(f"services.{service_id}", f"unknown option {option_id!r}")
+            raise InvalidInput(f"services.{service_id}", "unknown option {option}", option=option_id)
         if option_id == before:
             continue
         profile.services[service_id] = ServiceBooking(
@@ -203,12 +205,12 @@ def _check_requirements(profile: Profile, catalog: Catalog) -> None:
     """Rules spanning several values: SMS needs a phone number, some services need fields."""
     for topic_id, channels in profile.preferences.channels.items():
         if "sms" in channels and not profile.phone:
-            raise InvalidInput(f"preferences.channels.{topic_id}", "SMS needs a mobile number (fields.phone)")
+            raise InvalidInput(f"preferences.channels.{topic_id}", "SMS needs a mobile number")
     for service_id in profile.services:
         service = catalog.service(service_id)
         for field_id in service.requires_fields if service else ():
             if profile.value_of(field_id) is None:
-                raise InvalidInput(f"services.{service_id}", f"needs fields.{field_id}")
+                raise InvalidInput(f"services.{service_id}", "this service needs your {needed}", needed=field_id)
 
 
 def apply_patch(

@@ -25,12 +25,21 @@ class VersionConflict(DomainError):
 
 
 class InvalidInput(DomainError):
-    """A value breaks a catalog or domain rule; ``field`` is the path of the wrong value."""
+    """A value breaks a catalog or domain rule; ``field`` is the path of the wrong value.
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
+    ``reason`` is a fixed English sentence with ``{placeholders}`` filled from ``params``, so the
+    pages can translate it (it is the message id) and the API can show :attr:`message`.
+    """
+
+    def __init__(self, field: str, reason: str, **params: object) -> None:
         self.field = field
         self.reason = reason
+        self.params = params
+        super().__init__(f"{field}: {self.message}")
+
+    @property
+    def message(self) -> str:
+        return self.reason.format(**self.params) if self.params else self.reason
 
 
 class TemporarilyUnavailable(DomainError):

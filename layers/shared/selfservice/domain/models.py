@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from enum import StrEnum
 from typing import Any, Literal
@@ -59,6 +60,7 @@ class LedgerKind(StrEnum):
     REVIEW_REQUESTED = "review_requested"
     REVIEW_CONFIRMED = "review_confirmed"
     REQUEST_SUBMITTED = "request_submitted"
+    SIGNED_OUT_EVERYWHERE = "signed_out_everywhere"
 
 
 class _Model(BaseModel):
@@ -174,3 +176,8 @@ class CustomerRequest(_Model):
     status: RequestStatus = RequestStatus.OPEN
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+def address_hash(address: str) -> str:
+    """How the suppression list keeps an address: a hash of its normalised form, never the address."""
+    return hashlib.sha256(f"selfservice-suppression:{normalise_email(address)}".encode()).hexdigest()

@@ -1,0 +1,513 @@
+"""Hosted pages for customers: reached from a link in an email, no account or password.
+
+Thin: every route reads the session, parses the form, calls the shared SelfService and renders
+a page. GET never changes anything; every change is a POST with a CSRF token.
+"""
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from functools import lru_cache
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from babel.support import NullTranslations
+
+from selfservice.domain.errors import InvalidInput, NotFound, VersionConflict
+from selfservice.domain.models import Profile, Source
+from selfservice.service import SelfService, build_service, load_token_secrets
+from selfservice.settings import get_settings
+from selfservice.tokens import ExpiredToken, InvalidToken, Purpose
+from selfservice.web import forms, views
+from selfservice.web.render import LANGUAGES, PageRenderer, load_translations
+from selfservice.web.session import (
+    ANONYMOUS_CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_LIFETIME,
+    Session,
+    SessionCodec,
+    anonymous_csrf_ok,
+    new_anonymous_csrf,
+)
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+LANGUAGE_COOKIE = "ss_lang"
+HTML = "text/html; charset=utf-8"
+
+
+@lru_cache(maxsize=1)
+def service() -> SelfService:
+    return build_service(get_settings())
+
+
+@lru_cache(maxsize=1)
+def renderer() -> PageRenderer:
+    return PageRenderer(get_settings().content_dir)
+
+
+@lru_cache(maxsize=1)
+def sessions() -> SessionCodec:
+    return SessionCodec(load_token_secrets(get_settings()))
+
+
+class SignInNeeded(Exception):
+    """No valid session: the page offers a new link instead."""
+
+
+class CsrfRefused(Exception):
+    """A POST without the form's CSRF token."""
+
+
+# --- request helpers ------------------------------------------------------------------------
+def cookies() -> dict[str, str]:
+    jar: dict[str, str] = {}
+    for raw in app.current_event.cookies or []:
+        name, _, value = raw.partition("=")
+        jar.setdefault(name.strip(), value.strip())
+    return jar
+
+
+def secure_cookies() -> bool:
+    return get_settings().public_base_url.startswith("https://")
+
+
+def cookie(name: str, value: str, max_age: int | None) -> Cookie:
+    return Cookie(name=name, value=value, path="/", secure=secure_cookies(), http_only=True, max_age=max_age,
+                  same_site=SameSite.LAX_MODE)
+
+
+def language(profile: Profile | None = None) -> str:
+    chosen = cookies().get(LANGUAGE_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    if profile is not None:
+        return profile.locale
+    accept = app.current_event.get_header_value("accept-language") or ""
+    for part in accept.split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in LANGUAGES:
+            return code
+    return service().catalog.default_language
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    """gettext of the page catalog (English is the source language, so it translates to itself)."""
+    return _translations(lang).gettext
+
+
+@lru_cache(maxsize=4)
+def _translations(lang: str) -> NullTranslations:
+    return load_translations(get_settings().content_dir, lang)
+
+
+def current_session() -> tuple[Session, Profile]:
+    session = sessions().read(cookies().get(SESSION_COOKIE))
+    if session is None:
+        raise SignInNeeded
+    try:
+        profile = service().get(session.profile_id)
+    except NotFound:
+        raise SignInNeeded from None
+    if profile.token_version != session.token_version:
+        raise SignInNeeded
+    return session, profile
+
+
+def form_data() -> forms.FormData:
+    return forms.parse_form(app.current_event.decoded_body)
+
+
+def checked_form(session: Session) -> forms.FormData:
+    form = form_data()
+    if not session.accepts(forms.first(form, "csrf")):
+        raise CsrfRefused
+    return form
+
+
+# --- responses ------------------------------------------------------------------------------
+def page(template: str, lang: str, *, session: Session | None = None, status: HTTPStatus = HTTPStatus.OK,
+         section: str | None = None, extra_cookies: list[Cookie] | None = None, **context: Any) -> Response[str]:
+    response_cookies = list(extra_cookies or [])
+    if session is not None:
+        csrf = session.csrf_token
+    else:
+        csrf = cookies().get(ANONYMOUS_CSRF_COOKIE) or new_anonymous_csrf()
+        if cookies().get(ANONYMOUS_CSRF_COOKIE) != csrf:
+            response_cookies.append(cookie(ANONYMOUS_CSRF_COOKIE, csrf, None))
+    catalog = service().catalog
+    context.setdefault("notice", None)
+    context.setdefault("problem", None)
+    body = renderer().render(
+        template, lang, csrf=csrf, signed_in=session is not None, section=section, back=app.current_event.path,
+        company=get_settings().company_name, contact=catalog.contact, **context,
+    )
+    return Response(status_code=status.value, content_type=HTML, body=body, headers=renderer().security_headers(),
+                    cookies=response_cookies)
+
+
+def redirect(location: str, extra_cookies: list[Cookie] | None = None) -> Response[str]:
+    headers = {**renderer().security_headers(), "Location": location}
+    return Response(status_code=HTTPStatus.SEE_OTHER.value, content_type=HTML, body="", headers=headers,
+                    cookies=extra_cookies or [])
+
+
+def message(lang: str, title: str, paragraphs: list[str], *, status: HTTPStatus = HTTPStatus.OK,
+            offer_new_link: bool = False, extra_cookies: list[Cookie] | None = None) -> Response[str]:
+    return page("message", lang, status=status, title=title, paragraphs=paragraphs, offer_new_link=offer_new_link,
+                extra_cookies=extra_cookies)
+
+
+def safe_next(target: str | None) -> str:
+    """Only paths of this site: never another origin (open-redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# --- link exchange and access ---------------------------------------------------------------
+@app.get("/link")
+def open_link() -> Response[str]:
+    token = app.current_event.get_query_string_value("token") or ""
+    lang = language()
+    _ = translator(lang)
+    try:
+        profile_id, token_version = service().signer().verify(token, Purpose.MANAGE)
+        profile = service().get(profile_id)
+        if profile.token_version != token_version:
+            raise InvalidToken("revoked")
+    except ExpiredToken:
+        return message(lang, _("This link has expired"), [_("For your security, links are valid for 30 days.")],
+                       status=HTTPStatus.BAD_REQUEST, offer_new_link=True)
+    except (InvalidToken, NotFound):
+        return message(lang, _("This link is not valid"),
+                       [_("It may be incomplete or no longer valid. You can get a new one right away.")],
+                       status=HTTPStatus.BAD_REQUEST, offer_new_link=True)
+    _session, value = sessions().new(profile.id, profile.token_version)
+    metrics.add_metric(name="LinkOpened", unit=MetricUnit.Count, value=1)
+    session_cookie = cookie(SESSION_COOKIE, value, int(SESSION_LIFETIME.total_seconds()))
+    return redirect(safe_next(app.current_event.get_query_string_value("next")), [session_cookie])
+
+
+@app.exception_handler(SignInNeeded)
+def sign_in_needed(_error: SignInNeeded) -> Response[str]:
+    lang = language()
+    _ = translator(lang)
+    return message(lang, _("Please open your personal link"),
+                   [_("Your session has ended or this page needs your personal link from one of our emails.")],
+                   status=HTTPStatus.UNAUTHORIZED, offer_new_link=True)
+
+
+@app.exception_handler(CsrfRefused)
+def csrf_refused(_error: CsrfRefused) -> Response[str]:
+    lang = language()
+    _ = translator(lang)
+    return message(lang, _("This form has expired"),
+                   [_("Nothing was changed. Please go back, reload the page and try again.")],
+                   status=HTTPStatus.FORBIDDEN)
+
+
+@app.get("/new-link")
+def new_link_form() -> Response[str]:
+    return page("new_link", language(), sent=False, errors={}, form_email="")
+
+
+@app.post("/new-link")
+def new_link() -> Response[str]:
+    form = form_data()
+    lang = language()
+    if not anonymous_csrf_ok(cookies().get(ANONYMOUS_CSRF_COOKIE), forms.first(form, "csrf")):
+        raise CsrfRefused
+    address = forms.first(form, "email")
+    if not address or "@" not in address or len(address) > 254:
+        _ = translator(lang)
+        return page("new_link", lang, status=HTTPStatus.UNPROCESSABLE_ENTITY, sent=False, form_email=address,
+                    errors={"email": _("Please enter your email address, like name@example.com.")})
+    service().request_new_link(address, app.current_event.request_context.http.source_ip)
+    return page("new_link", lang, sent=True, errors={}, form_email="")
+
+
+@app.post("/language")
+def switch_language() -> Response[str]:
+    form = form_data()
+    session = sessions().read(cookies().get(SESSION_COOKIE))
+    submitted = forms.first(form, "csrf")
+    if not ((session and session.accepts(submitted))
+            or anonymous_csrf_ok(cookies().get(ANONYMOUS_CSRF_COOKIE), submitted)):
+        raise CsrfRefused
+    chosen = forms.first(form, "lang")
+    if chosen not in LANGUAGES:
+        chosen = service().catalog.default_language
+    back = safe_next(forms.first(form, "back"))
+    if back in ("/new-link", "/language", "/sign-out") or back.startswith("/privacy/delete"):
+        back = "/new-link" if back == "/new-link" else "/"
+    return redirect(back, [cookie(LANGUAGE_COOKIE, chosen, 365 * 24 * 3600)])
+
+
+@app.post("/sign-out")
+def sign_out_everywhere() -> Response[str]:
+    session, profile = current_session()
+    checked_form(session)
+    service().sign_out_everywhere(profile.id, Source.PAGE)
+    lang = language(profile)
+    _ = translator(lang)
+    return message(lang, _("Signed out on all devices"),
+                   [_("Every earlier link and session has stopped working. Ask for a new link whenever you need one.")],
+                   offer_new_link=True, extra_cookies=[cookie(SESSION_COOKIE, "", 0)])
+
+
+# --- pages ----------------------------------------------------------------------------------
+def saved_notice(lang: str) -> str | None:
+    _ = translator(lang)
+    return _("Saved.") if app.current_event.get_query_string_value("saved") == "1" else None
+
+
+def stale_problem(lang: str) -> str:
+    _ = translator(lang)
+    return _("Your data was changed elsewhere in the meantime. These are the current values; nothing of yours was saved. "
+             "Please make your change again.")
+
+
+def form_problem(lang: str) -> str:
+    _ = translator(lang)
+    return _("Please correct the marked fields. Nothing was saved yet.")
+
+
+@app.get("/")
+def overview() -> Response[str]:
+    try:
+        session, profile = current_session()
+    except SignInNeeded:
+        return page("new_link", language(), sent=False, errors={}, form_email="")
+    lang = language(profile)
+    notice = None
+    if app.current_event.get_query_string_value("confirmed") == "1":
+        notice = translator(lang)("Thank you! Your data is confirmed.")
+    context = views.overview(profile, service().catalog, lang, now(), translator(lang))
+    return page("overview", lang, session=session, section="overview", notice=notice or saved_notice(lang), **context)
+
+
+@app.get("/profile")
+def personal_data() -> Response[str]:
+    session, profile = current_session()
+    lang = language(profile)
+    focus = (app.current_event.get_query_string_value("focus") or "").split(",")
+    context = views.personal_data(profile, service().catalog, lang, now(), focus=focus)
+    return page("profile", lang, session=session, section="profile", errors={}, notice=saved_notice(lang), **context)
+
+
+@app.post("/profile")
+def save_personal_data() -> Response[str]:
+    session, profile = current_session()
+    form = checked_form(session)
+    lang = language(profile)
+    catalog = service().catalog
+    try:
+        patch = forms.personal_data_patch(form, catalog, now().date(), translator(lang))
+        service().update(profile.id, patch, forms.version_of(form) or -1, Source.PAGE)
+    except forms.FormErrors as error:
+        context = views.personal_data(profile, catalog, lang, now(), form=form)
+        return page("profile", lang, session=session, section="profile", status=HTTPStatus.UNPROCESSABLE_ENTITY,
+                    errors=error.errors, problem=form_problem(lang), **context)
+    except VersionConflict:
+        fresh = service().get(profile.id)
+        context = views.personal_data(fresh, catalog, lang, now())
+        return page("profile", lang, session=session, section="profile", status=HTTPStatus.CONFLICT, errors={},
+                    problem=stale_problem(lang), **context)
+    return redirect("/profile?saved=1")
+
+
+@app.get("/communication")
+def communication() -> Response[str]:
+    session, profile = current_session()
+    lang = language(profile)
+    context = views.communication(profile, service().catalog, lang, now())
+    return page("communication", lang, session=session, section="communication", errors={},
+                notice=saved_notice(lang), **context)
+
+
+@app.post("/communication")
+def save_communication() -> Response[str]:
+    session, profile = current_session()
+    form = checked_form(session)
+    lang = language(profile)
+    catalog = service().catalog
+    try:
+        patch = forms.communication_patch(form, profile, catalog, now(), translator(lang))
+        service().update(profile.id, patch, forms.version_of(form) or -1, Source.PAGE)
+    except forms.FormErrors as error:
+        context = views.communication(profile, catalog, lang, now(), form=form)
+        return page("communication", lang, session=session, section="communication",
+                    status=HTTPStatus.UNPROCESSABLE_ENTITY, errors=error.errors, problem=form_problem(lang), **context)
+    except InvalidInput as error:
+        context = views.communication(profile, catalog, lang, now(), form=form)
+        errors = {"frequency": forms.message_of(error, translator(lang))}
+        return page("communication", lang, session=session, section="communication",
+                    status=HTTPStatus.UNPROCESSABLE_ENTITY, errors=errors, problem=form_problem(lang), **context)
+    except VersionConflict:
+        context = views.communication(service().get(profile.id), catalog, lang, now())
+        return page("communication", lang, session=session, section="communication", status=HTTPStatus.CONFLICT,
+                    errors={}, problem=stale_problem(lang), **context)
+    return redirect("/communication?saved=1")
+
+
+@app.get("/services")
+def services() -> Response[str]:
+    session, profile = current_session()
+    lang = language(profile)
+    context = views.services(profile, service().catalog, lang)
+    return page("services", lang, session=session, section="services", errors={}, notice=saved_notice(lang), **context)
+
+
+@app.post("/services")
+def save_services() -> Response[str]:
+    session, profile = current_session()
+    form = checked_form(session)
+    lang = language(profile)
+    catalog = service().catalog
+    try:
+        patch = forms.services_patch(form, catalog, translator(lang))
+        service().update(profile.id, patch, forms.version_of(form) or -1, Source.PAGE)
+    except forms.FormErrors as error:
+        return page("services", lang, session=session, section="services", status=HTTPStatus.UNPROCESSABLE_ENTITY,
+                    errors=error.errors, problem=form_problem(lang), **views.services(profile, catalog, lang))
+    except InvalidInput as error:
+        service_id = error.field.partition(".")[2]
+        errors = {service_id: forms.message_of(error, translator(lang))}
+        return page("services", lang, session=session, section="services", status=HTTPStatus.UNPROCESSABLE_ENTITY,
+                    errors=errors, problem=form_problem(lang), **views.services(profile, catalog, lang))
+    except VersionConflict:
+        return page("services", lang, session=session, section="services", status=HTTPStatus.CONFLICT, errors={},
+                    problem=stale_problem(lang), **views.services(service().get(profile.id), catalog, lang))
+    return redirect("/services?saved=1")
+
+
+@app.get("/requests")
+def requests_page() -> Response[str]:
+    session, _profile = current_session()
+    profile, _ledger, found = service().repository.load_all(session.profile_id)
+    lang = language(profile)
+    notice = translator(lang)("Thank you! We have received your request.") if (
+        app.current_event.get_query_string_value("sent") == "1") else None
+    return page("requests", lang, session=session, section="requests", errors={}, notice=notice,
+                **views.requests(found, translator(lang)))
+
+
+@app.post("/requests")
+def submit_request() -> Response[str]:
+    session, profile = current_session()
+    form = checked_form(session)
+    lang = language(profile)
+    try:
+        request_type, text = forms.customer_request(form, translator(lang))
+    except forms.FormErrors as error:
+        found = service().requests(profile.id)
+        return page("requests", lang, session=session, section="requests", status=HTTPStatus.UNPROCESSABLE_ENTITY,
+                    errors=error.errors, problem=form_problem(lang), **views.requests(found, translator(lang), form))
+    service().submit_request(profile.id, request_type, text, Source.PAGE)
+    metrics.add_metric(name="RequestSubmitted", unit=MetricUnit.Count, value=1)
+    return redirect("/requests?sent=1")
+
+
+@app.get("/history")
+def history() -> Response[str]:
+    session, _profile = current_session()
+    profile, ledger, _found = service().repository.load_all(session.profile_id)
+    lang = language(profile)
+    return page("history", lang, session=session, section="history",
+                **views.history(ledger, service().catalog, lang, translator(lang)))
+
+
+@app.get("/review")
+def review() -> Response[str]:
+    session, profile = current_session()
+    lang = language(profile)
+    return page("review", lang, session=session, section="overview", **views.review(profile, service().catalog, lang))
+
+
+@app.post("/review")
+def confirm_everything() -> Response[str]:
+    session, profile = current_session()
+    form = checked_form(session)
+    lang = language(profile)
+    try:
+        service().confirm_all(profile.id, forms.version_of(form) or -1, Source.PAGE)
+    except VersionConflict:
+        fresh = service().get(profile.id)
+        return page("review", lang, session=session, section="overview", status=HTTPStatus.CONFLICT,
+                    problem=stale_problem(lang), **views.review(fresh, service().catalog, lang))
+    metrics.add_metric(name="ReviewConfirmed", unit=MetricUnit.Count, value=1)
+    return redirect("/?confirmed=1")
+
+
+@app.get("/privacy")
+def privacy() -> Response[str]:
+    session, profile = current_session()
+    return page("privacy", language(profile), session=session, section="privacy")
+
+
+@app.get("/privacy/export")
+def export() -> Response[str]:
+    session, _profile = current_session()
+    document = service().export(session.profile_id)
+    headers = {**renderer().security_headers(), "Content-Disposition": 'attachment; filename="my-data.json"'}
+    return Response(status_code=200, content_type="application/json; charset=utf-8",
+                    body=json.dumps(document, ensure_ascii=False, indent=2), headers=headers)
+
+
+@app.get("/privacy/delete")
+def delete_confirm() -> Response[str]:
+    session, profile = current_session()
+    return page("delete_confirm", language(profile), session=session, section="privacy")
+
+
+@app.post("/privacy/delete")
+def delete_profile() -> Response[str]:
+    session, profile = current_session()
+    checked_form(session)
+    lang = language(profile)
+    service().erase(profile.id)
+    metrics.add_metric(name="ProfileErasedByCustomer", unit=MetricUnit.Count, value=1)
+    _ = translator(lang)
+    return message(lang, _("Your profile is deleted"),
+                   [_("We have deleted everything we stored about you. You will not receive any newsletter from us again."),
+                    _("Thank you for having been with us.")],
+                   extra_cookies=[cookie(SESSION_COOKIE, "", 0)])
+
+
+@app.not_found
+def no_page(_error: Exception) -> Response[str]:
+    lang = language()
+    _ = translator(lang)
+    return message(lang, _("Page not found"), [_("Please use the links in our emails or the menu.")],
+                   status=HTTPStatus.NOT_FOUND)
+
+
+@app.exception_handler(Exception)
+def unexpected(error: Exception) -> Response[str]:
+    """Never a stack trace for the customer: log it (without personal data) and apologise."""
+    logger.exception("unexpected error on a page", extra={"error": type(error).__name__})
+    lang = language()
+    _ = translator(lang)
+    return message(lang, _("Something went wrong"),
+                   [_("Nothing was changed. Please try again in a moment."), _("If it keeps happening, contact us.")],
+                   status=HTTPStatus.INTERNAL_SERVER_ERROR)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,1 @@
+"""Hosted pages: sessions and CSRF, form parsing, page rendering (Jinja2 + Babel), rate limits."""

@@ -1,0 +1,136 @@
+"""Turning submitted forms into the same ProfilePatch the JSON API uses, with errors per form field.
+
+Every field is checked, so the customer sees all problems at once, each next to its field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+from selfservice.catalog import Catalog
+from selfservice.domain.changes import PreferencesPatch, ProfilePatch, checked_field_value
+from selfservice.domain.errors import InvalidInput
+from selfservice.domain.models import FieldValueType, Profile, RequestType
+
+MAX_FORM_BYTES = 16_384
+MAX_REQUEST_MESSAGE = 4000
+PAUSE_WEEKS = (0, 1, 2, 4, 8, 12, 26)
+
+Translate = Callable[[str], str]
+FormData = dict[str, list[str]]
+
+
+class FormErrors(Exception):
+    """The form has errors; ``errors`` maps form field names to translated messages."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(", ".join(errors))
+        self.errors = errors
+
+
+def parse_form(body: str | None) -> FormData:
+    if not body:
+        return {}
+    return parse_qs(body[:MAX_FORM_BYTES], keep_blank_values=True, max_num_fields=200)
+
+
+def first(form: FormData, name: str) -> str:
+    values = form.get(name)
+    return values[0].strip() if values else ""
+
+
+def message_of(error: InvalidInput, translate: Translate) -> str:
+    params = {key: translate(str(value)) for key, value in error.params.items()}
+    return translate(error.reason).format(**params)
+
+
+def version_of(form: FormData) -> int | None:
+    raw = first(form, "version")
+    return int(raw) if raw.isdigit() else None
+
+
+def personal_data_patch(form: FormData, catalog: Catalog, today: dt.date, translate: Translate) -> ProfilePatch:
+    """Every catalog field on the page; an empty value clears the field."""
+    values: dict[str, FieldValueType | None] = {}
+    errors: dict[str, str] = {}
+    for spec in catalog.fields:
+        raw: FieldValueType = [v for v in form.get(spec.id, []) if v] if spec.type == "multi_choice" else first(form, spec.id)
+        if not raw:
+            if spec.required:
+                errors[spec.id] = translate("Please fill in this field.")
+            values[spec.id] = None
+            continue
+        try:
+            values[spec.id] = checked_field_value(spec, raw, today)
+        except InvalidInput as error:
+            errors[spec.id] = message_of(error, translate)
+    if errors:
+        raise FormErrors(errors)
+    return ProfilePatch(fields=values)
+
+
+def communication_patch(form: FormData, profile: Profile, catalog: Catalog, now: dt.datetime, translate: Translate) -> ProfilePatch:
+    """Only the topics shown on the page (visible ones) are touched; hidden topics keep their state."""
+    chosen = set(form.get("topic", []))
+    errors: dict[str, str] = {}
+    topics: dict[str, bool] = {}
+    channels: dict[str, list[str]] = {}
+    for topic in catalog.visible_topics():
+        topics[topic.id] = topic.id in chosen
+        if len(topic.channels) > 1:
+            picked = [c for c in form.get(f"channel-{topic.id}", []) if c in topic.channels]
+            if topic.id in chosen and not picked:
+                errors[f"channel-{topic.id}"] = translate("Choose at least one channel.")
+            elif "sms" in picked and not profile.phone:
+                errors[f"channel-{topic.id}"] = translate("SMS needs a mobile number. Please add it under personal data first.")
+            elif picked:
+                channels[topic.id] = sorted(picked)
+    frequency = first(form, "frequency") or profile.preferences.frequency
+    if catalog.frequency(frequency) is None:
+        errors["frequency"] = translate("Please choose how often.")
+    weeks_raw = first(form, "pause_weeks") or "0"
+    weeks = int(weeks_raw) if weeks_raw.isdigit() else -1
+    if weeks not in PAUSE_WEEKS:
+        errors["pause_weeks"] = translate("Please choose a pause from the list.")
+    if errors:
+        raise FormErrors(errors)
+    preferences = PreferencesPatch(
+        topics=topics,
+        frequency=frequency,
+        channels=channels or None,  # type: ignore[arg-type]
+        paused_until=now + dt.timedelta(weeks=weeks) if weeks > 0 else None,
+        resume=first(form, "resume") == "1" and weeks == 0,
+    )
+    return ProfilePatch(preferences=preferences)
+
+
+def services_patch(form: FormData, catalog: Catalog, translate: Translate) -> ProfilePatch:
+    services: dict[str, str | None] = {}
+    errors: dict[str, str] = {}
+    for service in catalog.services:
+        option = first(form, service.id)
+        if option and service.option(option) is None:
+            errors[service.id] = translate("Please choose an option from the list.")
+        services[service.id] = option or None
+    if errors:
+        raise FormErrors(errors)
+    return ProfilePatch(services=services)
+
+
+def customer_request(form: FormData, translate: Translate) -> tuple[RequestType, str]:
+    errors: dict[str, str] = {}
+    try:
+        request_type = RequestType(first(form, "type"))
+    except ValueError:
+        errors["type"] = translate("Please choose what your request is about.")
+        request_type = RequestType.QUESTION
+    message = first(form, "message")
+    if not message:
+        errors["message"] = translate("Please write your message.")
+    elif len(message) > MAX_REQUEST_MESSAGE:
+        errors["message"] = translate("Please shorten your message to 4000 characters.")
+    if errors:
+        raise FormErrors(errors)
+    return request_type, message

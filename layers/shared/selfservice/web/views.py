@@ -1,0 +1,191 @@
+"""What each page shows: plain dictionaries built from the profile, the catalog and the language."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from selfservice.catalog import Catalog, FieldSpec
+from selfservice.domain.models import CustomerRequest, LedgerEntry, LedgerKind, Profile, SubscriptionStatus
+from selfservice.domain.review import completeness, missing_required_fields, stale_fields
+from selfservice.web.forms import FormData
+
+Translate = Callable[[str], str]
+
+STATUS_LABELS = {
+    SubscriptionStatus.SUBSCRIBED: "subscribed",
+    SubscriptionStatus.PENDING: "waiting for your confirmation",
+    SubscriptionStatus.UNSUBSCRIBED: "unsubscribed",
+    SubscriptionStatus.NOT_SUBSCRIBED: "not subscribed",
+}
+REQUEST_TYPES = (
+    ("question", "Question"),
+    ("address_change", "Change of address or email"),
+    ("complaint", "Complaint"),
+    ("data_request", "Data protection request"),
+)
+REQUEST_STATUS = {"open": "received", "in_progress": "in progress", "closed": "closed"}
+LEDGER_TITLES = {
+    LedgerKind.PROFILE_CREATED: "Profile created",
+    LedgerKind.PROFILE_CHANGED: "Data changed",
+    LedgerKind.CONSENT_GIVEN: "Consent given",
+    LedgerKind.CONSENT_WITHDRAWN: "Consent withdrawn",
+    LedgerKind.REVIEW_REQUESTED: "Asked to review your data",
+    LedgerKind.REVIEW_CONFIRMED: "You confirmed your data",
+    LedgerKind.REQUEST_SUBMITTED: "Request sent",
+    LedgerKind.SIGNED_OUT_EVERYWHERE: "Signed out on all devices",
+    LedgerKind.EMAIL_SKIPPED: "Email not sent",
+}
+SOURCES = {
+    "api": "shop or customer service",
+    "page": "you, on this page",
+    "one-click": "one-click unsubscribe",
+    "confirmation-link": "confirmation link",
+    "customer-service": "customer service",
+    "shop": "shop",
+    "system": "automatically",
+}
+
+
+def display_value(spec: FieldSpec, value: Any, language: str) -> str:
+    if value is None:
+        return ""
+    if spec.type in ("choice", "multi_choice"):
+        labels = {choice.id: choice.label.get(language) for choice in spec.choices}
+        values = value if isinstance(value, list) else [value]
+        return ", ".join(labels.get(v, v) for v in values)
+    return str(value)
+
+
+def overview(profile: Profile, catalog: Catalog, language: str, now: dt.datetime, _: Translate) -> dict[str, Any]:
+    labels = {spec.id: spec.label.get(language) for spec in catalog.fields}
+    frequency = catalog.frequency(profile.preferences.frequency)
+    return {
+        "first_name": profile.value_of("first_name") or "",
+        "percent": round(completeness(profile, catalog) * 100),
+        "missing": [labels[f] for f in missing_required_fields(profile, catalog)],
+        "stale": [labels[f] for f in stale_fields(profile, catalog, now)],
+        "status_label": _(STATUS_LABELS[profile.status]),
+        "paused_until": profile.preferences.paused_until if profile.preferences.is_paused(now) else None,
+        "subscribed": [t.name.get(language) for t in catalog.visible_topics() if profile.preferences.topics.get(t.id)],
+        "frequency": frequency.label.get(language) if frequency else profile.preferences.frequency,
+        "version": profile.version,
+    }
+
+
+def personal_data(profile: Profile, catalog: Catalog, language: str, now: dt.datetime,
+                  form: FormData | None = None, focus: list[str] | None = None) -> dict[str, Any]:
+    """Fields in catalog order, those named in ``focus`` (e.g. from a review email) first."""
+    stale = set(stale_fields(profile, catalog, now))
+    fields = []
+    for spec in catalog.fields:
+        stored = profile.fields.get(spec.id)
+        if form is not None:
+            value: Any = form.get(spec.id, []) if spec.type == "multi_choice" else (form.get(spec.id) or [""])[0]
+        else:
+            value = stored.value if stored else ([] if spec.type == "multi_choice" else "")
+        fields.append({
+            "id": spec.id, "type": spec.type, "label": spec.label.get(language), "required": spec.required,
+            "max_length": spec.max_length, "value": value, "stale": spec.id in stale,
+            "confirmed_at": stored.confirmed_at if stored else None,
+            "choices": [{"id": c.id, "label": c.label.get(language)} for c in spec.choices],
+        })
+    wanted = [f for f in (focus or []) if catalog.field(f)]
+    fields.sort(key=lambda field: wanted.index(field["id"]) if field["id"] in wanted else len(wanted))
+    return {"fields": fields, "email": profile.email, "version": profile.version}
+
+
+def communication(profile: Profile, catalog: Catalog, language: str, now: dt.datetime,
+                  form: FormData | None = None) -> dict[str, Any]:
+    prefs = profile.preferences
+    chosen_topics = set(form.get("topic", [])) if form is not None else None
+    topics = []
+    for topic in catalog.visible_topics():
+        on = topic.id in chosen_topics if chosen_topics is not None else bool(prefs.topics.get(topic.id))
+        picked = form.get(f"channel-{topic.id}", []) if form is not None else prefs.channels_for(topic.id)
+        expected = catalog.frequency(topic.expected_frequency)
+        topics.append({
+            "id": topic.id, "name": topic.name.get(language), "description": topic.description.get(language),
+            "expected": expected.label.get(language) if expected else "", "on": on,
+            "channels": [
+                {"id": channel_id, "label": next(c.label.get(language) for c in catalog.channels if c.id == channel_id),
+                 "on": channel_id in picked}
+                for channel_id in topic.channels
+            ],
+        })
+    current = (form.get("frequency") or [prefs.frequency])[0] if form is not None else prefs.frequency
+    return {
+        "topics": topics,
+        "frequencies": [{"id": f.id, "label": f.label.get(language), "on": f.id == current} for f in catalog.frequencies],
+        "paused_until": prefs.paused_until if prefs.is_paused(now) else None,
+        "version": profile.version,
+    }
+
+
+def services(profile: Profile, catalog: Catalog, language: str) -> dict[str, Any]:
+    shown = []
+    for service in catalog.services:
+        booking = profile.services.get(service.id)
+        shown.append({
+            "id": service.id, "name": service.name.get(language), "description": service.description.get(language),
+            "booked": booking is not None, "booked_at": booking.booked_at if booking else None,
+            "options": [{"id": o.id, "label": o.label.get(language), "on": bool(booking and booking.option == o.id)}
+                        for o in service.options],
+        })
+    return {"services": shown, "version": profile.version}
+
+
+def requests(found: list[CustomerRequest], _: Translate, form: FormData | None = None) -> dict[str, Any]:
+    return {
+        "request_types": [(key, _(label)) for key, label in REQUEST_TYPES],
+        "requests": [
+            {"created_at": r.created_at, "type_label": _(dict(REQUEST_TYPES)[r.type.value]), "message": r.message,
+             "status_label": _(REQUEST_STATUS[r.status.value])}
+            for r in found
+        ],
+        "form": {"type": (form or {}).get("type", [""])[0], "message": (form or {}).get("message", [""])[0]},
+    }
+
+
+def _change_line(entry_field: str, before: Any, after: Any, catalog: Catalog, language: str, _: Translate) -> str:
+    section, _dot, key = entry_field.partition(".")
+    if section == "fields" and (spec := catalog.field(key)):
+        label = spec.label.get(language)
+        old, new = display_value(spec, before, language), display_value(spec, after, language)
+    elif entry_field.startswith("preferences.topics.") and (topic := catalog.topic(entry_field.rsplit(".", 1)[1])):
+        label = topic.name.get(language)
+        old, new = (_("subscribed") if before else _("not subscribed")), (_("subscribed") if after else _("not subscribed"))
+    elif section == "services" and (service := catalog.service(key)):
+        label = service.name.get(language)
+        old = (o.label.get(language) if before and (o := service.option(before)) else _("not booked"))
+        new = (o.label.get(language) if after and (o := service.option(after)) else _("not booked"))
+    else:
+        label = _(entry_field)
+        old, new = ("" if before is None else str(before)), ("" if after is None else str(after))
+    return f"{label}: {old or '–'} → {new or '–'}"
+
+
+def history(entries: list[LedgerEntry], catalog: Catalog, language: str, _: Translate) -> dict[str, Any]:
+    changes, emails = [], []
+    for entry in entries:
+        if entry.kind == LedgerKind.EMAIL_SENT:
+            emails.append(entry)
+            continue
+        lines = [_change_line(c.field, c.before, c.after, catalog, language, _) for c in entry.changes]
+        if entry.consent_version:
+            lines.append(_("Consent wording version %s") % entry.consent_version)
+        if entry.topics:
+            lines.append(", ".join(t.name.get(language) if (t := catalog.topic(tid)) else tid for tid in entry.topics))
+        changes.append({"at": entry.at, "title": _(LEDGER_TITLES.get(entry.kind, entry.kind.value)),
+                        "source": _(SOURCES.get(entry.source.value, entry.source.value)), "lines": lines})
+    return {"changes": changes, "emails": emails}
+
+
+def review(profile: Profile, catalog: Catalog, language: str) -> dict[str, Any]:
+    return {
+        "email": profile.email,
+        "version": profile.version,
+        "fields": [{"label": spec.label.get(language), "display": display_value(spec, profile.value_of(spec.id), language)}
+                   for spec in catalog.fields],
+    }
