@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export PYTHONPATH := layers/shared:.
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean i18n
 
 $(INSTALLED): requirements-dev.txt layers/shared/requirements.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done
 
 ## bench: print the benchmark figures (calls per request, cold start ratio)
 bench: $(INSTALLED)
@@ -33,3 +34,8 @@ bench: $(INSTALLED)
 
 clean:
 	rm -rf $(VENV) .aws-sam test-artifacts
+
+## i18n: extract page texts and update the German catalog (then translate the new entries)
+i18n: $(INSTALLED)
+	$(BIN)/pybabel extract --no-location --omit-header -F babel.cfg -k N_ -k translate -k InvalidInput:2 -o templates/pages/locale/messages.pot .
+	$(BIN)/pybabel update --no-fuzzy-matching -i templates/pages/locale/messages.pot -d templates/pages/locale -l de

@@ -40,8 +40,6 @@ def json_response(status: HTTPStatus, body: Any, headers: dict[str, str] | None 
     return Response(status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
 
 
-
-
 def _profile_response(profile: Any, status: HTTPStatus = HTTPStatus.OK) -> Response[ProfileOut]:
     return json_response(status, ProfileOut.of(profile).model_dump(mode="json"), {"ETag": f'"{profile.version}"'})
 
@@ -124,7 +122,7 @@ def invalid_request(error: RequestValidationError) -> Response[dict[str, Any]]:
 
 @app.exception_handler(InvalidInput)
 def invalid_input(error: InvalidInput) -> Response[dict[str, Any]]:
-    return json_response(HTTPStatus.UNPROCESSABLE_ENTITY, problem("invalid_value", error.reason, error.field))
+    return json_response(HTTPStatus.UNPROCESSABLE_ENTITY, problem("invalid_value", error.message, error.field))
 
 
 @app.exception_handler(NotFound)

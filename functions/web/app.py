@@ -81,8 +81,15 @@ def secure_cookies() -> bool:
 
 
 def cookie(name: str, value: str, max_age: int | None) -> Cookie:
-    return Cookie(name=name, value=value, path="/", secure=secure_cookies(), http_only=True, max_age=max_age,
-                  same_site=SameSite.LAX_MODE)
+    return Cookie(
+        name=name,
+        value=value,
+        path="/",
+        secure=secure_cookies(),
+        http_only=True,
+        max_age=max_age,
+        same_site=SameSite.LAX_MODE,
+    )
 
 
 def language(profile: Profile | None = None) -> str:
@@ -134,8 +141,16 @@ def checked_form(session: Session) -> forms.FormData:
 
 
 # --- responses ------------------------------------------------------------------------------
-def page(template: str, lang: str, *, session: Session | None = None, status: HTTPStatus = HTTPStatus.OK,
-         section: str | None = None, extra_cookies: list[Cookie] | None = None, **context: Any) -> Response[str]:
+def page(
+    template: str,
+    lang: str,
+    *,
+    session: Session | None = None,
+    status: HTTPStatus = HTTPStatus.OK,
+    section: str | None = None,
+    extra_cookies: list[Cookie] | None = None,
+    **context: Any,
+) -> Response[str]:
     response_cookies = list(extra_cookies or [])
     if session is not None:
         csrf = session.csrf_token
@@ -147,23 +162,50 @@ def page(template: str, lang: str, *, session: Session | None = None, status: HT
     context.setdefault("notice", None)
     context.setdefault("problem", None)
     body = renderer().render(
-        template, lang, csrf=csrf, signed_in=session is not None, section=section, back=app.current_event.path,
-        company=get_settings().company_name, contact=catalog.contact, **context,
+        template,
+        lang,
+        csrf=csrf,
+        signed_in=session is not None,
+        section=section,
+        back=app.current_event.path,
+        company=get_settings().company_name,
+        contact=catalog.contact,
+        **context,
     )
-    return Response(status_code=status.value, content_type=HTML, body=body, headers=renderer().security_headers(),
-                    cookies=response_cookies)
+    return Response(
+        status_code=status.value,
+        content_type=HTML,
+        body=body,
+        headers=renderer().security_headers(),
+        cookies=response_cookies,
+    )
 
 
 def redirect(location: str, extra_cookies: list[Cookie] | None = None) -> Response[str]:
     headers = {**renderer().security_headers(), "Location": location}
-    return Response(status_code=HTTPStatus.SEE_OTHER.value, content_type=HTML, body="", headers=headers,
-                    cookies=extra_cookies or [])
+    return Response(
+        status_code=HTTPStatus.SEE_OTHER.value, content_type=HTML, body="", headers=headers, cookies=extra_cookies or []
+    )
 
 
-def message(lang: str, title: str, paragraphs: list[str], *, status: HTTPStatus = HTTPStatus.OK,
-            offer_new_link: bool = False, extra_cookies: list[Cookie] | None = None) -> Response[str]:
-    return page("message", lang, status=status, title=title, paragraphs=paragraphs, offer_new_link=offer_new_link,
-                extra_cookies=extra_cookies)
+def message(
+    lang: str,
+    title: str,
+    paragraphs: list[str],
+    *,
+    status: HTTPStatus = HTTPStatus.OK,
+    offer_new_link: bool = False,
+    extra_cookies: list[Cookie] | None = None,
+) -> Response[str]:
+    return page(
+        "message",
+        lang,
+        status=status,
+        title=title,
+        paragraphs=paragraphs,
+        offer_new_link=offer_new_link,
+        extra_cookies=extra_cookies,
+    )
 
 
 def safe_next(target: str | None) -> str:
@@ -189,12 +231,21 @@ def open_link() -> Response[str]:
         if profile.token_version != token_version:
             raise InvalidToken("revoked")
     except ExpiredToken:
-        return message(lang, _("This link has expired"), [_("For your security, links are valid for 30 days.")],
-                       status=HTTPStatus.BAD_REQUEST, offer_new_link=True)
+        return message(
+            lang,
+            _("This link has expired"),
+            [_("For your security, links are valid for 30 days.")],
+            status=HTTPStatus.BAD_REQUEST,
+            offer_new_link=True,
+        )
     except (InvalidToken, NotFound):
-        return message(lang, _("This link is not valid"),
-                       [_("It may be incomplete or no longer valid. You can get a new one right away.")],
-                       status=HTTPStatus.BAD_REQUEST, offer_new_link=True)
+        return message(
+            lang,
+            _("This link is not valid"),
+            [_("It may be incomplete or no longer valid. You can get a new one right away.")],
+            status=HTTPStatus.BAD_REQUEST,
+            offer_new_link=True,
+        )
     _session, value = sessions().new(profile.id, profile.token_version)
     metrics.add_metric(name="LinkOpened", unit=MetricUnit.Count, value=1)
     session_cookie = cookie(SESSION_COOKIE, value, int(SESSION_LIFETIME.total_seconds()))
@@ -205,18 +256,25 @@ def open_link() -> Response[str]:
 def sign_in_needed(_error: SignInNeeded) -> Response[str]:
     lang = language()
     _ = translator(lang)
-    return message(lang, _("Please open your personal link"),
-                   [_("Your session has ended or this page needs your personal link from one of our emails.")],
-                   status=HTTPStatus.UNAUTHORIZED, offer_new_link=True)
+    return message(
+        lang,
+        _("Please open your personal link"),
+        [_("Your session has ended or this page needs your personal link from one of our emails.")],
+        status=HTTPStatus.UNAUTHORIZED,
+        offer_new_link=True,
+    )
 
 
 @app.exception_handler(CsrfRefused)
 def csrf_refused(_error: CsrfRefused) -> Response[str]:
     lang = language()
     _ = translator(lang)
-    return message(lang, _("This form has expired"),
-                   [_("Nothing was changed. Please go back, reload the page and try again.")],
-                   status=HTTPStatus.FORBIDDEN)
+    return message(
+        lang,
+        _("This form has expired"),
+        [_("Nothing was changed. Please go back, reload the page and try again.")],
+        status=HTTPStatus.FORBIDDEN,
+    )
 
 
 @app.get("/new-link")
@@ -233,8 +291,14 @@ def new_link() -> Response[str]:
     address = forms.first(form, "email")
     if not address or "@" not in address or len(address) > 254:
         _ = translator(lang)
-        return page("new_link", lang, status=HTTPStatus.UNPROCESSABLE_ENTITY, sent=False, form_email=address,
-                    errors={"email": _("Please enter your email address, like name@example.com.")})
+        return page(
+            "new_link",
+            lang,
+            status=HTTPStatus.UNPROCESSABLE_ENTITY,
+            sent=False,
+            form_email=address,
+            errors={"email": _("Please enter your email address, like name@example.com.")},
+        )
     service().request_new_link(address, app.current_event.request_context.http.source_ip)
     return page("new_link", lang, sent=True, errors={}, form_email="")
 
@@ -244,8 +308,9 @@ def switch_language() -> Response[str]:
     form = form_data()
     session = sessions().read(cookies().get(SESSION_COOKIE))
     submitted = forms.first(form, "csrf")
-    if not ((session and session.accepts(submitted))
-            or anonymous_csrf_ok(cookies().get(ANONYMOUS_CSRF_COOKIE), submitted)):
+    if not (
+        (session and session.accepts(submitted)) or anonymous_csrf_ok(cookies().get(ANONYMOUS_CSRF_COOKIE), submitted)
+    ):
         raise CsrfRefused
     chosen = forms.first(form, "lang")
     if chosen not in LANGUAGES:
@@ -263,9 +328,13 @@ def sign_out_everywhere() -> Response[str]:
     service().sign_out_everywhere(profile.id, Source.PAGE)
     lang = language(profile)
     _ = translator(lang)
-    return message(lang, _("Signed out on all devices"),
-                   [_("Every earlier link and session has stopped working. Ask for a new link whenever you need one.")],
-                   offer_new_link=True, extra_cookies=[cookie(SESSION_COOKIE, "", 0)])
+    return message(
+        lang,
+        _("Signed out on all devices"),
+        [_("Every earlier link and session has stopped working. Ask for a new link whenever you need one.")],
+        offer_new_link=True,
+        extra_cookies=[cookie(SESSION_COOKIE, "", 0)],
+    )
 
 
 # --- pages ----------------------------------------------------------------------------------
@@ -276,8 +345,10 @@ def saved_notice(lang: str) -> str | None:
 
 def stale_problem(lang: str) -> str:
     _ = translator(lang)
-    return _("Your data was changed elsewhere in the meantime. These are the current values; nothing of yours was saved. "
-             "Please make your change again.")
+    return _(
+        "Your data was changed elsewhere in the meantime. These are the current values; nothing of yours was saved. "
+        "Please make your change again."
+    )
 
 
 def form_problem(lang: str) -> str:
@@ -292,9 +363,10 @@ def overview() -> Response[str]:
     except SignInNeeded:
         return page("new_link", language(), sent=False, errors={}, form_email="")
     lang = language(profile)
+    _ = translator(lang)
     notice = None
     if app.current_event.get_query_string_value("confirmed") == "1":
-        notice = translator(lang)("Thank you! Your data is confirmed.")
+        notice = _("Thank you! Your data is confirmed.")
     context = views.overview(profile, service().catalog, lang, now(), translator(lang))
     return page("overview", lang, session=session, section="overview", notice=notice or saved_notice(lang), **context)
 
@@ -319,13 +391,29 @@ def save_personal_data() -> Response[str]:
         service().update(profile.id, patch, forms.version_of(form) or -1, Source.PAGE)
     except forms.FormErrors as error:
         context = views.personal_data(profile, catalog, lang, now(), form=form)
-        return page("profile", lang, session=session, section="profile", status=HTTPStatus.UNPROCESSABLE_ENTITY,
-                    errors=error.errors, problem=form_problem(lang), **context)
+        return page(
+            "profile",
+            lang,
+            session=session,
+            section="profile",
+            status=HTTPStatus.UNPROCESSABLE_ENTITY,
+            errors=error.errors,
+            problem=form_problem(lang),
+            **context,
+        )
     except VersionConflict:
         fresh = service().get(profile.id)
         context = views.personal_data(fresh, catalog, lang, now())
-        return page("profile", lang, session=session, section="profile", status=HTTPStatus.CONFLICT, errors={},
-                    problem=stale_problem(lang), **context)
+        return page(
+            "profile",
+            lang,
+            session=session,
+            section="profile",
+            status=HTTPStatus.CONFLICT,
+            errors={},
+            problem=stale_problem(lang),
+            **context,
+        )
     return redirect("/profile?saved=1")
 
 
@@ -334,8 +422,9 @@ def communication() -> Response[str]:
     session, profile = current_session()
     lang = language(profile)
     context = views.communication(profile, service().catalog, lang, now())
-    return page("communication", lang, session=session, section="communication", errors={},
-                notice=saved_notice(lang), **context)
+    return page(
+        "communication", lang, session=session, section="communication", errors={}, notice=saved_notice(lang), **context
+    )
 
 
 @app.post("/communication")
@@ -349,17 +438,41 @@ def save_communication() -> Response[str]:
         service().update(profile.id, patch, forms.version_of(form) or -1, Source.PAGE)
     except forms.FormErrors as error:
         context = views.communication(profile, catalog, lang, now(), form=form)
-        return page("communication", lang, session=session, section="communication",
-                    status=HTTPStatus.UNPROCESSABLE_ENTITY, errors=error.errors, problem=form_problem(lang), **context)
+        return page(
+            "communication",
+            lang,
+            session=session,
+            section="communication",
+            status=HTTPStatus.UNPROCESSABLE_ENTITY,
+            errors=error.errors,
+            problem=form_problem(lang),
+            **context,
+        )
     except InvalidInput as error:
         context = views.communication(profile, catalog, lang, now(), form=form)
         errors = {"frequency": forms.message_of(error, translator(lang))}
-        return page("communication", lang, session=session, section="communication",
-                    status=HTTPStatus.UNPROCESSABLE_ENTITY, errors=errors, problem=form_problem(lang), **context)
+        return page(
+            "communication",
+            lang,
+            session=session,
+            section="communication",
+            status=HTTPStatus.UNPROCESSABLE_ENTITY,
+            errors=errors,
+            problem=form_problem(lang),
+            **context,
+        )
     except VersionConflict:
         context = views.communication(service().get(profile.id), catalog, lang, now())
-        return page("communication", lang, session=session, section="communication", status=HTTPStatus.CONFLICT,
-                    errors={}, problem=stale_problem(lang), **context)
+        return page(
+            "communication",
+            lang,
+            session=session,
+            section="communication",
+            status=HTTPStatus.CONFLICT,
+            errors={},
+            problem=stale_problem(lang),
+            **context,
+        )
     return redirect("/communication?saved=1")
 
 
@@ -381,16 +494,40 @@ def save_services() -> Response[str]:
         patch = forms.services_patch(form, catalog, translator(lang))
         service().update(profile.id, patch, forms.version_of(form) or -1, Source.PAGE)
     except forms.FormErrors as error:
-        return page("services", lang, session=session, section="services", status=HTTPStatus.UNPROCESSABLE_ENTITY,
-                    errors=error.errors, problem=form_problem(lang), **views.services(profile, catalog, lang))
+        return page(
+            "services",
+            lang,
+            session=session,
+            section="services",
+            status=HTTPStatus.UNPROCESSABLE_ENTITY,
+            errors=error.errors,
+            problem=form_problem(lang),
+            **views.services(profile, catalog, lang),
+        )
     except InvalidInput as error:
         service_id = error.field.partition(".")[2]
         errors = {service_id: forms.message_of(error, translator(lang))}
-        return page("services", lang, session=session, section="services", status=HTTPStatus.UNPROCESSABLE_ENTITY,
-                    errors=errors, problem=form_problem(lang), **views.services(profile, catalog, lang))
+        return page(
+            "services",
+            lang,
+            session=session,
+            section="services",
+            status=HTTPStatus.UNPROCESSABLE_ENTITY,
+            errors=errors,
+            problem=form_problem(lang),
+            **views.services(profile, catalog, lang),
+        )
     except VersionConflict:
-        return page("services", lang, session=session, section="services", status=HTTPStatus.CONFLICT, errors={},
-                    problem=stale_problem(lang), **views.services(service().get(profile.id), catalog, lang))
+        return page(
+            "services",
+            lang,
+            session=session,
+            section="services",
+            status=HTTPStatus.CONFLICT,
+            errors={},
+            problem=stale_problem(lang),
+            **views.services(service().get(profile.id), catalog, lang),
+        )
     return redirect("/services?saved=1")
 
 
@@ -399,10 +536,18 @@ def requests_page() -> Response[str]:
     session, _profile = current_session()
     profile, _ledger, found = service().repository.load_all(session.profile_id)
     lang = language(profile)
-    notice = translator(lang)("Thank you! We have received your request.") if (
-        app.current_event.get_query_string_value("sent") == "1") else None
-    return page("requests", lang, session=session, section="requests", errors={}, notice=notice,
-                **views.requests(found, translator(lang)))
+    _ = translator(lang)
+    sent = app.current_event.get_query_string_value("sent") == "1"
+    notice = _("Thank you! We have received your request.") if sent else None
+    return page(
+        "requests",
+        lang,
+        session=session,
+        section="requests",
+        errors={},
+        notice=notice,
+        **views.requests(found, translator(lang)),
+    )
 
 
 @app.post("/requests")
@@ -414,8 +559,16 @@ def submit_request() -> Response[str]:
         request_type, text = forms.customer_request(form, translator(lang))
     except forms.FormErrors as error:
         found = service().requests(profile.id)
-        return page("requests", lang, session=session, section="requests", status=HTTPStatus.UNPROCESSABLE_ENTITY,
-                    errors=error.errors, problem=form_problem(lang), **views.requests(found, translator(lang), form))
+        return page(
+            "requests",
+            lang,
+            session=session,
+            section="requests",
+            status=HTTPStatus.UNPROCESSABLE_ENTITY,
+            errors=error.errors,
+            problem=form_problem(lang),
+            **views.requests(found, translator(lang), form),
+        )
     service().submit_request(profile.id, request_type, text, Source.PAGE)
     metrics.add_metric(name="RequestSubmitted", unit=MetricUnit.Count, value=1)
     return redirect("/requests?sent=1")
@@ -426,8 +579,13 @@ def history() -> Response[str]:
     session, _profile = current_session()
     profile, ledger, _found = service().repository.load_all(session.profile_id)
     lang = language(profile)
-    return page("history", lang, session=session, section="history",
-                **views.history(ledger, service().catalog, lang, translator(lang)))
+    return page(
+        "history",
+        lang,
+        session=session,
+        section="history",
+        **views.history(ledger, service().catalog, lang, translator(lang)),
+    )
 
 
 @app.get("/review")
@@ -446,8 +604,15 @@ def confirm_everything() -> Response[str]:
         service().confirm_all(profile.id, forms.version_of(form) or -1, Source.PAGE)
     except VersionConflict:
         fresh = service().get(profile.id)
-        return page("review", lang, session=session, section="overview", status=HTTPStatus.CONFLICT,
-                    problem=stale_problem(lang), **views.review(fresh, service().catalog, lang))
+        return page(
+            "review",
+            lang,
+            session=session,
+            section="overview",
+            status=HTTPStatus.CONFLICT,
+            problem=stale_problem(lang),
+            **views.review(fresh, service().catalog, lang),
+        )
     metrics.add_metric(name="ReviewConfirmed", unit=MetricUnit.Count, value=1)
     return redirect("/?confirmed=1")
 
@@ -463,8 +628,12 @@ def export() -> Response[str]:
     session, _profile = current_session()
     document = service().export(session.profile_id)
     headers = {**renderer().security_headers(), "Content-Disposition": 'attachment; filename="my-data.json"'}
-    return Response(status_code=200, content_type="application/json; charset=utf-8",
-                    body=json.dumps(document, ensure_ascii=False, indent=2), headers=headers)
+    return Response(
+        status_code=200,
+        content_type="application/json; charset=utf-8",
+        body=json.dumps(document, ensure_ascii=False, indent=2),
+        headers=headers,
+    )
 
 
 @app.get("/privacy/delete")
@@ -481,18 +650,24 @@ def delete_profile() -> Response[str]:
     service().erase(profile.id)
     metrics.add_metric(name="ProfileErasedByCustomer", unit=MetricUnit.Count, value=1)
     _ = translator(lang)
-    return message(lang, _("Your profile is deleted"),
-                   [_("We have deleted everything we stored about you. You will not receive any newsletter from us again."),
-                    _("Thank you for having been with us.")],
-                   extra_cookies=[cookie(SESSION_COOKIE, "", 0)])
+    return message(
+        lang,
+        _("Your profile is deleted"),
+        [
+            _("We have deleted everything we stored about you. You will not receive any newsletter from us again."),
+            _("Thank you for having been with us."),
+        ],
+        extra_cookies=[cookie(SESSION_COOKIE, "", 0)],
+    )
 
 
 @app.not_found
 def no_page(_error: Exception) -> Response[str]:
     lang = language()
     _ = translator(lang)
-    return message(lang, _("Page not found"), [_("Please use the links in our emails or the menu.")],
-                   status=HTTPStatus.NOT_FOUND)
+    return message(
+        lang, _("Page not found"), [_("Please use the links in our emails or the menu.")], status=HTTPStatus.NOT_FOUND
+    )
 
 
 @app.exception_handler(Exception)
@@ -501,9 +676,12 @@ def unexpected(error: Exception) -> Response[str]:
     logger.exception("unexpected error on a page", extra={"error": type(error).__name__})
     lang = language()
     _ = translator(lang)
-    return message(lang, _("Something went wrong"),
-                   [_("Nothing was changed. Please try again in a moment."), _("If it keeps happening, contact us.")],
-                   status=HTTPStatus.INTERNAL_SERVER_ERROR)
+    return message(
+        lang,
+        _("Something went wrong"),
+        [_("Nothing was changed. Please try again in a moment."), _("If it keeps happening, contact us.")],
+        status=HTTPStatus.INTERNAL_SERVER_ERROR,
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

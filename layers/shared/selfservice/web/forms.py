@@ -56,7 +56,9 @@ def personal_data_patch(form: FormData, catalog: Catalog, today: dt.date, transl
     values: dict[str, FieldValueType | None] = {}
     errors: dict[str, str] = {}
     for spec in catalog.fields:
-        raw: FieldValueType = [v for v in form.get(spec.id, []) if v] if spec.type == "multi_choice" else first(form, spec.id)
+        raw: FieldValueType = (
+            [v for v in form.get(spec.id, []) if v] if spec.type == "multi_choice" else first(form, spec.id)
+        )
         if not raw:
             if spec.required:
                 errors[spec.id] = translate("Please fill in this field.")
@@ -71,7 +73,9 @@ def personal_data_patch(form: FormData, catalog: Catalog, today: dt.date, transl
     return ProfilePatch(fields=values)
 
 
-def communication_patch(form: FormData, profile: Profile, catalog: Catalog, now: dt.datetime, translate: Translate) -> ProfilePatch:
+def communication_patch(
+    form: FormData, profile: Profile, catalog: Catalog, now: dt.datetime, translate: Translate
+) -> ProfilePatch:
     """Only the topics shown on the page (visible ones) are touched; hidden topics keep their state."""
     chosen = set(form.get("topic", []))
     errors: dict[str, str] = {}
@@ -84,7 +88,9 @@ def communication_patch(form: FormData, profile: Profile, catalog: Catalog, now:
             if topic.id in chosen and not picked:
                 errors[f"channel-{topic.id}"] = translate("Choose at least one channel.")
             elif "sms" in picked and not profile.phone:
-                errors[f"channel-{topic.id}"] = translate("SMS needs a mobile number. Please add it under personal data first.")
+                errors[f"channel-{topic.id}"] = translate(
+                    "SMS needs a mobile number. Please add it under personal data first."
+                )
             elif picked:
                 channels[topic.id] = sorted(picked)
     frequency = first(form, "frequency") or profile.preferences.frequency

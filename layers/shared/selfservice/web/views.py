@@ -6,6 +6,8 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from babel.dates import format_date
+
 from selfservice.catalog import Catalog, FieldSpec
 from selfservice.domain.models import CustomerRequest, LedgerEntry, LedgerKind, Profile, SubscriptionStatus
 from selfservice.domain.review import completeness, missing_required_fields, stale_fields
@@ -13,38 +15,44 @@ from selfservice.web.forms import FormData
 
 Translate = Callable[[str], str]
 
+
+def N_(text: str) -> str:
+    """Mark a message for extraction; it is translated where it is shown."""
+    return text
+
+
 STATUS_LABELS = {
-    SubscriptionStatus.SUBSCRIBED: "subscribed",
-    SubscriptionStatus.PENDING: "waiting for your confirmation",
-    SubscriptionStatus.UNSUBSCRIBED: "unsubscribed",
-    SubscriptionStatus.NOT_SUBSCRIBED: "not subscribed",
+    SubscriptionStatus.SUBSCRIBED: N_("subscribed"),
+    SubscriptionStatus.PENDING: N_("waiting for your confirmation"),
+    SubscriptionStatus.UNSUBSCRIBED: N_("unsubscribed"),
+    SubscriptionStatus.NOT_SUBSCRIBED: N_("not subscribed"),
 }
 REQUEST_TYPES = (
-    ("question", "Question"),
-    ("address_change", "Change of address or email"),
-    ("complaint", "Complaint"),
-    ("data_request", "Data protection request"),
+    ("question", N_("Question")),
+    ("address_change", N_("Change of address or email")),
+    ("complaint", N_("Complaint")),
+    ("data_request", N_("Data protection request")),
 )
-REQUEST_STATUS = {"open": "received", "in_progress": "in progress", "closed": "closed"}
+REQUEST_STATUS = {"open": N_("received"), "in_progress": N_("in progress"), "closed": N_("closed")}
 LEDGER_TITLES = {
-    LedgerKind.PROFILE_CREATED: "Profile created",
-    LedgerKind.PROFILE_CHANGED: "Data changed",
-    LedgerKind.CONSENT_GIVEN: "Consent given",
-    LedgerKind.CONSENT_WITHDRAWN: "Consent withdrawn",
-    LedgerKind.REVIEW_REQUESTED: "Asked to review your data",
-    LedgerKind.REVIEW_CONFIRMED: "You confirmed your data",
-    LedgerKind.REQUEST_SUBMITTED: "Request sent",
-    LedgerKind.SIGNED_OUT_EVERYWHERE: "Signed out on all devices",
-    LedgerKind.EMAIL_SKIPPED: "Email not sent",
+    LedgerKind.PROFILE_CREATED: N_("Profile created"),
+    LedgerKind.PROFILE_CHANGED: N_("Data changed"),
+    LedgerKind.CONSENT_GIVEN: N_("Consent given"),
+    LedgerKind.CONSENT_WITHDRAWN: N_("Consent withdrawn"),
+    LedgerKind.REVIEW_REQUESTED: N_("Asked to review your data"),
+    LedgerKind.REVIEW_CONFIRMED: N_("You confirmed your data"),
+    LedgerKind.REQUEST_SUBMITTED: N_("Request sent"),
+    LedgerKind.SIGNED_OUT_EVERYWHERE: N_("Signed out on all devices"),
+    LedgerKind.EMAIL_SKIPPED: N_("Email not sent"),
 }
 SOURCES = {
-    "api": "shop or customer service",
-    "page": "you, on this page",
-    "one-click": "one-click unsubscribe",
-    "confirmation-link": "confirmation link",
-    "customer-service": "customer service",
-    "shop": "shop",
-    "system": "automatically",
+    "api": N_("shop or customer service"),
+    "page": N_("you, on this page"),
+    "one-click": N_("one-click unsubscribe"),
+    "confirmation-link": N_("confirmation link"),
+    "customer-service": N_("customer service"),
+    "shop": N_("shop"),
+    "system": N_("automatically"),
 }
 
 
@@ -74,8 +82,14 @@ def overview(profile: Profile, catalog: Catalog, language: str, now: dt.datetime
     }
 
 
-def personal_data(profile: Profile, catalog: Catalog, language: str, now: dt.datetime,
-                  form: FormData | None = None, focus: list[str] | None = None) -> dict[str, Any]:
+def personal_data(
+    profile: Profile,
+    catalog: Catalog,
+    language: str,
+    now: dt.datetime,
+    form: FormData | None = None,
+    focus: list[str] | None = None,
+) -> dict[str, Any]:
     """Fields in catalog order, those named in ``focus`` (e.g. from a review email) first."""
     stale = set(stale_fields(profile, catalog, now))
     fields = []
@@ -85,19 +99,27 @@ def personal_data(profile: Profile, catalog: Catalog, language: str, now: dt.dat
             value: Any = form.get(spec.id, []) if spec.type == "multi_choice" else (form.get(spec.id) or [""])[0]
         else:
             value = stored.value if stored else ([] if spec.type == "multi_choice" else "")
-        fields.append({
-            "id": spec.id, "type": spec.type, "label": spec.label.get(language), "required": spec.required,
-            "max_length": spec.max_length, "value": value, "stale": spec.id in stale,
-            "confirmed_at": stored.confirmed_at if stored else None,
-            "choices": [{"id": c.id, "label": c.label.get(language)} for c in spec.choices],
-        })
+        fields.append(
+            {
+                "id": spec.id,
+                "type": spec.type,
+                "label": spec.label.get(language),
+                "required": spec.required,
+                "max_length": spec.max_length,
+                "value": value,
+                "stale": spec.id in stale,
+                "confirmed_at": stored.confirmed_at if stored else None,
+                "choices": [{"id": c.id, "label": c.label.get(language)} for c in spec.choices],
+            }
+        )
     wanted = [f for f in (focus or []) if catalog.field(f)]
     fields.sort(key=lambda field: wanted.index(field["id"]) if field["id"] in wanted else len(wanted))
     return {"fields": fields, "email": profile.email, "version": profile.version}
 
 
-def communication(profile: Profile, catalog: Catalog, language: str, now: dt.datetime,
-                  form: FormData | None = None) -> dict[str, Any]:
+def communication(
+    profile: Profile, catalog: Catalog, language: str, now: dt.datetime, form: FormData | None = None
+) -> dict[str, Any]:
     prefs = profile.preferences
     chosen_topics = set(form.get("topic", [])) if form is not None else None
     topics = []
@@ -105,19 +127,29 @@ def communication(profile: Profile, catalog: Catalog, language: str, now: dt.dat
         on = topic.id in chosen_topics if chosen_topics is not None else bool(prefs.topics.get(topic.id))
         picked = form.get(f"channel-{topic.id}", []) if form is not None else prefs.channels_for(topic.id)
         expected = catalog.frequency(topic.expected_frequency)
-        topics.append({
-            "id": topic.id, "name": topic.name.get(language), "description": topic.description.get(language),
-            "expected": expected.label.get(language) if expected else "", "on": on,
-            "channels": [
-                {"id": channel_id, "label": next(c.label.get(language) for c in catalog.channels if c.id == channel_id),
-                 "on": channel_id in picked}
-                for channel_id in topic.channels
-            ],
-        })
+        topics.append(
+            {
+                "id": topic.id,
+                "name": topic.name.get(language),
+                "description": topic.description.get(language),
+                "expected": expected.label.get(language) if expected else "",
+                "on": on,
+                "channels": [
+                    {
+                        "id": channel_id,
+                        "label": next(c.label.get(language) for c in catalog.channels if c.id == channel_id),
+                        "on": channel_id in picked,
+                    }
+                    for channel_id in topic.channels
+                ],
+            }
+        )
     current = (form.get("frequency") or [prefs.frequency])[0] if form is not None else prefs.frequency
     return {
         "topics": topics,
-        "frequencies": [{"id": f.id, "label": f.label.get(language), "on": f.id == current} for f in catalog.frequencies],
+        "frequencies": [
+            {"id": f.id, "label": f.label.get(language), "on": f.id == current} for f in catalog.frequencies
+        ],
         "paused_until": prefs.paused_until if prefs.is_paused(now) else None,
         "version": profile.version,
     }
@@ -127,12 +159,19 @@ def services(profile: Profile, catalog: Catalog, language: str) -> dict[str, Any
     shown = []
     for service in catalog.services:
         booking = profile.services.get(service.id)
-        shown.append({
-            "id": service.id, "name": service.name.get(language), "description": service.description.get(language),
-            "booked": booking is not None, "booked_at": booking.booked_at if booking else None,
-            "options": [{"id": o.id, "label": o.label.get(language), "on": bool(booking and booking.option == o.id)}
-                        for o in service.options],
-        })
+        shown.append(
+            {
+                "id": service.id,
+                "name": service.name.get(language),
+                "description": service.description.get(language),
+                "booked": booking is not None,
+                "booked_at": booking.booked_at if booking else None,
+                "options": [
+                    {"id": o.id, "label": o.label.get(language), "on": bool(booking and booking.option == o.id)}
+                    for o in service.options
+                ],
+            }
+        )
     return {"services": shown, "version": profile.version}
 
 
@@ -140,8 +179,12 @@ def requests(found: list[CustomerRequest], _: Translate, form: FormData | None =
     return {
         "request_types": [(key, _(label)) for key, label in REQUEST_TYPES],
         "requests": [
-            {"created_at": r.created_at, "type_label": _(dict(REQUEST_TYPES)[r.type.value]), "message": r.message,
-             "status_label": _(REQUEST_STATUS[r.status.value])}
+            {
+                "created_at": r.created_at,
+                "type_label": _(dict(REQUEST_TYPES)[r.type.value]),
+                "message": r.message,
+                "status_label": _(REQUEST_STATUS[r.status.value]),
+            }
             for r in found
         ],
         "form": {"type": (form or {}).get("type", [""])[0], "message": (form or {}).get("message", [""])[0]},
@@ -149,20 +192,44 @@ def requests(found: list[CustomerRequest], _: Translate, form: FormData | None =
 
 
 def _change_line(entry_field: str, before: Any, after: Any, catalog: Catalog, language: str, _: Translate) -> str:
+    """One change as the customer reads it: the catalog's label and values, not internal paths."""
     section, _dot, key = entry_field.partition(".")
+    old, new = ("" if before is None else str(before)), ("" if after is None else str(after))
+    label = _(entry_field)
     if section == "fields" and (spec := catalog.field(key)):
-        label = spec.label.get(language)
-        old, new = display_value(spec, before, language), display_value(spec, after, language)
+        label, old, new = (
+            spec.label.get(language),
+            display_value(spec, before, language),
+            display_value(spec, after, language),
+        )
     elif entry_field.startswith("preferences.topics.") and (topic := catalog.topic(entry_field.rsplit(".", 1)[1])):
         label = topic.name.get(language)
-        old, new = (_("subscribed") if before else _("not subscribed")), (_("subscribed") if after else _("not subscribed"))
+        old, new = (
+            (_("subscribed") if before else _("not subscribed")),
+            (_("subscribed") if after else _("not subscribed")),
+        )
+    elif entry_field.startswith("preferences.channels.") and (topic := catalog.topic(entry_field.rsplit(".", 1)[1])):
+        label = _("Channel for %(topic)s") % {"topic": topic.name.get(language)}
+        names = {c.id: c.label.get(language) for c in catalog.channels}
+        old, new = ", ".join(names.get(c, c) for c in before or []), ", ".join(names.get(c, c) for c in after or [])
+    elif entry_field == "preferences.frequency":
+        label = _("How often")
+        old, new = (
+            (f.label.get(language) if (f := catalog.frequency(str(before))) else old),
+            (f.label.get(language) if (f := catalog.frequency(str(after))) else new),
+        )
+    elif entry_field == "preferences.paused_until":
+        label = _("Pause")
+        old = format_date(dt.datetime.fromisoformat(old), format="long", locale=language) if old else ""
+        new = format_date(dt.datetime.fromisoformat(new), format="long", locale=language) if new else ""
     elif section == "services" and (service := catalog.service(key)):
         label = service.name.get(language)
-        old = (o.label.get(language) if before and (o := service.option(before)) else _("not booked"))
-        new = (o.label.get(language) if after and (o := service.option(after)) else _("not booked"))
-    else:
-        label = _(entry_field)
-        old, new = ("" if before is None else str(before)), ("" if after is None else str(after))
+        old = o.label.get(language) if before and (o := service.option(before)) else _("not booked")
+        new = o.label.get(language) if after and (o := service.option(after)) else _("not booked")
+    elif entry_field == "email":
+        label = _("Email address")
+    elif entry_field == "locale":
+        label = _("Language")
     return f"{label}: {old or '–'} → {new or '–'}"
 
 
@@ -177,8 +244,14 @@ def history(entries: list[LedgerEntry], catalog: Catalog, language: str, _: Tran
             lines.append(_("Consent wording version %s") % entry.consent_version)
         if entry.topics:
             lines.append(", ".join(t.name.get(language) if (t := catalog.topic(tid)) else tid for tid in entry.topics))
-        changes.append({"at": entry.at, "title": _(LEDGER_TITLES.get(entry.kind, entry.kind.value)),
-                        "source": _(SOURCES.get(entry.source.value, entry.source.value)), "lines": lines})
+        changes.append(
+            {
+                "at": entry.at,
+                "title": _(LEDGER_TITLES.get(entry.kind, entry.kind.value)),
+                "source": _(SOURCES.get(entry.source.value, entry.source.value)),
+                "lines": lines,
+            }
+        )
     return {"changes": changes, "emails": emails}
 
 
@@ -186,6 +259,8 @@ def review(profile: Profile, catalog: Catalog, language: str) -> dict[str, Any]:
     return {
         "email": profile.email,
         "version": profile.version,
-        "fields": [{"label": spec.label.get(language), "display": display_value(spec, profile.value_of(spec.id), language)}
-                   for spec in catalog.fields],
+        "fields": [
+            {"label": spec.label.get(language), "display": display_value(spec, profile.value_of(spec.id), language)}
+            for spec in catalog.fields
+        ],
     }
