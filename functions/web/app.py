@@ -98,7 +98,7 @@ def language(profile: Profile | None = None) -> str:
         return chosen
     if profile is not None:
         return profile.locale
-    accept = app.current_event.get_header_value("accept-language") or ""
+    accept = app.current_event.headers.get("accept-language") or ""
     for part in accept.split(","):
         code = part.split(";")[0].strip().lower()[:2]
         if code in LANGUAGES:

@@ -1,0 +1,266 @@
+"""The hosted pages through the HTTP-API gateway on moto: access, CSRF, GET safety, forms, privacy."""
+
+from __future__ import annotations
+
+import email
+import json
+from email.policy import default
+import re
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from itsdangerous.timed import TimestampSigner
+
+from devstack.demo import seed_demo_profiles
+from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
+from selfservice.tokens import Purpose, TokenSigner
+
+PAGES = ["/", "/profile", "/communication", "/services", "/requests", "/history", "/privacy", "/privacy/delete",
+         "/review", "/new-link", "/privacy/export"]
+
+
+@pytest.fixture
+def demo(stack):
+    return {entry["email"]: entry for entry in seed_demo_profiles()}
+
+
+def token_of(link: str) -> str:
+    return parse_qs(urlparse(link).query)["token"][0]
+
+
+def sign_in(stack, link: str):
+    path = link.replace("http://127.0.0.1:3000", "")
+    response = stack.client.get(path)
+    assert response.status_code == 303, response.get_data(as_text=True)[:300]
+    return response
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def version_of(html: str) -> str:
+    return re.search(r'name="version" value="(\d+)"', html).group(1)
+
+
+def get(stack, path):
+    response = stack.client.get(path)
+    return response.status_code, response.get_data(as_text=True), response
+
+
+def profile_item(stack, profile_id):
+    return stack.request("GET", f"/api/profiles/{profile_id}").json
+
+
+def test_link_is_exchanged_for_a_session_cookie_and_a_url_without_token(stack, demo):
+    anna = demo["anna.schmidt@example.com"]
+    response = sign_in(stack, anna["link"] + "&next=/profile")
+    assert response.headers["Location"] == "/profile"
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("ss_session=")
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Max-Age=3600" in cookie
+    status, html, _ = get(stack, "/profile")
+    assert status == 200
+    assert "<h1>Persönliche Daten</h1>" in html, "Anna's profile is German"
+
+
+def test_next_never_leaves_the_site(stack, demo):
+    response = sign_in(stack, demo["anna.schmidt@example.com"]["link"] + "&next=//evil.example.com/x")
+    assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("kind", ["tampered", "wrong purpose", "expired", "revoked", "unknown profile"])
+def test_bad_tokens_are_refused_with_a_friendly_page(stack, demo, kind, monkeypatch):
+    anna = demo["anna.schmidt@example.com"]
+    signer = TokenSigner([DEVELOPMENT_TOKEN_SECRET])
+    token = token_of(anna["link"])
+    if kind == "tampered":
+        token = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    elif kind == "wrong purpose":
+        token = signer.issue(anna["profile_id"], 0, Purpose.UNSUBSCRIBE)
+    elif kind == "expired":
+        monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: 10**10)
+    elif kind == "revoked":
+        sign_in(stack, anna["link"])
+        _status, html, _ = get(stack, "/")
+        assert stack.client.post("/sign-out", data={"csrf": csrf_of(html)}).status_code == 200
+    elif kind == "unknown profile":
+        token = signer.issue("f" * 32, 0, Purpose.MANAGE)
+    response = stack.client.get(f"/link?token={token}")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "ss_session=" not in response.headers.get("Set-Cookie", "")
+    assert 'href="/new-link"' in html
+    assert "Traceback" not in html
+
+
+def test_revoked_session_stops_working(stack, demo):
+    sign_in(stack, demo["anna.schmidt@example.com"]["link"])
+    _status, html, _ = get(stack, "/")
+    stack.client.post("/sign-out", data={"csrf": csrf_of(html)})
+    status, html, _ = get(stack, "/profile")
+    assert status == 401
+    assert "Anna" not in html
+
+
+def test_get_of_every_page_changes_nothing(stack, demo):
+    sign_in(stack, demo["clara.weber@example.com"]["link"])
+    before = stack.items()
+    for path in [*PAGES, "/profile?focus=city", "/link?token=garbage", "/nope"]:
+        status, _html, _ = get(stack, path)
+        assert status < 500, path
+    assert stack.items() == before
+    assert stack.sent_emails() == []
+
+
+def test_every_page_is_sent_with_security_headers(stack, demo):
+    sign_in(stack, demo["anna.schmidt@example.com"]["link"])
+    for path in PAGES:
+        _status, _html, response = get(stack, path)
+        csp = response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src" not in csp and "default-src 'none'" in csp, path
+        assert "'unsafe-inline'" not in csp
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("path", ["/profile", "/communication", "/services", "/requests", "/review",
+                                  "/privacy/delete", "/sign-out"])
+@pytest.mark.parametrize("csrf", [None, "forged"])
+def test_post_without_the_right_csrf_token_is_refused_and_changes_nothing(stack, demo, path, csrf):
+    sign_in(stack, demo["anna.schmidt@example.com"]["link"])
+    _status, html, _ = get(stack, "/profile")
+    before = stack.items()
+    data = {"version": version_of(html), "first_name": "Mallory", "last_name": "X", "city": "Y", "type": "question",
+            "message": "hi", "frequency": "monthly"}
+    if csrf:
+        data["csrf"] = csrf
+    response = stack.client.post(path, data=data)
+    assert response.status_code == 403
+    assert stack.items() == before
+
+
+def test_personal_data_saves_only_changed_fields_and_shows_errors_next_to_fields(stack, demo):
+    clara = demo["clara.weber@example.com"]
+    sign_in(stack, clara["link"])
+    _status, html, _ = get(stack, "/profile")
+    before = profile_item(stack, clara["profile_id"])
+    form = {"csrf": csrf_of(html), "version": version_of(html), "salutation": "ms", "first_name": "Clara",
+            "last_name": "Weber", "street": "Marktplatz 2", "postal_code": "50667", "city": "Bonn", "phone": "0151",
+            "birthday": "2999-01-01"}
+    response = stack.client.post("/profile", data=form)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert re.search(r'id="phone-error">Bitte geben Sie die Nummer international an', text)
+    assert re.search(r'id="birthday-error">Das Datum muss zwischen 1900 und heute liegen', text)
+    assert 'aria-invalid="true" aria-describedby="phone-error"' in text
+    assert 'value="Bonn"' in text, "the customer's input is kept in the form"
+    assert profile_item(stack, clara["profile_id"]) == before, "nothing stored"
+    form.update(phone="+49 221 123456", birthday="")
+    response = stack.client.post("/profile", data=form)
+    assert response.status_code == 303
+    after = profile_item(stack, clara["profile_id"])
+    assert after["fields"]["city"]["value"] == "Bonn"
+    assert after["fields"]["phone"]["value"] == "+49221123456"
+    assert after["fields"]["street"]["confirmed_at"] == before["fields"]["street"]["confirmed_at"], "unchanged field"
+    assert after["fields"]["city"]["confirmed_at"] != before["fields"]["city"]["confirmed_at"]
+
+
+def test_saving_over_a_stale_version_shows_current_values(stack, demo):
+    anna = demo["anna.schmidt@example.com"]
+    sign_in(stack, anna["link"])
+    _status, html, _ = get(stack, "/profile")
+    stack.request("PATCH", f"/api/profiles/{anna['profile_id']}", {"fields": {"city": "Hamburg"}})
+    form = {"csrf": csrf_of(html), "version": version_of(html), "salutation": "ms", "first_name": "Anna",
+            "last_name": "Schmidt", "city": "Dresden"}
+    response = stack.client.post("/profile", data=form)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "an anderer Stelle geändert" in text
+    assert 'value="Hamburg"' in text
+    assert profile_item(stack, anna["profile_id"])["fields"]["city"]["value"] == "Hamburg"
+
+
+def test_hidden_topics_are_never_touched_by_the_communication_page(stack, demo):
+    anna = demo["anna.schmidt@example.com"]
+    from selfservice.service import build_service  # noqa: PLC0415
+    from selfservice.settings import get_settings  # noqa: PLC0415
+
+    service = build_service(get_settings())
+    profile = service.repository.get(anna["profile_id"])
+    profile.preferences.topics["partner_offers"] = True
+    service.repository.save(profile.model_copy(update={"version": profile.version + 1}), profile.version, [])
+    sign_in(stack, anna["link"])
+    _status, html, _ = get(stack, "/communication")
+    assert "partner_offers" not in html
+    response = stack.client.post("/communication", data={"csrf": csrf_of(html), "version": version_of(html),
+                                                           "topic": ["news"], "frequency": "monthly"})
+    assert response.status_code == 303
+    topics = profile_item(stack, anna["profile_id"])["preferences"]["topics"]
+    assert topics["partner_offers"] is True
+    assert topics["offers"] is False and topics["news"] is True
+
+
+def test_new_link_form_answers_the_same_for_known_and_unknown_addresses_and_is_rate_limited(stack, demo):
+    status, html, _ = get(stack, "/new-link")
+    answers = []
+    for address in ["anna.schmidt@example.com", "nobody@example.com"]:
+        response = stack.client.post("/new-link", data={"csrf": csrf_of(html), "email": address})
+        answers.append((response.status_code, re.sub(r'name="csrf" value="[^"]+"', "", response.get_data(as_text=True))))
+    assert answers[0] == answers[1]
+    assert len(stack.sent_emails()) == 1
+    for _ in range(5):
+        stack.client.post("/new-link", data={"csrf": csrf_of(html), "email": "anna.schmidt@example.com"})
+    assert len(stack.sent_emails()) == 3, "three links per address and hour, then silence"
+    refused = stack.client.post("/new-link", data={"csrf": csrf_of(html), "email": "anna.schmidt@example.com"})
+    assert (refused.status_code, re.sub(r'name="csrf" value="[^"]+"', "", refused.get_data(as_text=True))) == answers[0]
+
+
+def test_new_link_without_csrf_is_refused(stack, demo):
+    response = stack.client.post("/new-link", data={"email": "anna.schmidt@example.com"})
+    assert response.status_code == 403
+    assert stack.sent_emails() == []
+
+
+def test_request_is_stored_routed_and_visible(stack, demo):
+    ben = demo["ben.miller@example.com"]
+    sign_in(stack, ben["link"])
+    _status, html, _ = get(stack, "/requests")
+    response = stack.client.post("/requests", data={"csrf": csrf_of(html), "type": "complaint", "message": ""})
+    assert response.status_code == 422
+    assert 'id="message-error">Please write your message.' in response.get_data(as_text=True)
+    response = stack.client.post("/requests", data={"csrf": csrf_of(html), "type": "complaint",
+                                                    "message": "My parcel <b>never</b> arrived."})
+    assert response.status_code == 303
+    _status, html, _ = get(stack, "/requests?sent=1")
+    assert "My parcel &lt;b&gt;never&lt;/b&gt; arrived." in html
+    assert "received" in html
+    [mail] = stack.sent_emails()
+    message = email.message_from_string(mail.raw_data, policy=default)
+    assert message["To"] == "customer-service@example.com"
+    assert message["Reply-To"] == "ben.miller@example.com", "customer service answers the customer directly"
+    assert "My parcel <b>never</b> arrived." in message.get_body(("plain",)).get_content()
+    assert "My parcel &lt;b&gt;never&lt;/b&gt; arrived." in message.get_body(("html",)).get_content()
+
+
+def test_download_my_data_and_delete_my_profile(stack, demo):
+    eva = demo["eva.fischer@example.com"]
+    sign_in(stack, eva["link"])
+    status, body, response = get(stack, "/privacy/export")
+    assert status == 200
+    assert response.headers["Content-Disposition"] == 'attachment; filename="my-data.json"'
+    document = json.loads(body)
+    assert document["profile"]["email"] == "eva.fischer@example.com"
+    assert document["profile"]["services"]["delivery_plus"]["option"] == "monthly"
+    assert document["history"], "the ledger is part of the export"
+    _status, html, _ = get(stack, "/privacy/delete")
+    response = stack.client.post("/privacy/delete", data={"csrf": csrf_of(html)})
+    assert response.status_code == 200
+    assert "gelöscht" in response.get_data(as_text=True)
+    remaining = [item for item in stack.items() if eva["profile_id"] in item["pk"]["S"]]
+    assert remaining == []
+    assert not any("eva.fischer" in json.dumps(item) for item in stack.items()), "no trace of the address"
+    assert any(item["pk"]["S"].startswith("SUPPRESSED#") for item in stack.items())
+    assert get(stack, "/")[0] == 200
+    assert get(stack, "/profile")[0] == 401
