@@ -54,11 +54,22 @@ class Stack:
     def table(self) -> str:
         return str(self.resources.refs["ProfileTable"])
 
-    def request(self, method: str, path: str, body: Any = None, *, raw: str | bytes | None = None,
-                headers: dict[str, str] | None = None, query: dict[str, str] | None = None) -> ApiAnswer:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: str | bytes | None = None,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+    ) -> ApiAnswer:
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
         response = self.client.open(
-            path, method=method, data=data, query_string=query,
+            path,
+            method=method,
+            data=data,
+            query_string=query,
             headers={"content-type": "application/json", **(headers or {})},
         )
         return ApiAnswer(response.status_code, dict(response.headers), response.get_data(as_text=True))
@@ -79,14 +90,19 @@ def _reset_process_caches() -> None:
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws(config=MOTO_CONFIG):
         clients = AwsClients(None)
-        provisioner = Provisioner(Template.load(REPO / "template.yaml"), clients,
-                                  env_overrides=default_env_overrides("127.0.0.1", 3000))
+        provisioner = Provisioner(
+            Template.load(REPO / "template.yaml"), clients, env_overrides=default_env_overrides("127.0.0.1", 3000)
+        )
         resources = provisioner.provision_all()
         for name, value in resources.common_environment.items():
             monkeypatch.setenv(name, value)

@@ -8,8 +8,8 @@ import threading
 from email.policy import default
 from urllib.parse import parse_qs, urlparse
 
-from selfservice.tokens import Purpose, TokenSigner
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
+from selfservice.tokens import Purpose, TokenSigner
 
 
 def create(stack, **body):
@@ -50,7 +50,8 @@ def test_unknown_profile_and_unknown_address_are_404(stack):
 def test_patch_changes_only_what_is_sent_and_records_it(stack):
     created = create(stack, fields={"first_name": "Kim", "city": "Berlin"}, preferences={"topics": {"offers": True}})
     answer = stack.request(
-        "PATCH", f"/api/profiles/{created['id']}",
+        "PATCH",
+        f"/api/profiles/{created['id']}",
         {"fields": {"city": "Leipzig"}, "preferences": {"topics": {"news": True}, "frequency": "monthly"}},
         headers={"If-Match": '"1"'},
     )
@@ -72,7 +73,10 @@ def test_patch_changes_only_what_is_sent_and_records_it(stack):
 
 def test_stale_version_gives_412_and_changes_nothing(stack):
     created = create(stack, fields={"city": "Berlin"})
-    assert stack.request("PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": "Bonn"}, "version": 1}).status == 200
+    assert (
+        stack.request("PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": "Bonn"}, "version": 1}).status
+        == 200
+    )
     stale = stack.request("PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": "Essen"}, "version": 1})
     assert stale.status == 412
     assert stale.json["error"] == "version_conflict"
@@ -86,8 +90,9 @@ def test_two_concurrent_patches_of_the_same_version_give_one_200_and_one_412_and
 
     def patch(city: str) -> None:
         barrier.wait()
-        answers[city] = stack.request("PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": city}},
-                                      headers={"If-Match": '"1"'})
+        answers[city] = stack.request(
+            "PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": city}}, headers={"If-Match": '"1"'}
+        )
 
     threads = [threading.Thread(target=patch, args=(city,)) for city in ("Dresden", "Erfurt")]
     for thread in threads:
@@ -102,7 +107,9 @@ def test_two_concurrent_patches_of_the_same_version_give_one_200_and_one_412_and
     assert stored["fields"]["city"]["value"] == winner
     assert stored["version"] == 2
     # The refused writer re-reads and retries: both changes end up in the history, none is lost.
-    retry = stack.request("PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": loser}}, headers={"If-Match": '"2"'})
+    retry = stack.request(
+        "PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": loser}}, headers={"If-Match": '"2"'}
+    )
     assert retry.status == 200
     history = stack.request("GET", f"/api/profiles/{created['id']}/history").json["entries"]
     cities = [change["after"] for entry in history for change in entry["changes"] if change["field"] == "fields.city"]
@@ -157,8 +164,9 @@ def test_self_service_link_email_read_back_from_ses(stack):
     assert answer.status == 202
     assert answer.json["sent"] is True
     [sent] = stack.sent_emails()
-    message = email.message_from_bytes(sent.raw_data.encode() if isinstance(sent.raw_data, str) else sent.raw_data,
-                                       policy=default)
+    message = email.message_from_bytes(
+        sent.raw_data.encode() if isinstance(sent.raw_data, str) else sent.raw_data, policy=default
+    )
     assert message["To"] == "kim@example.com"
     assert message["Subject"] == "Your link to your preferences"
     assert message["Content-Language"] == "en"
@@ -166,7 +174,8 @@ def test_self_service_link_email_read_back_from_ses(stack):
     assert message["List-Unsubscribe"] is None, "a transactional email has no unsubscribe header"
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
-    assert "Hello Kim" in text and "Hello Kim" in html
+    assert "Hello Kim" in text
+    assert "Hello Kim" in html
     link = next(word for word in text.split() if word.startswith("http://127.0.0.1:3000/link?token="))
     assert f'href="{link}"' in html
     token = parse_qs(urlparse(link).query)["token"][0]
@@ -189,6 +198,10 @@ def test_german_profile_gets_a_german_email(stack):
 def test_openapi_document_describes_the_routes(stack):
     document = stack.request("GET", "/api/openapi.json").json
     assert document["openapi"].startswith("3.")
-    assert {"/api/profiles", "/api/profiles/{profile_id}", "/api/profiles/{profile_id}/history",
-            "/api/profiles/{profile_id}/self-service-link"} <= set(document["paths"])
+    assert {
+        "/api/profiles",
+        "/api/profiles/{profile_id}",
+        "/api/profiles/{profile_id}/history",
+        "/api/profiles/{profile_id}/self-service-link",
+    } <= set(document["paths"])
     assert "patch" in document["paths"]["/api/profiles/{profile_id}"]

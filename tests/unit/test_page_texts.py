@@ -18,8 +18,12 @@ def german_catalog():
 
 def test_every_page_text_is_translated_to_german():
     keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "translate": None, "InvalidInput": (2,)}
-    method_map = [("templates/pages/**.html", "jinja2"), ("functions/web/**.py", "python"),
-                  ("layers/shared/selfservice/web/**.py", "python"), ("layers/shared/selfservice/domain/**.py", "python")]
+    method_map = [
+        ("templates/pages/**.html", "jinja2"),
+        ("functions/web/**.py", "python"),
+        ("layers/shared/selfservice/web/**.py", "python"),
+        ("layers/shared/selfservice/domain/**.py", "python"),
+    ]
     options = {"templates/pages/**.html": {"extensions": "jinja2.ext.i18n"}}
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(

@@ -1,0 +1,94 @@
+"""The local stack as `make run` starts it: its own process, real ports, demo data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalStack:
+    def __init__(self, process: subprocess.Popen[str], http: str, aws: str, log: Path) -> None:
+        self.process, self.http, self.aws, self.log = process, http, aws, log
+        self.startup_seconds = 0.0
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.aws,
+            region_name="eu-central-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+
+def start_local_stack() -> LocalStack:
+    http_port, aws_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DEVSTACK_HTTP_PORT": str(http_port),
+        "DEVSTACK_AWS_PORT": str(aws_port),
+        "PYTHONPATH": f"{REPO / 'layers' / 'shared'}{os.pathsep}{REPO}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("AWS_ENDPOINT_URL", None)
+    # Output goes to a file: a pipe nobody reads would block the stack once it is full.
+    log = Path(tempfile.mkstemp(prefix="local-stack-", suffix=".log")[1])
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack"], cwd=REPO, env=env, text=True, stdout=sink, stderr=subprocess.STDOUT
+        )
+    started = time.monotonic()
+    http = f"http://127.0.0.1:{http_port}"
+    while time.monotonic() - started < 60:
+        if process.poll() is not None:
+            pytest.fail(f"the local stack exited: {log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{http}/_dev/api/outbox", timeout=5).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail("the local stack was not up within a minute")
+    stack = LocalStack(process, http, f"http://127.0.0.1:{aws_port}", log)
+    stack.startup_seconds = time.monotonic() - started
+    return stack
+
+
+def stop_local_stack(stack: LocalStack) -> None:
+    if stack.process.poll() is None:
+        stack.process.send_signal(signal.SIGINT)
+        try:
+            stack.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            stack.process.kill()
+
+
+@pytest.fixture(scope="module")
+def local_stack() -> Iterator[LocalStack]:
+    stack = start_local_stack()
+    yield stack
+    stop_local_stack(stack)
