@@ -17,9 +17,16 @@ $(INSTALLED): requirements-dev.txt layers/shared/requirements.txt constraints.tx
 run: $(INSTALLED)
 	$(BIN)/python -m devstack
 
-## test: lint, then unit, integration and end-to-end tests
-test: lint
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+## test: lint, then unit, integration and end-to-end tests (browser tests use Debian's chromium)
+test: lint $(CHROMIUM)
 	$(BIN)/python -m pytest
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 ## lint: ruff and mypy
 lint: $(INSTALLED)

@@ -30,7 +30,7 @@ def test_api_write_is_visible_through_the_aws_endpoint(local_stack):
     )
     assert answer.status_code == 200, answer.text
     dynamodb = local_stack.client("dynamodb")
-    [table] = [name for name in dynamodb.list_tables()["TableNames"] if name.startswith("selfservice")]
+    [table] = dynamodb.list_tables()["TableNames"]
     item = dynamodb.get_item(
         TableName=table, Key={"pk": {"S": f"PROFILE#{profile['id']}"}, "sk": {"S": "PROFILE"}}, ConsistentRead=True
     )["Item"]

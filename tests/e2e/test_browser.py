@@ -1,0 +1,205 @@
+"""A customer in a real browser (Debian's headless Chromium, driven by Playwright).
+
+From the link in an email in the outbox through every page; after each step the stored item is
+read back through the AWS endpoint. Every page is checked with axe-core in both languages and
+photographed at 360 px width (test-artifacts/screenshots/).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.e2e.conftest import REPO, LocalStack
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+PAGES = [
+    "/",
+    "/profile",
+    "/communication",
+    "/services",
+    "/requests",
+    "/history",
+    "/privacy",
+    "/privacy/delete",
+    "/review",
+]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 360, "height": 780}, accept_downloads=True)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def link_from_outbox(stack: LocalStack, address: str) -> str:
+    profile = requests.get(f"{stack.http}/api/profiles", params={"email": address}, timeout=10).json()
+    assert requests.post(f"{stack.http}/api/profiles/{profile['id']}/self-service-link", timeout=10).status_code == 202
+    outbox = requests.get(f"{stack.http}/_dev/api/outbox", timeout=10).json()
+    mail = next(m for m in outbox if address in m["to"])
+    return re.search(r'href="(http://[^"]+/link\?token=[^"]+)"', mail["html"]).group(1).replace("&amp;", "&")
+
+
+def table(stack: LocalStack) -> str:
+    [name] = stack.client("dynamodb").list_tables()["TableNames"]
+    return str(name)
+
+
+def stored(stack: LocalStack, address: str) -> dict[str, Any]:
+    """The profile item, read through the AWS endpoint (boto3), not through the product."""
+    dynamodb = stack.client("dynamodb")
+    claims = dynamodb.get_item(TableName=table(stack), Key={"pk": {"S": f"EMAIL#{address}"}, "sk": {"S": "EMAIL"}})
+    profile_id = claims["Item"]["profile_id"]["S"]
+    item = dynamodb.get_item(
+        TableName=table(stack), ConsistentRead=True, Key={"pk": {"S": f"PROFILE#{profile_id}"}, "sk": {"S": "PROFILE"}}
+    )["Item"]
+    from boto3.dynamodb.types import TypeDeserializer  # noqa: PLC0415
+
+    return {key: TypeDeserializer().deserialize(value) for key, value in item.items()}
+
+
+def items_of(stack: LocalStack, profile_id: str) -> list[dict[str, Any]]:
+    return stack.client("dynamodb").query(
+        TableName=table(stack),
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"PROFILE#{profile_id}"}},
+    )["Items"]
+
+
+def no_horizontal_overflow(page: Page) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_customer_walks_through_every_step_from_the_email_link(local_stack: LocalStack, phone: Page):
+    address = "ben.miller@example.com"
+    phone.goto(link_from_outbox(local_stack, address))
+    expect(phone.locator("h1")).to_have_text("Hello Ben")
+    assert "token=" not in phone.url, "the token leaves the address bar"
+
+    # a field
+    phone.get_by_role("link", name="Personal data").click()
+    phone.get_by_label("Last name").fill("Miller")
+    phone.get_by_label("City").fill("Manchester")
+    phone.get_by_role("button", name="Save").click()
+    expect(phone.get_by_role("status")).to_have_text("Saved.")
+    profile = stored(local_stack, address)
+    assert profile["fields"]["city"]["value"] == "Manchester"
+    assert profile["fields"]["last_name"]["value"] == "Miller"
+
+    # a topic, the frequency, a pause
+    phone.get_by_role("link", name="Communication").click()
+    phone.get_by_role("checkbox", name=re.compile("^News")).check()
+    phone.get_by_role("radio", name="Monthly").check()
+    phone.get_by_label("Pause all newsletters for").select_option("4")
+    phone.get_by_role("button", name="Save").click()
+    expect(phone.get_by_role("status")).to_have_text("Saved.")
+    expect(phone.get_by_text(re.compile("Paused until"))).to_be_visible()
+    preferences = stored(local_stack, address)["preferences"]
+    assert preferences["topics"]["news"] is True
+    assert preferences["frequency"] == "monthly"
+    assert preferences["paused_until"]
+
+    # a service
+    phone.get_by_role("link", name="Services").click()
+    phone.get_by_role("group", name="Delivery Plus").get_by_label("Yearly (2 months free)").check()
+    phone.get_by_role("button", name="Save").click()
+    expect(phone.get_by_role("status")).to_have_text("Saved.")
+    assert stored(local_stack, address)["services"]["delivery_plus"]["option"] == "yearly"
+
+    # a request
+    phone.get_by_role("link", name="Requests").click()
+    phone.get_by_label("What is it about?").select_option("question")
+    phone.get_by_label("Your message").fill("Can I change my delivery day?")
+    phone.get_by_role("button", name="Send request").click()
+    expect(phone.get_by_role("status")).to_have_text("Thank you! We have received your request.")
+    expect(phone.get_by_role("cell", name=re.compile("Can I change my delivery day"))).to_be_visible()
+    profile_id = stored(local_stack, address)["id"]
+    requests_stored = [i for i in items_of(local_stack, profile_id) if i["sk"]["S"].startswith("REQUEST#")]
+    assert [r["message"]["S"] for r in requests_stored] == ["Can I change my delivery day?"]
+
+    # the history shows what happened, in words
+    phone.get_by_role("link", name="History").click()
+    expect(phone.get_by_text("City: – → Manchester")).to_be_visible()
+
+    # download the data
+    phone.get_by_role("link", name="Privacy").click()
+    with phone.expect_download() as download_info:
+        phone.get_by_role("link", name="Download my data").click()
+    document = json.loads(Path(download_info.value.path()).read_text(encoding="utf-8"))
+    assert document["profile"]["fields"]["city"]["value"] == "Manchester"
+    assert document["requests"][0]["message"] == "Can I change my delivery day?"
+
+    # delete the profile
+    phone.get_by_role("link", name="Continue to deletion").click()
+    phone.get_by_role("button", name="Yes, delete everything").click()
+    expect(phone.locator("h1")).to_have_text("Your profile is deleted")
+    assert items_of(local_stack, profile_id) == []
+    answer = requests.get(f"{local_stack.http}/api/profiles", params={"email": address}, timeout=10)
+    assert answer.status_code == 404
+
+
+@pytest.mark.parametrize("language", ["de", "en"])
+def test_every_page_is_accessible_and_fits_a_phone(local_stack: LocalStack, browser: Browser, language: str):
+    context = browser.new_context(
+        viewport={"width": 360, "height": 780}, locale=language, extra_http_headers={"Accept-Language": language}
+    )
+    page = context.new_page()
+    external: list[str] = []
+    page.on(
+        "request",
+        lambda request: external.append(request.url) if not request.url.startswith(local_stack.http) else None,
+    )
+    page.goto(link_from_outbox(local_stack, "clara.weber@example.com"))
+    page.get_by_role("button", name=re.compile("English|Deutsch")).click() if (
+        page.locator("html").get_attribute("lang") != language
+    ) else None
+    assert page.locator("html").get_attribute("lang") == language
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    axe = Axe()
+    problems = []
+    for path in [*PAGES, "/new-link"]:
+        page.goto(local_stack.http + path)
+        assert page.locator("html").get_attribute("lang") == language
+        name = path.strip("/").replace("/", "-") or "overview"
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.{language}.360.png"), full_page=True)
+        assert no_horizontal_overflow(page), f"{path} overflows horizontally at 360 px ({language})"
+        results = axe.run(page)
+        for violation in results.response["violations"]:
+            if violation["impact"] in ("serious", "critical"):
+                problems.append(f"{path} [{language}] {violation['id']}: {violation['help']}")
+    context.close()
+    assert problems == []
+    assert external == [], "no third-party requests (fonts, CDNs, trackers)"
