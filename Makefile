@@ -38,6 +38,7 @@ lint: $(INSTALLED)
 ## bench: print the benchmark figures (calls per request, cold start ratio)
 bench: $(INSTALLED)
 	$(BIN)/python bench/bench_api.py
+	$(BIN)/python bench/bench_pages.py
 
 clean:
 	rm -rf $(VENV) .aws-sam test-artifacts

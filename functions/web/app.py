@@ -20,8 +20,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from babel.support import NullTranslations
 
 from selfservice.domain.errors import InvalidInput, NotFound, VersionConflict
-from selfservice.domain.models import Profile, Source
-from selfservice.service import SelfService, build_service, load_token_secrets
+from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, Source
+from selfservice.service import SelfService, build_service, export_document, load_token_secrets
 from selfservice.settings import get_settings
 from selfservice.tokens import ExpiredToken, InvalidToken, Purpose
 from selfservice.web import forms, views
@@ -117,6 +117,7 @@ def _translations(lang: str) -> NullTranslations:
 
 
 def current_session() -> tuple[Session, Profile]:
+    """The signed-in customer and their profile (one GetItem), or SignInNeeded."""
     session = sessions().read(cookies().get(SESSION_COOKIE))
     if session is None:
         raise SignInNeeded
@@ -127,6 +128,20 @@ def current_session() -> tuple[Session, Profile]:
     if profile.token_version != session.token_version:
         raise SignInNeeded
     return session, profile
+
+
+def current_session_with_records() -> tuple[Session, Profile, list[LedgerEntry], list[CustomerRequest]]:
+    """Like :func:`current_session`, plus ledger and requests from the same single Query."""
+    session = sessions().read(cookies().get(SESSION_COOKIE))
+    if session is None:
+        raise SignInNeeded
+    try:
+        profile, ledger, found = service().repository.load_all(session.profile_id)
+    except NotFound:
+        raise SignInNeeded from None
+    if profile.token_version != session.token_version:
+        raise SignInNeeded
+    return session, profile, ledger, found
 
 
 def form_data() -> forms.FormData:
@@ -533,8 +548,7 @@ def save_services() -> Response[str]:
 
 @app.get("/requests")
 def requests_page() -> Response[str]:
-    session, _profile = current_session()
-    profile, _ledger, found = service().repository.load_all(session.profile_id)
+    session, profile, _ledger, found = current_session_with_records()
     lang = language(profile)
     _ = translator(lang)
     sent = app.current_event.get_query_string_value("sent") == "1"
@@ -576,8 +590,7 @@ def submit_request() -> Response[str]:
 
 @app.get("/history")
 def history() -> Response[str]:
-    session, _profile = current_session()
-    profile, ledger, _found = service().repository.load_all(session.profile_id)
+    session, profile, ledger, _found = current_session_with_records()
     lang = language(profile)
     return page(
         "history",
@@ -625,8 +638,8 @@ def privacy() -> Response[str]:
 
 @app.get("/privacy/export")
 def export() -> Response[str]:
-    session, _profile = current_session()
-    document = service().export(session.profile_id)
+    _session, profile, ledger, found = current_session_with_records()
+    document = export_document(profile, ledger, found, exported_at=now())
     headers = {**renderer().security_headers(), "Content-Disposition": 'attachment; filename="my-data.json"'}
     return Response(
         status_code=200,

@@ -174,6 +174,18 @@ class ProfileService:
         return outcome
 
 
+def export_document(
+    profile: Profile, ledger: list[LedgerEntry], found: list[CustomerRequest], exported_at: dt.datetime
+) -> dict[str, Any]:
+    """The download of "my data": profile, requests and the whole ledger, nothing internal."""
+    return {
+        "exported_at": exported_at.isoformat(),
+        "profile": profile.model_dump(mode="json", exclude={"token_version"}),
+        "requests": [request.model_dump(mode="json") for request in found],
+        "history": [entry.model_dump(mode="json") for entry in ledger],
+    }
+
+
 RATE_WINDOW = dt.timedelta(hours=1)
 NEW_LINKS_PER_ADDRESS = 3
 NEW_LINKS_PER_CLIENT = 10
@@ -256,13 +268,7 @@ class SelfService(ProfileService):
 
     def export(self, profile_id: str) -> dict[str, Any]:
         """Everything stored about the customer, as one JSON document (privacy: right of access)."""
-        profile = self.repository.get(profile_id)
-        return {
-            "exported_at": self.clock().isoformat(),
-            "profile": profile.model_dump(mode="json", exclude={"token_version"}),
-            "requests": [request.model_dump(mode="json") for request in self.repository.requests(profile_id)],
-            "history": [entry.model_dump(mode="json") for entry in self.repository.history(profile_id, limit=1000)],
-        }
+        return export_document(*self.repository.load_all(profile_id), exported_at=self.clock())
 
     def erase(self, profile_id: str) -> None:
         """Delete every item of the profile; keep the address only as a hash on the suppression list."""
