@@ -86,7 +86,7 @@ def stored(stack: LocalStack, address: str) -> dict[str, Any]:
     item = dynamodb.get_item(
         TableName=table(stack), ConsistentRead=True, Key={"pk": {"S": f"PROFILE#{profile_id}"}, "sk": {"S": "PROFILE"}}
     )["Item"]
-    from boto3.dynamodb.types import TypeDeserializer  # noqa: PLC0415
+    from boto3.dynamodb.types import TypeDeserializer
 
     return {key: TypeDeserializer().deserialize(value) for key, value in item.items()}
 
