@@ -20,9 +20,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from babel.support import NullTranslations
 
 from selfservice.domain.errors import InvalidInput, NotFound, VersionConflict
-from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, Source
+from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, Source, SubscriptionStatus
 from selfservice.service import SelfService, build_service, export_document, load_token_secrets
 from selfservice.settings import get_settings
+from selfservice.subscriptions import ClientEvidence
 from selfservice.tokens import ExpiredToken, InvalidToken, Purpose
 from selfservice.web import forms, views
 from selfservice.web.render import LANGUAGES, PageRenderer, load_translations
@@ -352,6 +353,222 @@ def sign_out_everywhere() -> Response[str]:
     )
 
 
+# --- subscription lifecycle: double opt-in, opt-down, unsubscribe, RFC 8058 one-click -------------
+def client_evidence() -> ClientEvidence:
+    return ClientEvidence(
+        ip=app.current_event.request_context.http.source_ip,
+        user_agent=app.current_event.headers.get("user-agent") or "",
+    )
+
+
+def anonymous_form() -> forms.FormData:
+    """A form shown without a session: double-submit CSRF check."""
+    form = form_data()
+    if not anonymous_csrf_ok(cookies().get(ANONYMOUS_CSRF_COOKIE), forms.first(form, "csrf")):
+        raise CsrfRefused
+    return form
+
+
+def invalid_link(lang: str, expired: bool) -> Response[str]:
+    _ = translator(lang)
+    if expired:
+        return message(
+            lang,
+            _("This link has expired"),
+            [_("Please subscribe again; it only takes a moment.")],
+            status=HTTPStatus.BAD_REQUEST,
+        )
+    return message(
+        lang,
+        _("This link is not valid"),
+        [_("It may be incomplete or no longer valid.")],
+        status=HTTPStatus.BAD_REQUEST,
+    )
+
+
+def subscribe_page(
+    lang: str,
+    *,
+    status: HTTPStatus = HTTPStatus.OK,
+    sent: bool = False,
+    errors: dict[str, str] | None = None,
+    form: forms.FormData | None = None,
+) -> Response[str]:
+    catalog = service().catalog
+    wording = catalog.current_consent(now().date())
+    chosen = set((form or {}).get("topic", []))
+    topics = [
+        {"id": t.id, "name": t.name.get(lang), "description": t.description.get(lang), "on": t.id in chosen}
+        for t in catalog.visible_topics()
+    ]
+    return page(
+        "subscribe",
+        lang,
+        status=status,
+        sent=sent,
+        errors=errors or {},
+        topics=topics,
+        form_email=forms.first(form or {}, "email"),
+        consent_text=wording.text.get(lang),
+        consent_version=wording.version,
+        problem=form_problem(lang) if errors else None,
+    )
+
+
+@app.get("/subscribe")
+def subscribe_form() -> Response[str]:
+    return subscribe_page(language())
+
+
+@app.post("/subscribe")
+def subscribe() -> Response[str]:
+    form = anonymous_form()
+    lang = language()
+    _ = translator(lang)
+    address, topics = forms.first(form, "email"), form.get("topic", [])
+    errors = {}
+    if not address or "@" not in address or len(address) > 254:
+        errors["email"] = _("Please enter your email address, like name@example.com.")
+    if not topics:
+        errors["topics"] = _("Please choose at least one topic.")
+    if not errors:
+        try:
+            service().subscribe(address, topics, "en" if lang == "en" else "de", Source.PAGE, client_evidence())
+        except InvalidInput as error:
+            errors["topics" if error.field == "topics" else "email"] = forms.message_of(error, _)
+    if errors:
+        return subscribe_page(lang, status=HTTPStatus.UNPROCESSABLE_ENTITY, errors=errors, form=form)
+    metrics.add_metric(name="SubscribeRequested", unit=MetricUnit.Count, value=1)
+    return subscribe_page(lang, sent=True)
+
+
+@app.get("/confirm")
+def confirm_page() -> Response[str]:
+    """Shows the confirm button; a mail scanner opening the link confirms nothing."""
+    token = app.current_event.get_query_string_value("token") or ""
+    try:
+        profile = service().pending_profile(token)
+    except ExpiredToken:
+        return invalid_link(language(), expired=True)
+    except InvalidToken:
+        return invalid_link(language(), expired=False)
+    lang = language(profile)
+    catalog = service().catalog
+    wording = catalog.current_consent(now().date())
+    topics = [
+        t.name.get(lang) for topic_id in profile.preferences.subscribed_topics() if (t := catalog.topic(topic_id))
+    ]
+    return page(
+        "confirm",
+        lang,
+        token=token,
+        topics=topics,
+        consent_text=wording.text.get(lang),
+        consent_version=wording.version,
+    )
+
+
+@app.post("/confirm")
+def confirm() -> Response[str]:
+    form = anonymous_form()
+    try:
+        profile = service().confirm_subscription(forms.first(form, "token"), client_evidence())
+    except ExpiredToken:
+        return invalid_link(language(), expired=True)
+    except InvalidToken:
+        return invalid_link(language(), expired=False)
+    metrics.add_metric(name="Subscribed", unit=MetricUnit.Count, value=1)
+    _session, value = sessions().new(profile.id, profile.token_version)
+    return redirect("/?welcome=1", [cookie(SESSION_COOKIE, value, int(SESSION_LIFETIME.total_seconds()))])
+
+
+def unsubscribe_page(token: str) -> Response[str]:
+    try:
+        profile = service().unsubscribe_target(token)
+    except ExpiredToken:
+        return invalid_link(language(), expired=False)
+    except InvalidToken:
+        return invalid_link(language(), expired=False)
+    lang = language(profile)
+    _ = translator(lang)
+    if profile.status != SubscriptionStatus.SUBSCRIBED:
+        return message(lang, _("You are unsubscribed"), [_("You do not receive any newsletter from us.")])
+    context = views.communication(profile, service().catalog, lang, now())
+    return page("unsubscribe", lang, token=token, topics=context["topics"], frequencies=context["frequencies"])
+
+
+@app.get("/unsubscribe")
+def unsubscribe_form() -> Response[str]:
+    return unsubscribe_page(app.current_event.get_query_string_value("token") or "")
+
+
+@app.get("/unsubscribe/one-click")
+def one_click_page() -> Response[str]:
+    """Mail scanners open links: a GET only shows the page, it never unsubscribes."""
+    return unsubscribe_page(app.current_event.get_query_string_value("token") or "")
+
+
+@app.post("/unsubscribe/one-click")
+def one_click() -> Response[str]:
+    """RFC 8058: the mail client POSTs ``List-Unsubscribe=One-Click``; no page, cookie or CSRF token."""
+    token = app.current_event.get_query_string_value("token") or ""
+    form = form_data()
+    lang = language()
+    _ = translator(lang)
+    if forms.first(form, "List-Unsubscribe") != "One-Click":
+        return message(
+            lang,
+            _("This link is not valid"),
+            [_("It may be incomplete or no longer valid.")],
+            status=HTTPStatus.BAD_REQUEST,
+        )
+    try:
+        profile = service().unsubscribe_target(token)
+    except InvalidToken:
+        return invalid_link(lang, expired=False)
+    if service().unsubscribe(profile.id, Source.ONE_CLICK, "", client_evidence()):
+        metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
+    lang = language(profile)
+    _ = translator(lang)
+    return message(lang, _("You are unsubscribed"), [_("You do not receive any newsletter from us.")])
+
+
+@app.post("/unsubscribe")
+def unsubscribe() -> Response[str]:
+    form = anonymous_form()
+    token = forms.first(form, "token")
+    try:
+        profile = service().unsubscribe_target(token)
+    except InvalidToken:
+        return invalid_link(language(), expired=False)
+    lang = language(profile)
+    _ = translator(lang)
+    reason = forms.first(form, "reason")
+    if forms.first(form, "action") == "leave":
+        if service().unsubscribe(profile.id, Source.PAGE, reason, client_evidence()):
+            metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
+        return message(
+            lang,
+            _("You are unsubscribed"),
+            [
+                _("You do not receive any newsletter from us."),
+                _("Transactional emails, like links you ask for, still reach you."),
+            ],
+        )
+    patch = forms.opt_down_patch(form, service().catalog, now())
+    if patch.preferences is not None and not any((patch.preferences.topics or {}).values()):
+        if service().unsubscribe(profile.id, Source.PAGE, reason, client_evidence()):
+            metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
+        return message(lang, _("You are unsubscribed"), [_("You do not receive any newsletter from us.")])
+    service().opt_down(profile.id, patch, reason, client_evidence())
+    metrics.add_metric(name="UnsubscribeSaved", unit=MetricUnit.Count, value=1)
+    return message(
+        lang,
+        _("Thank you for staying"),
+        [_("We have saved your choice. You can change it any time in your preferences.")],
+    )
+
+
 # --- pages ----------------------------------------------------------------------------------
 def saved_notice(lang: str) -> str | None:
     _ = translator(lang)
@@ -382,6 +599,8 @@ def overview() -> Response[str]:
     notice = None
     if app.current_event.get_query_string_value("confirmed") == "1":
         notice = _("Thank you! Your data is confirmed.")
+    elif app.current_event.get_query_string_value("welcome") == "1":
+        notice = _("Welcome! Your subscription is confirmed.")
     context = views.overview(profile, service().catalog, lang, now(), translator(lang))
     return page("overview", lang, session=session, section="overview", notice=notice or saved_notice(lang), **context)
 

@@ -16,7 +16,8 @@ from typing import Any
 import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source, SubscriptionStatus
+from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source
+from selfservice.domain.review import why_not_marketing
 
 _INLINER = css_inline.CSSInliner(keep_style_tags=True)
 
@@ -76,17 +77,6 @@ def build_mime(email: RenderedEmail, sender: str, recipient: str, extra_headers:
     # set_content() clears Content-* headers, so the language goes on afterwards.
     message["Content-Language"] = email.language
     return message.as_bytes()
-
-
-def why_not_marketing(profile: Profile, now: dt.datetime) -> str | None:
-    """The reason a marketing email must not go to this profile, or None when it may."""
-    if profile.suppressed:
-        return "suppressed"
-    if profile.status != SubscriptionStatus.SUBSCRIBED:
-        return "not_subscribed" if profile.status != SubscriptionStatus.PENDING else "unconfirmed"
-    if profile.preferences.is_paused(now):
-        return "paused"
-    return None
 
 
 class Mailer:

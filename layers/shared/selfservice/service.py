@@ -37,6 +37,7 @@ from selfservice.domain.models import (
     Profile,
     RequestType,
     Source,
+    SubscriptionStatus,
     address_hash,
 )
 from selfservice.domain.review import next_review_at
@@ -44,6 +45,7 @@ from selfservice.events import EventPublisher
 from selfservice.mail import EmailRenderer, Mailer, SendOutcome
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET, Settings
 from selfservice.storage import ProfileRepository
+from selfservice.subscriptions import CONFIRMATION_WINDOW, SubscriptionUseCases
 from selfservice.tokens import LIFETIMES, Purpose, TokenSigner
 
 logger = Logger(child=True)
@@ -59,6 +61,11 @@ class NewProfile(BaseModel):
     fields: FieldsInput | None = Field(default=None, max_length=64)
     preferences: PreferencesPatch | None = None
     services: ServicesInput | None = Field(default=None, max_length=64)
+    subscribe: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = Field(
+        default=None,
+        max_length=32,
+        description="Topics the customer asked for: the profile stays pending until they confirm the email.",
+    )
 
 
 def load_token_secrets(settings: Settings) -> list[str]:
@@ -72,7 +79,7 @@ def load_token_secrets(settings: Settings) -> list[str]:
 
 
 @dataclass
-class ProfileService:
+class ProfileService(SubscriptionUseCases):
     settings: Settings
     catalog: Catalog
     repository: ProfileRepository
@@ -115,8 +122,17 @@ class ProfileService:
         entry = LedgerEntry(
             profile_id=profile.id, at=now, kind=LedgerKind.PROFILE_CREATED, source=source, changes=changes
         )
+        if data.subscribe is not None:
+            topics = self._checked_topics(data.subscribe)
+            profile.status = SubscriptionStatus.PENDING
+            profile.pending_expires_at = now + CONFIRMATION_WINDOW
+            profile.preferences.topics.update(dict.fromkeys(topics, True))
+            entry.topics = topics
+            entry.detail = {"consent_requested": self.catalog.current_consent(now.date()).version}
         self.repository.create(profile, [entry])
         logger.info("profile created", extra={"profile_id": profile.id, "source": source.value})
+        if data.subscribe is not None:
+            self._send_confirmation(profile, profile.preferences.subscribed_topics())
         return profile
 
     def update(self, profile_id: str, patch: ProfilePatch, expected_version: int | None, source: Source) -> Profile:
@@ -151,10 +167,6 @@ class ProfileService:
         erased = self.repository.erase(profile)
         logger.info("profile erased", extra={"profile_id": profile_id, "items": erased})
         return erased
-
-    def link(self, profile: Profile, purpose: Purpose, path: str) -> str:
-        token = self.signer().issue(profile.id, profile.token_version, purpose)
-        return f"{self.settings.public_base_url.rstrip('/')}{path}?token={token}"
 
     def send_self_service_link(self, profile_id: str, source: Source) -> SendOutcome:
         """Email the customer a link to their pages (transactional: sent even without newsletter consent)."""

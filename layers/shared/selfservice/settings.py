@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:3000"
     token_secret_parameter: str = ""
     review_shard_count: int = Field(default=8, ge=1, le=64)
+    review_batch_size: int = Field(default=50, ge=1, le=100)
+    """Profiles handed to one invocation of the review sender."""
+    review_event_delay_hours: int | None = Field(default=None, ge=0)
+    """Hours between a purchase/closed request and its review email; None: the catalog's value."""
+    ses_max_send_rate: float = Field(default=14, gt=0)
+    """The account's SES sending quota in emails per second; bounds the campaign's concurrency."""
+    review_dead_letter_queue_url: str = ""
+    """SQS queue that keeps malformed review events (empty: they are only logged)."""
     content_dir: Path = _REPOSITORY_CONTENT
     max_body_bytes: int = Field(default=16_384, ge=1024)
 

@@ -7,6 +7,7 @@ Item layout (``pk`` / ``sk``):
 * ``PROFILE#<id>`` / ``LEDGER#<time>#<entry id>`` — append-only ledger (changes, consents, emails).
 * ``PROFILE#<id>`` / ``REQUEST#<id>`` — the customer's requests.
 * ``EMAIL#<normalised address>`` / ``EMAIL`` — claim that makes addresses unique (a GSI cannot).
+* ``CAMPAIGN#<campaign>`` / ``RUN#<run time>#<run id>`` — summary of a review campaign run.
 
 Every profile write is one TransactWriteItems: the profile conditional on its version, the
 ledger entries, and the claim swap when the address changes.
@@ -15,6 +16,7 @@ ledger entries, and the claim swap when the address changes.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,6 +39,12 @@ _THROTTLING = {
 _KEY_ATTRIBUTES = ("pk", "sk", "item_type", "email_key", "review_shard", "next_review_at", "expires_at")
 
 ReviewScheduler = Callable[[Profile], dt.datetime | None]
+_BATCH_ATTEMPTS = 6
+
+
+def review_shard_key(number: int) -> str:
+    """Partition key of one shard of the sparse ReviewDue index."""
+    return f"REVIEW#{number:02d}"
 
 
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
@@ -89,9 +97,11 @@ class ProfileRepository:
     def _profile_item(self, profile: Profile) -> dict[str, Any]:
         values: dict[str, Any] = profile.model_dump(mode="json")
         values.update(pk=f"PROFILE#{profile.id}", sk="PROFILE", item_type="profile", email_key=profile.email_key)
+        if profile.pending_expires_at is not None:
+            values["expires_at"] = int(profile.pending_expires_at.timestamp())
         due = self._schedule(profile)
         if due is not None:
-            values["review_shard"] = f"REVIEW#{review_shard(profile.id, self._shard_count):02d}"
+            values["review_shard"] = review_shard_key(review_shard(profile.id, self._shard_count))
             values["next_review_at"] = _timestamp(due)
         return _to_item(values)
 
@@ -184,6 +194,7 @@ class ProfileRepository:
     def create(self, profile: Profile, entries: list[LedgerEntry], expires_at: dt.datetime | None = None) -> None:
         """Create the profile, claim its address and write its first ledger entries atomically."""
         item = self._profile_item(profile)
+        expires_at = expires_at or profile.pending_expires_at
         if expires_at is not None:
             item["expires_at"] = _serializer.serialize(int(expires_at.timestamp()))
         claim = _to_item(
@@ -208,11 +219,19 @@ class ProfileRepository:
             raise _translate(error) from error
 
     def save(
-        self, profile: Profile, expected_version: int, entries: list[LedgerEntry], previous_email: str | None = None
+        self,
+        profile: Profile,
+        expected_version: int,
+        entries: list[LedgerEntry],
+        previous_email: str | None = None,
+        *,
+        keep: bool = False,
     ) -> None:
         """Replace the profile if it is still at ``expected_version``, with its ledger entries, in one transaction.
 
         ``previous_email`` is the address before this change; when it differs the claim moves.
+        ``keep`` ends the expiry of a pending profile (confirmed): the profile item is written
+        without ``expires_at`` anyway, and the email claim loses its ``expires_at`` too.
         """
         operations: list[dict[str, Any]] = [
             {
@@ -225,6 +244,18 @@ class ProfileRepository:
             },
             *[self._put_ledger(entry) for entry in entries],
         ]
+        if keep:
+            operations.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _claim_key(profile.email_key),
+                        "UpdateExpression": "REMOVE expires_at",
+                        "ConditionExpression": "profile_id = :id",
+                        "ExpressionAttributeValues": _to_item({":id": profile.id}),
+                    }
+                }
+            )
         moved = previous_email is not None and normalise_email(previous_email) != profile.email_key
         if moved and previous_email is not None:
             claim = _to_item(
@@ -355,3 +386,183 @@ class ProfileRepository:
         except ClientError as error:
             raise _translate(error) from error
         return "Item" in response
+
+    # --- review campaigns ----------------------------------------------------------------
+    def due_for_review(
+        self, shard: str, until: dt.datetime, limit: int, cursor: dict[str, str] | None = None
+    ) -> tuple[list[str], dict[str, str] | None]:
+        """One page of the sparse ReviewDue index: ids of profiles of ``shard`` due by ``until``.
+
+        The index holds only profiles that will need a review, so this reads nothing else;
+        the returned cursor (None on the last page) continues where the page ended.
+        """
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "ReviewDue",
+            "KeyConditionExpression": "review_shard = :shard AND next_review_at <= :until",
+            "ExpressionAttributeValues": _to_item({":shard": shard, ":until": _timestamp(until)}),
+            "Limit": limit,
+        }
+        if cursor:
+            arguments["ExclusiveStartKey"] = _to_item(cursor)
+        try:
+            response = self._client.query(**arguments)
+        except ClientError as error:
+            raise _translate(error) from error
+        ids = [str(_from_item(item)["pk"]).removeprefix("PROFILE#") for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return ids, ({key: str(value) for key, value in _from_item(last).items()} if last else None)
+
+    def _batch_get(self, keys: list[dict[str, Any]], consistent: bool) -> list[dict[str, Any]]:
+        """BatchGetItem in chunks of 100, retrying unprocessed keys with a short backoff."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            pending: dict[str, Any] = {self._table: {"Keys": keys[start : start + 100], "ConsistentRead": consistent}}
+            for attempt in range(_BATCH_ATTEMPTS):
+                try:
+                    response = self._client.batch_get_item(RequestItems=pending)
+                except ClientError as error:
+                    raise _translate(error) from error
+                found.extend(_from_item(item) for item in response.get("Responses", {}).get(self._table, []))
+                pending = response.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise TemporarilyUnavailable("UnprocessedKeys")
+        return found
+
+    def get_many(self, profile_ids: list[str]) -> list[Profile]:
+        """The profiles that still exist, strongly consistent (BatchGetItem, 100 keys per call)."""
+        items = self._batch_get([_profile_key(profile_id) for profile_id in profile_ids], consistent=True)
+        return [Profile.model_validate(_strip(item)) for item in items]
+
+    def suppressed_among(self, address_hashes: list[str]) -> set[str]:
+        """Which of these address hashes are on the suppression list (one BatchGetItem per 100)."""
+        unique = dict.fromkeys(address_hashes)
+        keys = [_to_item({"pk": f"SUPPRESSED#{hashed}", "sk": "SUPPRESSED"}) for hashed in unique]
+        return {str(item["pk"]).removeprefix("SUPPRESSED#") for item in self._batch_get(keys, consistent=False)}
+
+    def reindex(self, profile: Profile) -> None:
+        """Bring the profile's ReviewDue entry in line with its current state (no other change).
+
+        Conditional on the version read, so a concurrent write (which reindexes itself) wins.
+        """
+        due = self._schedule(profile)
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": _profile_key(profile.id),
+            "ConditionExpression": "version = :version",
+        }
+        if due is None:
+            arguments["UpdateExpression"] = "REMOVE review_shard, next_review_at"
+            arguments["ExpressionAttributeValues"] = _to_item({":version": profile.version})
+        else:
+            arguments["UpdateExpression"] = "SET review_shard = :shard, next_review_at = :due"
+            arguments["ExpressionAttributeValues"] = _to_item(
+                {
+                    ":version": profile.version,
+                    ":shard": review_shard_key(review_shard(profile.id, self._shard_count)),
+                    ":due": _timestamp(due),
+                }
+            )
+        try:
+            self._client.update_item(**arguments)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return
+            raise _translate(error) from error
+
+
+class CampaignRunRepository:
+    """Summaries of review campaign runs: ``CAMPAIGN#<campaign>`` / ``RUN#<run time>#<run id>``.
+
+    Batches add their counts atomically (``ADD``), so a run's summary needs no arithmetic in
+    the state machine and survives a partly failed run. Items expire after ``retention``.
+    """
+
+    def __init__(self, table_name: str, client: Any, retention: dt.timedelta = dt.timedelta(days=400)) -> None:
+        self._table = table_name
+        self._client = client
+        self._retention = retention
+
+    @staticmethod
+    def _key(campaign: str, run_at: dt.datetime, run_id: str) -> dict[str, Any]:
+        return _to_item({"pk": f"CAMPAIGN#{campaign}", "sk": f"RUN#{_timestamp(run_at)}#{run_id}"})
+
+    def start(self, campaign: str, run_id: str, run_at: dt.datetime, now: dt.datetime) -> None:
+        """Create the run item (a repeated start of the same run keeps what was counted)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(campaign, run_at, run_id),
+                UpdateExpression=(
+                    "SET item_type = :type, campaign = :campaign, run_id = :run, run_at = :run_at, "
+                    "started_at = if_not_exists(started_at, :now), #status = :running, expires_at = :expires"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_to_item(
+                    {
+                        ":type": "campaign_run",
+                        ":campaign": campaign,
+                        ":run": run_id,
+                        ":run_at": _timestamp(run_at),
+                        ":now": _timestamp(now),
+                        ":running": "running",
+                        ":expires": int((now + self._retention).timestamp()),
+                    }
+                ),
+            )
+        except ClientError as error:
+            raise _translate(error) from error
+
+    def add(self, campaign: str, run_id: str, run_at: dt.datetime, counts: dict[str, int]) -> None:
+        """Add ``counts`` (attribute name -> number) to the run's counters in one UpdateItem."""
+        counts = {name: value for name, value in counts.items() if value}
+        if not counts:
+            return
+        names = {f"#c{index}": name for index, name in enumerate(counts)}
+        values = {f":c{index}": value for index, value in enumerate(counts.values())}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(campaign, run_at, run_id),
+                UpdateExpression="ADD " + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_item(values),
+            )
+        except ClientError as error:
+            raise _translate(error) from error
+
+    def finish(
+        self, campaign: str, run_id: str, run_at: dt.datetime, now: dt.datetime, status: str, run_error: str | None
+    ) -> dict[str, Any]:
+        """Mark the run finished and return the whole item (its counters included)."""
+        values: dict[str, Any] = {":status": status, ":now": _timestamp(now)}
+        expression = "SET #status = :status, finished_at = :now"
+        if run_error:
+            expression += ", run_error = :error"
+            values[":error"] = run_error
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=self._key(campaign, run_at, run_id),
+                UpdateExpression=expression,
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_to_item(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            raise _translate(error) from error
+        return _from_item(response.get("Attributes", {}))
+
+    def recent(self, campaign: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The newest runs first (for dashboards and tests)."""
+        response = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues=_to_item({":pk": f"CAMPAIGN#{campaign}", ":prefix": "RUN#"}),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_from_item(item) for item in response.get("Items", [])]

@@ -116,6 +116,12 @@ class Profile(_Model):
     last_review_email_at: dt.datetime | None = None
     token_version: int = 0
     version: int = 1
+    marketing_emails_at: list[dt.datetime] = Field(default_factory=list)
+    """Send times of marketing emails of the last 30 days (the frequency cap counts them)."""
+    last_review_campaign: str | None = None
+    """The campaign run or event that sent the last review email (a retried batch skips it)."""
+    pending_expires_at: dt.datetime | None = None
+    """Until a double opt-in is confirmed: when the pending profile disappears (table TTL)."""
 
     @property
     def email_key(self) -> str:

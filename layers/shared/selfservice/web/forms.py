@@ -105,7 +105,7 @@ def communication_patch(
     preferences = PreferencesPatch(
         topics=topics,
         frequency=frequency,
-        channels=channels or None,  # type: ignore[arg-type]
+        channels=channels or None,
         paused_until=now + dt.timedelta(weeks=weeks) if weeks > 0 else None,
         resume=first(form, "resume") == "1" and weeks == 0,
     )
@@ -140,3 +140,21 @@ def customer_request(form: FormData, translate: Translate) -> tuple[RequestType,
     if errors:
         raise FormErrors(errors)
     return request_type, message
+
+
+def opt_down_patch(form: FormData, catalog: Catalog, now: dt.datetime) -> ProfilePatch:
+    """The unsubscribe page's "less instead of nothing": visible topics kept, frequency, pause.
+
+    Channels are not on that page and stay as they are; an unknown value falls back to no change.
+    """
+    chosen = set(form.get("topic", []))
+    frequency = first(form, "frequency")
+    weeks_raw = first(form, "pause_weeks") or "0"
+    weeks = int(weeks_raw) if weeks_raw.isdigit() and int(weeks_raw) in PAUSE_WEEKS else 0
+    return ProfilePatch(
+        preferences=PreferencesPatch(
+            topics={topic.id: topic.id in chosen for topic in catalog.visible_topics()},
+            frequency=frequency if catalog.frequency(frequency) else None,
+            paused_until=now + dt.timedelta(weeks=weeks) if weeks > 0 else None,
+        )
+    )

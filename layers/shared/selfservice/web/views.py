@@ -62,7 +62,7 @@ def display_value(spec: FieldSpec, value: Any, language: str) -> str:
     if spec.type in ("choice", "multi_choice"):
         labels = {choice.id: choice.label.get(language) for choice in spec.choices}
         values = value if isinstance(value, list) else [value]
-        return ", ".join(labels.get(v, v) for v in values)
+        return ", ".join(labels.get(str(v), str(v)) for v in values)
     return str(value)
 
 

@@ -1,0 +1,193 @@
+"""Subscription lifecycle on moto: double opt-in, consent ledger, opt-down, unsubscribe, one-click."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import re
+from email.policy import default
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from itsdangerous.timed import TimestampSigner
+
+from devstack.demo import seed_demo_profiles
+from selfservice.domain.models import Source
+from selfservice.mail import EmailRenderer
+from selfservice.service import build_service
+from selfservice.settings import DEVELOPMENT_TOKEN_SECRET, get_settings
+from selfservice.subscriptions import evidence_matches
+from selfservice.tokens import Purpose, TokenSigner
+
+UA = "Mozilla/5.0 (test)"
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def messages(stack):
+    return [email.message_from_string(m.raw_data, policy=default) for m in stack.sent_emails()]
+
+
+def link_in(message, path: str) -> str:
+    text = message.get_body(("plain",)).get_content()
+    return next(word for word in text.split() if f"{path}?token=" in word).replace("http://127.0.0.1:3000", "")
+
+
+def subscribe(stack, address="neu@example.com", topics=("news", "offers")):
+    html = stack.client.get("/subscribe", headers={"User-Agent": UA}).get_data(as_text=True)
+    return stack.client.post("/subscribe", data={"csrf": csrf_of(html), "email": address, "topic": list(topics)},
+                             headers={"User-Agent": UA})
+
+
+def history(stack, profile_id):
+    return stack.request("GET", f"/api/profiles/{profile_id}/history").json["entries"]
+
+
+def test_double_opt_in_records_the_consent_with_wording_version_source_and_evidence(stack):
+    response = subscribe(stack)
+    assert response.status_code == 200
+    assert "Bitte sehen Sie in Ihr Postfach" in response.get_data(as_text=True)
+    profile = stack.request("GET", "/api/profiles", query={"email": "neu@example.com"}).json
+    assert profile["status"] == "pending"
+    [confirmation] = messages(stack)
+    assert confirmation["Subject"] == "Bitte bestätigen Sie Ihr Newsletter-Abonnement"
+    assert confirmation["List-Unsubscribe"] is None, "a transactional email"
+    link = link_in(confirmation, "/confirm")
+    assert f'href="http://127.0.0.1:3000{link}"' in confirmation.get_body(("html",)).get_content().replace("&amp;", "&")
+
+    # opening the link (a mail scanner does) confirms nothing
+    page = stack.client.get(link, headers={"User-Agent": UA})
+    assert page.status_code == 200
+    assert stack.request("GET", f"/api/profiles/{profile['id']}").json["status"] == "pending"
+
+    html = page.get_data(as_text=True)
+    token = re.search(r'name="token" value="([^"]+)"', html).group(1)
+    confirmed = stack.client.post("/confirm", data={"csrf": csrf_of(html), "token": token}, headers={"User-Agent": UA})
+    assert confirmed.status_code == 303
+    assert confirmed.headers["Location"] == "/?welcome=1"
+    stored = stack.request("GET", f"/api/profiles/{profile['id']}").json
+    assert stored["status"] == "subscribed"
+    assert stored["consent_version"] == "2026-01"
+    consent = next(entry for entry in history(stack, profile["id"]) if entry["kind"] == "consent_given")
+    assert consent["source"] == "confirmation-link"
+    assert consent["consent_version"] == "2026-01"
+    assert consent["topics"] == ["news", "offers"]
+    assert evidence_matches(consent["detail"], "127.0.0.1", UA)
+    assert not evidence_matches(consent["detail"], "10.0.0.1", UA)
+    assert "127.0.0.1" not in str(consent) and UA not in str(consent), "only the salted hash is kept"
+    claim = next(i for i in stack.items() if i["pk"]["S"] == "EMAIL#neu@example.com")
+    assert "expires_at" not in claim, "a confirmed address no longer expires"
+
+
+def test_a_second_subscribe_within_ten_minutes_sends_no_second_email(stack):
+    subscribe(stack)
+    subscribe(stack)
+    subscribe(stack, topics=("events",))
+    assert len(messages(stack)) == 1
+
+
+def test_unconfirmed_profile_expires_and_gets_nothing_more(stack, monkeypatch):
+    subscribe(stack)
+    profile_item = next(i for i in stack.items() if i.get("email", {}).get("S") == "neu@example.com")
+    expires = dt.datetime.fromtimestamp(int(profile_item["expires_at"]["N"]), dt.UTC)
+    assert dt.timedelta(hours=47) < expires - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=48)
+    link = link_in(messages(stack)[0], "/confirm")
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: 10**10)
+    assert stack.client.get(link).status_code == 400, "after 48 hours the link no longer works"
+    monkeypatch.undo()
+    service = build_service(get_settings())
+    pending = service.repository.find_by_email("neu@example.com")
+    marketing = EmailRenderer(get_settings().content_dir).render(
+        "self_service_link", "de", marketing=True, link="x", valid_days=1, first_name="", recipient="r", company="c")
+    outcome = service.mailer.send(pending, marketing, Source.SYSTEM, unsubscribe_url="https://u.example/x")
+    assert outcome.sent is False
+    assert outcome.skipped_reason == "unconfirmed"
+    assert len(messages(stack)) == 1
+
+
+def test_api_create_with_topics_starts_a_double_opt_in(stack):
+    answer = stack.request("POST", "/api/profiles", {"email": "shop.kunde@example.com", "subscribe": ["offers"]})
+    assert answer.status == 201
+    assert answer.json["status"] == "pending"
+    [confirmation] = messages(stack)
+    assert confirmation["To"] == "shop.kunde@example.com"
+    assert stack.request("POST", "/api/profiles", {"email": "x@example.com", "subscribe": ["crypto"]}).status == 422
+
+
+def unsubscribe_link(profile_id: str) -> str:
+    return f"/unsubscribe?token={TokenSigner([DEVELOPMENT_TOKEN_SECRET]).issue(profile_id, 0, Purpose.UNSUBSCRIBE)}"
+
+
+@pytest.fixture
+def anna(stack):
+    return next(entry for entry in seed_demo_profiles() if entry["email"] == "anna.schmidt@example.com")
+
+
+def test_unsubscribe_page_offers_opt_down_first_and_saves_the_choice(stack, anna):
+    page = stack.client.get(unsubscribe_link(anna["profile_id"]))
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert html.index("Einmal im Monat") < html.index("Von allem abmelden"), "opt-down comes before leaving"
+    token = re.search(r'name="token" value="([^"]+)"', html).group(1)
+    response = stack.client.post("/unsubscribe", data={"csrf": csrf_of(html), "token": token, "action": "opt_down",
+                                                       "topic": ["offers", "news"], "frequency": "monthly",
+                                                       "pause_weeks": "0", "reason": "too_many"})
+    assert response.status_code == 200
+    stored = stack.request("GET", f"/api/profiles/{anna['profile_id']}").json
+    assert stored["status"] == "subscribed"
+    assert stored["preferences"]["frequency"] == "monthly"
+    entry = history(stack, anna["profile_id"])[0]
+    assert entry["detail"]["unsubscribe_choice"] == "opt_down"
+    assert entry["detail"]["reason"] == "too_many"
+
+
+def test_leaving_withdraws_every_consent_with_reason(stack, anna):
+    html = stack.client.get(unsubscribe_link(anna["profile_id"])).get_data(as_text=True)
+    token = re.search(r'name="token" value="([^"]+)"', html).group(1)
+    response = stack.client.post("/unsubscribe", data={"csrf": csrf_of(html), "token": token, "action": "leave",
+                                                       "reason": "not_relevant"})
+    assert response.status_code == 200
+    stored = stack.request("GET", f"/api/profiles/{anna['profile_id']}").json
+    assert stored["status"] == "unsubscribed"
+    assert not any(stored["preferences"]["topics"].values())
+    withdrawn = history(stack, anna["profile_id"])[0]
+    assert withdrawn["kind"] == "consent_withdrawn"
+    assert withdrawn["source"] == "page"
+    assert withdrawn["topics"] == ["news", "offers"]
+    assert withdrawn["detail"]["reason"] == "not_relevant"
+
+
+def test_unsubscribe_post_without_csrf_is_refused(stack, anna):
+    html = stack.client.get(unsubscribe_link(anna["profile_id"])).get_data(as_text=True)
+    token = re.search(r'name="token" value="([^"]+)"', html).group(1)
+    response = stack.client.post("/unsubscribe", data={"token": token, "action": "leave"})
+    assert response.status_code == 403
+    assert stack.request("GET", f"/api/profiles/{anna['profile_id']}").json["status"] == "subscribed"
+
+
+def test_one_click_is_idempotent_needs_no_cookie_and_a_get_changes_nothing(stack, anna):
+    link = unsubscribe_link(anna["profile_id"]).replace("/unsubscribe?", "/unsubscribe/one-click?")
+    assert stack.client.get(link).status_code == 200
+    assert stack.request("GET", f"/api/profiles/{anna['profile_id']}").json["status"] == "subscribed"
+    wrong = stack.client.post(link, data="unsubscribe=yes", content_type="application/x-www-form-urlencoded")
+    assert wrong.status_code == 400
+    answers = [stack.client.post(link, data="List-Unsubscribe=One-Click",
+                                 content_type="application/x-www-form-urlencoded") for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].get_data(as_text=True) == answers[1].get_data(as_text=True)
+    assert stack.request("GET", f"/api/profiles/{anna['profile_id']}").json["status"] == "unsubscribed"
+    withdrawals = [e for e in history(stack, anna["profile_id"]) if e["kind"] == "consent_withdrawn"]
+    assert len(withdrawals) == 1
+    assert withdrawals[0]["source"] == "one-click"
+
+
+def test_tampered_unsubscribe_token_is_refused(stack, anna):
+    link = unsubscribe_link(anna["profile_id"])
+    assert stack.client.get(link[:-3] + "xyz").status_code == 400
+    signer = TokenSigner([DEVELOPMENT_TOKEN_SECRET])
+    manage = signer.issue(anna["profile_id"], 0, Purpose.MANAGE)
+    assert stack.client.get(f"/unsubscribe?token={manage}").status_code == 400, "a manage token is not an unsubscribe token"
+    token = parse_qs(urlparse(link).query)["token"][0]
+    assert signer.verify(token, Purpose.UNSUBSCRIBE)[0] == anna["profile_id"]
