@@ -61,6 +61,7 @@ class LedgerKind(StrEnum):
     REVIEW_CONFIRMED = "review_confirmed"
     REQUEST_SUBMITTED = "request_submitted"
     SIGNED_OUT_EVERYWHERE = "signed_out_everywhere"
+    ADDRESS_SUPPRESSED = "address_suppressed"
 
 
 class _Model(BaseModel):
