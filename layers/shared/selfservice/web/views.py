@@ -44,6 +44,7 @@ LEDGER_TITLES = {
     LedgerKind.REQUEST_SUBMITTED: N_("Request sent"),
     LedgerKind.SIGNED_OUT_EVERYWHERE: N_("Signed out on all devices"),
     LedgerKind.EMAIL_SKIPPED: N_("Email not sent"),
+    LedgerKind.ADDRESS_SUPPRESSED: N_("Address blocked for newsletters (undeliverable or complaint)"),
 }
 SOURCES = {
     "api": N_("shop or customer service"),
