@@ -35,9 +35,10 @@ lint: $(INSTALLED)
 	$(BIN)/mypy
 	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done
 
-## bench: print the benchmark figures (calls per request, cold start ratio)
+## bench: print the benchmark figures (calls per request, cold start ratio, review reads and cost)
 bench: $(INSTALLED)
 	$(BIN)/python bench/bench_api.py
+	$(BIN)/python bench/bench_review.py
 	$(BIN)/python bench/bench_pages.py
 
 clean:

@@ -26,6 +26,7 @@ from devstack.aws import LOCAL_CREDENTIALS, AwsClients
 from devstack.cfn import Template
 from devstack.config import StackConfig, default_env_overrides
 from devstack.console import PREFIX, DevConsole
+from devstack.dynamodb import install_transactions_patch, uninstall_transactions_patch
 from devstack.events import EventDelivery, install_events_patch, uninstall_events_patch
 from devstack.gateway import HttpGateway
 from devstack.lambdas import EnvironmentScope, LambdaRuntime, install_lambda_patch, uninstall_lambda_patch
@@ -272,6 +273,8 @@ def _start(config: StackConfig, stoppers: list[Callable[[], None]]) -> RunningSt
     stoppers.append(outbox.uninstall_outbox_patch)
     install_stepfunctions_patch()
     stoppers.append(uninstall_stepfunctions_patch)
+    install_transactions_patch()
+    stoppers.append(uninstall_transactions_patch)
 
     urls = {"pages": f"{http_url}/", "console": f"{http_url}{PREFIX}", "aws": aws_url}
     console = DevConsole(runtime, clients, urls)

@@ -27,12 +27,16 @@ def default_env_overrides(host: str, http_port: int) -> dict[str, str | None]:
     - ``TOKEN_SECRET_PARAMETER``: unset, so the shared package uses its development secret
       instead of reading SSM.
     - ``POWERTOOLS_TRACE_DISABLED``: there is no X-Ray daemon locally.
+    - ``REVIEW_EVENT_DELAY_HOURS``: an event review (e.g. "emit shop purchase" in the console)
+      mails right away instead of two days after the event
+      (``DEVSTACK_ENV_REVIEW_EVENT_DELAY_HOURS=48`` brings the delay back).
     """
     return {
         "CONTENT_DIR": str(REPO_ROOT / "templates"),
         "PUBLIC_BASE_URL": f"http://{host}:{http_port}",
         "TOKEN_SECRET_PARAMETER": None,
         "POWERTOOLS_TRACE_DISABLED": "true",
+        "REVIEW_EVENT_DELAY_HOURS": "0",
     }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import re
 import sys
 import zipfile
 from collections.abc import Callable, Mapping
@@ -19,6 +18,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
+from devstack.asl import adapt_definition_for_moto, substitute_definition
 from devstack.aws import AwsClients
 from devstack.cfn import NO_VALUE, Resolver, Template, TemplateError, deep_merge, load_yaml
 from devstack.model import (
@@ -45,51 +45,13 @@ NOT_NEEDED_LOCALLY = (
     "AWS::ApiGateway::",
     "AWS::SES::ConfigurationSetEventDestination",
     "AWS::Scheduler::ScheduleGroup",
+    "AWS::SQS::QueuePolicy",
     "AWS::Events::Archive",
     "AWS::XRay::",
     "AWS::KMS::",
 )
 RULE_EVENT_TYPES = ("EventBridgeRule", "CloudWatchEvent")
 SCHEDULE_EVENT_TYPES = ("Schedule", "ScheduleV2")
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_.:-]+)\}")
-
-
-def substitute_definition(text: str, substitutions: Mapping[str, str]) -> tuple[str, set[str]]:
-    """Replace ``${Name}`` placeholders like Step Functions' DefinitionSubstitutions.
-
-    Returns the text and the placeholders that had no value (left as they were).
-    """
-    missing: set[str] = set()
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name in substitutions:
-            return substitutions[name]
-        missing.add(name)
-        return match.group(0)
-
-    return _PLACEHOLDER.sub(replace, text), missing
-
-
-def adapt_definition_for_moto(node: Any) -> list[str]:
-    """Rewrite what moto's ASL grammar rejects; returns what was changed.
-
-    moto 5.2 rejects ``"ExecutionType": "EXPRESS"`` in a Distributed Map's
-    ``ProcessorConfig``; locally the child executions run as STANDARD, which only changes
-    their billing model on AWS, not their behaviour.
-    """
-    changes: list[str] = []
-    if isinstance(node, dict):
-        config = node.get("ProcessorConfig")
-        if isinstance(config, dict) and config.get("ExecutionType") == "EXPRESS":
-            config["ExecutionType"] = "STANDARD"
-            changes.append("Distributed Map ExecutionType EXPRESS -> STANDARD")
-        for value in node.values():
-            changes.extend(adapt_definition_for_moto(value))
-    elif isinstance(node, list):
-        for value in node:
-            changes.extend(adapt_definition_for_moto(value))
-    return changes
 
 
 def env_string(value: Any) -> str:

@@ -19,6 +19,7 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from babel.support import NullTranslations
 
+from selfservice.domain.changes import ProfilePatch
 from selfservice.domain.errors import InvalidInput, NotFound, VersionConflict
 from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, Source, SubscriptionStatus
 from selfservice.service import SelfService, build_service, export_document, load_token_secrets
@@ -605,164 +606,129 @@ def overview() -> Response[str]:
     return page("overview", lang, session=session, section="overview", notice=notice or saved_notice(lang), **context)
 
 
-@app.get("/profile")
-def personal_data() -> Response[str]:
+View = Callable[[Profile, str, "forms.FormData | None"], dict[str, Any]]
+PatchBuilder = Callable[[forms.FormData, Profile, str], ProfilePatch]
+
+
+def edit_page(section: str, view: View) -> Response[str]:
+    """GET of an editing page: the stored values, and "Saved." after a successful POST."""
     session, profile = current_session()
     lang = language(profile)
+    return page(
+        section,
+        lang,
+        session=session,
+        section=section,
+        errors={},
+        notice=saved_notice(lang),
+        **view(profile, lang, None),
+    )
+
+
+def save_edit_page(section: str, view: View, build_patch: PatchBuilder) -> Response[str]:
+    """POST of an editing page: save and redirect, or show the form again with what is wrong.
+
+    Wrong values: 422 with each message next to its field and the customer's input kept.
+    Stale version: 409 with the current values, so nothing is overwritten silently.
+    """
+    session, profile = current_session()
+    form = checked_form(session)
+    lang = language(profile)
+    try:
+        patch = build_patch(form, profile, lang)
+        service().update(profile.id, patch, forms.version_of(form) or -1, Source.PAGE)
+    except forms.FormErrors as error:
+        return page(
+            section,
+            lang,
+            session=session,
+            section=section,
+            status=HTTPStatus.UNPROCESSABLE_ENTITY,
+            errors=error.errors,
+            problem=form_problem(lang),
+            **view(profile, lang, form),
+        )
+    except InvalidInput as error:
+        field = error.field.rpartition(".")[2] if error.field.startswith(("fields.", "services.")) else "frequency"
+        return page(
+            section,
+            lang,
+            session=session,
+            section=section,
+            status=HTTPStatus.UNPROCESSABLE_ENTITY,
+            errors={field: forms.message_of(error, translator(lang))},
+            problem=form_problem(lang),
+            **view(profile, lang, form),
+        )
+    except VersionConflict:
+        return page(
+            section,
+            lang,
+            session=session,
+            section=section,
+            status=HTTPStatus.CONFLICT,
+            errors={},
+            problem=stale_problem(lang),
+            **view(service().get(profile.id), lang, None),
+        )
+    return redirect(f"/{section}?saved=1")
+
+
+def personal_data_view(profile: Profile, lang: str, form: forms.FormData | None) -> dict[str, Any]:
     focus = (app.current_event.get_query_string_value("focus") or "").split(",")
-    context = views.personal_data(profile, service().catalog, lang, now(), focus=focus)
-    return page("profile", lang, session=session, section="profile", errors={}, notice=saved_notice(lang), **context)
+    return views.personal_data(profile, service().catalog, lang, now(), form=form, focus=focus)
+
+
+def communication_view(profile: Profile, lang: str, form: forms.FormData | None) -> dict[str, Any]:
+    return views.communication(profile, service().catalog, lang, now(), form=form)
+
+
+def services_view(profile: Profile, lang: str, _form: forms.FormData | None) -> dict[str, Any]:
+    return views.services(profile, service().catalog, lang)
+
+
+@app.get("/profile")
+def personal_data() -> Response[str]:
+    return edit_page("profile", personal_data_view)
 
 
 @app.post("/profile")
 def save_personal_data() -> Response[str]:
-    session, profile = current_session()
-    form = checked_form(session)
-    lang = language(profile)
-    catalog = service().catalog
-    try:
-        patch = forms.personal_data_patch(form, catalog, now().date(), translator(lang))
-        service().update(profile.id, patch, forms.version_of(form) or -1, Source.PAGE)
-    except forms.FormErrors as error:
-        context = views.personal_data(profile, catalog, lang, now(), form=form)
-        return page(
-            "profile",
-            lang,
-            session=session,
-            section="profile",
-            status=HTTPStatus.UNPROCESSABLE_ENTITY,
-            errors=error.errors,
-            problem=form_problem(lang),
-            **context,
-        )
-    except VersionConflict:
-        fresh = service().get(profile.id)
-        context = views.personal_data(fresh, catalog, lang, now())
-        return page(
-            "profile",
-            lang,
-            session=session,
-            section="profile",
-            status=HTTPStatus.CONFLICT,
-            errors={},
-            problem=stale_problem(lang),
-            **context,
-        )
-    return redirect("/profile?saved=1")
+    return save_edit_page(
+        "profile",
+        personal_data_view,
+        lambda form, _profile, lang: forms.personal_data_patch(form, service().catalog, now().date(), translator(lang)),
+    )
 
 
 @app.get("/communication")
 def communication() -> Response[str]:
-    session, profile = current_session()
-    lang = language(profile)
-    context = views.communication(profile, service().catalog, lang, now())
-    return page(
-        "communication", lang, session=session, section="communication", errors={}, notice=saved_notice(lang), **context
-    )
+    return edit_page("communication", communication_view)
 
 
 @app.post("/communication")
 def save_communication() -> Response[str]:
-    session, profile = current_session()
-    form = checked_form(session)
-    lang = language(profile)
-    catalog = service().catalog
-    try:
-        patch = forms.communication_patch(form, profile, catalog, now(), translator(lang))
-        service().update(profile.id, patch, forms.version_of(form) or -1, Source.PAGE)
-    except forms.FormErrors as error:
-        context = views.communication(profile, catalog, lang, now(), form=form)
-        return page(
-            "communication",
-            lang,
-            session=session,
-            section="communication",
-            status=HTTPStatus.UNPROCESSABLE_ENTITY,
-            errors=error.errors,
-            problem=form_problem(lang),
-            **context,
-        )
-    except InvalidInput as error:
-        context = views.communication(profile, catalog, lang, now(), form=form)
-        errors = {"frequency": forms.message_of(error, translator(lang))}
-        return page(
-            "communication",
-            lang,
-            session=session,
-            section="communication",
-            status=HTTPStatus.UNPROCESSABLE_ENTITY,
-            errors=errors,
-            problem=form_problem(lang),
-            **context,
-        )
-    except VersionConflict:
-        context = views.communication(service().get(profile.id), catalog, lang, now())
-        return page(
-            "communication",
-            lang,
-            session=session,
-            section="communication",
-            status=HTTPStatus.CONFLICT,
-            errors={},
-            problem=stale_problem(lang),
-            **context,
-        )
-    return redirect("/communication?saved=1")
+    return save_edit_page(
+        "communication",
+        communication_view,
+        lambda form, profile, lang: forms.communication_patch(
+            form, profile, service().catalog, now(), translator(lang)
+        ),
+    )
 
 
 @app.get("/services")
 def services() -> Response[str]:
-    session, profile = current_session()
-    lang = language(profile)
-    context = views.services(profile, service().catalog, lang)
-    return page("services", lang, session=session, section="services", errors={}, notice=saved_notice(lang), **context)
+    return edit_page("services", services_view)
 
 
 @app.post("/services")
 def save_services() -> Response[str]:
-    session, profile = current_session()
-    form = checked_form(session)
-    lang = language(profile)
-    catalog = service().catalog
-    try:
-        patch = forms.services_patch(form, catalog, translator(lang))
-        service().update(profile.id, patch, forms.version_of(form) or -1, Source.PAGE)
-    except forms.FormErrors as error:
-        return page(
-            "services",
-            lang,
-            session=session,
-            section="services",
-            status=HTTPStatus.UNPROCESSABLE_ENTITY,
-            errors=error.errors,
-            problem=form_problem(lang),
-            **views.services(profile, catalog, lang),
-        )
-    except InvalidInput as error:
-        service_id = error.field.partition(".")[2]
-        errors = {service_id: forms.message_of(error, translator(lang))}
-        return page(
-            "services",
-            lang,
-            session=session,
-            section="services",
-            status=HTTPStatus.UNPROCESSABLE_ENTITY,
-            errors=errors,
-            problem=form_problem(lang),
-            **views.services(profile, catalog, lang),
-        )
-    except VersionConflict:
-        return page(
-            "services",
-            lang,
-            session=session,
-            section="services",
-            status=HTTPStatus.CONFLICT,
-            errors={},
-            problem=stale_problem(lang),
-            **views.services(service().get(profile.id), catalog, lang),
-        )
-    return redirect("/services?saved=1")
+    return save_edit_page(
+        "services",
+        services_view,
+        lambda form, _profile, lang: forms.services_patch(form, service().catalog, translator(lang)),
+    )
 
 
 @app.get("/requests")

@@ -199,11 +199,16 @@ PERIODIC_ASL = {
     "States": {
         "Shards": {
             "Type": "Pass",
-            "Result": [{"shard": "0"}, {"shard": "1"}],
+            "Result": [{"shard": "0"}, {"shard": "1"}, {"shard": "2"}],
+            "ResultPath": "$.shards",
             "Next": "EachShard",
         },
         "EachShard": {
             "Type": "Map",
+            "ItemsPath": "$.shards",
+            "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"campaign": "periodic"}},
+            "MaxConcurrency": 2,
+            "ToleratedFailurePercentage": 10,
             "ItemProcessor": {
                 "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "${MapExecutionType}"},
                 "StartAt": "Select",
@@ -493,7 +498,7 @@ class TestSampleStack:
         assert caught["status"] == "SUCCEEDED"
         assert json.loads(caught["output"])["error"]["Error"] == "ValueError"
 
-    def test_the_periodic_run_now_uses_a_distributed_map(self, sample_stack: RunningStack) -> None:
+    def test_the_periodic_run_now_runs_a_batched_distributed_map(self, sample_stack: RunningStack) -> None:
         started = requests.post(f"{sample_stack.console_url}api/periodic", timeout=10).json()["executionArns"]
         assert len(started) == 1
         sample_stack.wait_for_executions()
@@ -501,7 +506,10 @@ class TestSampleStack:
         execution = sfn.describe_execution(executionArn=started[0])
         assert execution["status"] == "SUCCEEDED"
         assert json.loads(execution["input"]) == {}
-        assert json.loads(execution["output"]) == [{"shard": "0"}, {"shard": "1"}]
+        assert json.loads(execution["output"]) == [
+            {"Items": [{"shard": "0"}, {"shard": "1"}], "BatchInput": {"campaign": "periodic"}},
+            {"Items": [{"shard": "2"}], "BatchInput": {"campaign": "periodic"}},
+        ]
 
     def test_put_events_reaches_state_machine_lambda_sqs_targets(self, sample_stack: RunningStack) -> None:
         events = _client(sample_stack, "events")

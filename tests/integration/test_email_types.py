@@ -123,3 +123,27 @@ def test_service_request_goes_to_the_service_mailbox_with_escaped_message(stack)
     assert message["Reply-To"] == "kim@example.com"
     assert "<b onmouseover" not in message.get_body(("html",)).get_content()
     assert HOSTILE in message.get_body(("plain",)).get_content()
+
+
+def test_review_request_is_marketing_with_one_click_unsubscribe_and_working_links(machines):
+    from devstack.demo import seed_demo_profiles
+
+    stack = machines.stack
+    clara = next(e for e in seed_demo_profiles() if e["email"] == "clara.weber@example.com")
+    stack.request("PATCH", f"/api/profiles/{clara['profile_id']}", {"fields": {"first_name": HOSTILE}})
+    execution = machines.run("PeriodicReviewStateMachine", {})
+    assert execution.status == "SUCCEEDED", execution.cause
+    message = next(m for m in read_back(stack) if m["To"] == "clara.weber@example.com")
+    check_structure(message, to="clara.weber@example.com", language="de", email_type="review_request", marketing=True)
+    html = message.get_body(("html",)).get_content()
+    assert "<b onmouseover" not in html
+    assert "&lt;b onmouseover=" in html
+    text_links, html_links = links(message)
+    assert sorted(set(text_links)) == sorted(set(html_links))
+    for link in set(text_links):
+        purpose = Purpose.UNSUBSCRIBE if "/unsubscribe" in link else Purpose.MANAGE
+        check_link(stack, link, purpose, clara["profile_id"])
+    unsubscribe = message["List-Unsubscribe"].strip("<>")
+    check_link(stack, unsubscribe, Purpose.UNSUBSCRIBE, clara["profile_id"])
+    assert any("next=/profile" in link and "focus" in link for link in text_links), "the old fields come first"
+    assert any("next=/review" in link for link in text_links), "one click to 'everything is still correct'"

@@ -11,12 +11,12 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source
+from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source, address_hash
 from selfservice.domain.review import why_not_marketing
 
 _INLINER = css_inline.CSSInliner(keep_style_tags=True)
@@ -79,21 +79,43 @@ def build_mime(email: RenderedEmail, sender: str, recipient: str, extra_headers:
     return message.as_bytes()
 
 
-class Mailer:
-    """Sends rendered emails through SES v2 and records each send (or skip) in the ledger."""
+class Ledger(Protocol):
+    def append(self, entry: LedgerEntry) -> None: ...
 
-    def __init__(self, ses_client: Any, ledger: Any, sender: str, configuration_set: str, stage: str) -> None:
+
+class SuppressionList(Protocol):
+    def is_suppressed(self, address_hash: str) -> bool: ...
+
+
+class Mailer:
+    """Sends rendered emails through SES v2 and records each send (or skip) in the ledger.
+
+    ``suppression`` is asked before every marketing email, whoever the caller is: a hard-bounced,
+    complaining or erased address never gets one again.
+    """
+
+    def __init__(
+        self,
+        ses_client: Any,
+        ledger: Ledger,
+        sender: str,
+        configuration_set: str,
+        stage: str,
+        *,
+        suppression: SuppressionList,
+    ) -> None:
         self._ses = ses_client
         self._ledger = ledger
+        self._suppression = suppression
         self._sender = sender
         self._configuration_set = configuration_set
         self._stage = stage
 
-    def send_internal(self, recipient: str, email: RenderedEmail, reply_to: str | None = None) -> str:
-        """An email to the company itself (e.g. the service mailbox); not logged in a customer's history."""
-        headers = {"Feedback-ID": f"{email.email_type}:{email.language}:selfservice:{self._stage}"}
-        if reply_to:
-            headers["Reply-To"] = reply_to
+    def _deliver(
+        self, recipient: str, email: RenderedEmail, extra_headers: dict[str, str]
+    ) -> tuple[str, dict[str, str]]:
+        """Build the MIME message and hand it to SES v2 as raw content (our headers stay ours)."""
+        headers = {"Feedback-ID": f"{email.email_type}:{email.language}:selfservice:{self._stage}", **extra_headers}
         raw = build_mime(email, self._sender, recipient, headers)
         response = self._ses.send_email(
             FromEmailAddress=self._sender,
@@ -102,7 +124,12 @@ class Mailer:
             ConfigurationSetName=self._configuration_set,
             EmailTags=[{"Name": "email_type", "Value": email.email_type}],
         )
-        return str(response.get("MessageId", ""))
+        return str(response.get("MessageId", "")), headers
+
+    def send_internal(self, recipient: str, email: RenderedEmail, reply_to: str | None = None) -> str:
+        """An email to the company itself (e.g. the service mailbox); not logged in a customer's history."""
+        message_id, _headers = self._deliver(recipient, email, {"Reply-To": reply_to} if reply_to else {})
+        return message_id
 
     def send(
         self,
@@ -113,32 +140,30 @@ class Mailer:
         unsubscribe_url: str | None = None,
         now: dt.datetime | None = None,
     ) -> SendOutcome:
+        """Send to the customer and log it; a marketing email is skipped (and logged as skipped) when the
+        customer may not receive it, and always carries RFC 8058 one-click unsubscribe headers."""
         now = now or dt.datetime.now(dt.UTC)
         detail = {"email_type": email.email_type, "subject": email.subject}
-        if email.marketing and (reason := why_not_marketing(profile, now)):
-            self._ledger.append(
-                LedgerEntry(
-                    profile_id=profile.id,
-                    at=now,
-                    kind=LedgerKind.EMAIL_SKIPPED,
-                    source=source,
-                    detail={**detail, "reason": reason},
+        extra: dict[str, str] = {}
+        if email.marketing:
+            if not unsubscribe_url:
+                raise ValueError("a marketing email needs an unsubscribe URL")
+            reason = why_not_marketing(profile, now)
+            if reason is None and self._suppression.is_suppressed(address_hash(profile.email)):
+                reason = "suppressed"
+            if reason:
+                self._ledger.append(
+                    LedgerEntry(
+                        profile_id=profile.id,
+                        at=now,
+                        kind=LedgerKind.EMAIL_SKIPPED,
+                        source=source,
+                        detail={**detail, "reason": reason},
+                    )
                 )
-            )
-            return SendOutcome(sent=False, skipped_reason=reason)
-        headers = {"Feedback-ID": f"{email.email_type}:{email.language}:selfservice:{self._stage}"}
-        if unsubscribe_url:
-            headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
-            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        raw = build_mime(email, self._sender, profile.email, headers)
-        response = self._ses.send_email(
-            FromEmailAddress=self._sender,
-            Destination={"ToAddresses": [profile.email]},
-            Content={"Raw": {"Data": raw}},
-            ConfigurationSetName=self._configuration_set,
-            EmailTags=[{"Name": "email_type", "Value": email.email_type}],
-        )
-        message_id = str(response.get("MessageId", ""))
+                return SendOutcome(sent=False, skipped_reason=reason)
+            extra = {"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+        message_id, headers = self._deliver(profile.email, email, extra)
         self._ledger.append(
             LedgerEntry(
                 profile_id=profile.id,

@@ -328,7 +328,12 @@ def build_service(settings: Settings, **overrides: Any) -> SelfService:
         "catalog": catalog,
         "repository": repository,
         "mailer": Mailer(
-            aws.client("sesv2"), repository, settings.sender_address, settings.ses_configuration_set, settings.stage
+            aws.client("sesv2"),
+            repository,
+            settings.sender_address,
+            settings.ses_configuration_set,
+            settings.stage,
+            suppression=repository,
         ),
         "renderer": EmailRenderer(settings.content_dir),
         "publisher": EventPublisher(aws.client("events"), settings.event_bus_name),

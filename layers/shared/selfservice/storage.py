@@ -8,6 +8,8 @@ Item layout (``pk`` / ``sk``):
 * ``PROFILE#<id>`` / ``REQUEST#<id>`` — the customer's requests.
 * ``EMAIL#<normalised address>`` / ``EMAIL`` — claim that makes addresses unique (a GSI cannot).
 * ``CAMPAIGN#<campaign>`` / ``RUN#<run time>#<run id>`` — summary of a review campaign run.
+* ``IDEMPOTENCY#event-review`` / ``<hashed event key>`` — Powertools Idempotency records of the
+  event review (one per shop or service event, expiring through ``expires_at``).
 
 Every profile write is one TransactWriteItems: the profile conditional on its version, the
 ledger entries, and the claim swap when the address changes.

@@ -1,0 +1,606 @@
+"""Benchmark of the periodic profile review: what the selection reads, and what a review costs.
+
+A table of 10,000 subscribers, 100 of them due for a review, is built on moto from template.yaml.
+The real ``periodic_review`` state machine then runs with the real handlers (the local stack's
+in-process Lambda routing), and the run is measured from the outside:
+
+* every DynamoDB call of every client (handlers and the state machine interpreter) through a
+  botocore hook: the profile items and index entries each read returns, scans, and the request
+  units each call consumes, computed from item sizes with DynamoDB's rounding rules (moto does
+  not meter capacity), including the writes to the two global secondary indexes;
+* every state the interpreter enters (a state transition, as Step Functions bills them);
+* every Lambda invocation and its duration in-process.
+
+Printed: the profile items read by the selection against the due count (goal <= 1.1 x due: the
+sparse index, no scan), and a cost model in $ per 1,000,000 profiles reviewed for Step Functions
++ Lambda + DynamoDB, next to SES's $100 per million emails (goal: <= 5 %).
+
+Run with the shared layer on the import path: ``PYTHONPATH=layers/shared:. python bench/bench_review.py``
+(``make bench`` does this).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass, field
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from devstack.aws import AwsClients
+from devstack.cfn import Template
+from devstack.config import default_env_overrides
+from devstack.dynamodb import install_transactions_patch, uninstall_transactions_patch
+from devstack.lambdas import LambdaRuntime, install_lambda_patch, uninstall_lambda_patch
+from devstack.model import StackResources
+from devstack.provision import Provisioner
+from devstack.stepfunctions import install_stepfunctions_patch, uninstall_stepfunctions_patch
+from selfservice import aws
+from selfservice.catalog import cached_catalog
+from selfservice.domain.models import FieldValue, Preferences, Profile, SubscriptionStatus
+from selfservice.domain.review import next_review_at
+from selfservice.settings import get_settings
+from selfservice.storage import ProfileRepository
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+TEMPLATE_PATH = REPOSITORY / "template.yaml"
+REGION = "eu-central-1"
+PROFILES = 10_000
+DUE = 100
+SCALE = 1_000_000
+MOTO_CONFIG: Any = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+BENCH_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+
+# --- public list prices, Europe (Frankfurt) / eu-central-1, on-demand, without free tiers --------
+# Step Functions Standard workflows: $0.025 per 1,000 state transitions.
+#   https://aws.amazon.com/step-functions/pricing/ (state transitions pricing table), as of 2025.
+SFN_PER_TRANSITION = 0.025 / 1_000
+# Lambda, Arm (Graviton2) architecture as in the template: $0.20 per 1M requests and
+# $0.0000133334 per GB-second (first tier). https://aws.amazon.com/lambda/pricing/, as of 2025.
+LAMBDA_PER_REQUEST = 0.20 / 1_000_000
+LAMBDA_PER_GB_SECOND = 0.0000133334
+# DynamoDB on-demand, Standard table class: $0.7625 per 1M write request units and $0.1525 per 1M
+# read request units (after the 50 % on-demand price reduction of 1 November 2024).
+#   https://aws.amazon.com/dynamodb/pricing/on-demand/, as of 2025.
+DYNAMODB_PER_WRU = 0.7625 / 1_000_000
+DYNAMODB_PER_RRU = 0.1525 / 1_000_000
+# SES outbound email: $0.10 per 1,000 emails. https://aws.amazon.com/ses/pricing/, as of 2025.
+SES_PER_EMAIL = 0.10 / 1_000
+# Not measurable on moto: the time one SES v2 SendEmail call takes from a Lambda function in the
+# same region (moto answers in microseconds). An assumption, added to the sender's billed duration.
+SES_CALL_SECONDS = 0.05
+GOAL_READ_RATIO = 1.1
+GOAL_SHARE_OF_SES = 0.05
+
+
+# --- DynamoDB metering --------------------------------------------------------------------------
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    """Approximate DynamoDB size of one typed attribute value (bytes)."""
+    ((kind, content),) = value.items()
+    if kind == "S":
+        return len(str(content).encode())
+    if kind == "N":
+        return len(str(content).lstrip("-").replace(".", "")) // 2 + 1
+    if kind == "B":
+        return len(content)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind in ("SS", "NS", "BS"):
+        return sum(_value_size({kind[0]: element}) for element in content)
+    if kind == "L":
+        return 3 + sum(1 + _value_size(element) for element in content)
+    if kind == "M":
+        return 3 + sum(1 + len(name.encode()) + _value_size(element) for name, element in content.items())
+    return 0
+
+
+def item_size(item: dict[str, Any] | None) -> int:
+    return sum(len(name.encode()) + _value_size(value) for name, value in (item or {}).items())
+
+
+def read_units(size: int, consistent: bool) -> float:
+    units = max(1, math.ceil(size / 4096))
+    return float(units) if consistent else units / 2
+
+
+def write_units(size: int) -> int:
+    return max(1, math.ceil(size / 1024))
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    keys: tuple[str, ...]
+    projection: str
+
+
+@dataclass
+class DynamoMeter:
+    """Counts reads, scans and request units of every DynamoDB call made through boto3."""
+
+    table: Any
+    """moto's table object: the item images before and after each write."""
+    indexes: list[Index]
+    key_names: tuple[str, ...]
+    calls: Counter[str] = field(default_factory=Counter)
+    rru: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    wru: Counter[str] = field(default_factory=Counter)
+    profile_items_read: int = 0
+    index_entries_read: Counter[str] = field(default_factory=Counter)
+    scans: int = 0
+
+    def _image(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        hash_name, range_name = self.key_names
+        item = self.table.get_item(DynamoType(key[hash_name]), DynamoType(key[range_name]))
+        return item.to_json()["Attributes"] if item is not None else None
+
+    def _keys_of_write(self, operation: str, params: dict[str, Any]) -> list[tuple[str, dict[str, Any], bool]]:
+        """(operation, key, transactional) of every item a write request touches."""
+        hash_name, range_name = self.key_names
+        pick = {hash_name, range_name}
+        if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+            source = params.get("Item") or params.get("Key") or {}
+            return [(operation, {k: v for k, v in source.items() if k in pick}, False)]
+        if operation == "TransactWriteItems":
+            found = []
+            for entry in params.get("TransactItems", []):
+                ((kind, body),) = entry.items()
+                source = body.get("Item") or body.get("Key") or {}
+                found.append((kind, {k: v for k, v in source.items() if k in pick}, True))
+            return found
+        if operation == "BatchWriteItem":
+            found = []
+            for requests in params.get("RequestItems", {}).values():
+                for request in requests:
+                    ((kind, body),) = request.items()
+                    source = body.get("Item") or body.get("Key") or {}
+                    found.append((kind, {k: v for k, v in source.items() if k in pick}, False))
+            return found
+        return []
+
+    def before(self, operation: str, params: dict[str, Any], context: dict[str, Any]) -> None:
+        writes = self._keys_of_write(operation, params)
+        context["bench_writes"] = [(kind, key, tx, self._image(key)) for kind, key, tx in writes]
+
+    def _index_writes(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> int:
+        units = 0
+        for index in self.indexes:
+            old_in = before is not None and all(k in before for k in index.keys)
+            new_in = after is not None and all(k in after for k in index.keys)
+
+            def projected(image: dict[str, Any], index: Index = index) -> int:
+                if index.projection == "ALL":
+                    return item_size(image)
+                wanted = set(index.keys) | set(self.key_names)
+                return item_size({k: v for k, v in image.items() if k in wanted})
+
+            if old_in and new_in and before is not None and after is not None:
+                key_changed = any(before[k] != after[k] for k in index.keys)
+                if key_changed:
+                    units += write_units(projected(before)) + write_units(projected(after))
+                elif projected(before) != projected(after) or (index.projection == "ALL" and before != after):
+                    units += write_units(max(projected(before), projected(after)))
+            elif old_in and before is not None:
+                units += write_units(projected(before))
+            elif new_in and after is not None:
+                units += write_units(projected(after))
+        return units
+
+    def after(self, operation: str, params: dict[str, Any], parsed: dict[str, Any], context: dict[str, Any]) -> None:
+        if "Error" in parsed:
+            return
+        self.calls[operation] += 1
+        label = operation
+        if operation == "Query":
+            label = f"Query {params.get('IndexName') or 'table'}"
+            items = parsed.get("Items", [])
+            consistent = bool(params.get("ConsistentRead"))
+            self.rru[label] += read_units(sum(item_size(i) for i in items), consistent)
+            if params.get("IndexName"):  # index entries, not profile items (ReviewDue projects keys only)
+                self.index_entries_read[params["IndexName"]] += len(items)
+            else:
+                self.profile_items_read += sum(1 for i in items if i.get("sk", {}).get("S") == "PROFILE")
+        elif operation == "Scan":
+            self.scans += 1
+            items = parsed.get("Items", [])
+            self.rru[label] += read_units(sum(item_size(i) for i in items), bool(params.get("ConsistentRead")))
+            self.profile_items_read += sum(1 for i in items if i.get("sk", {}).get("S") == "PROFILE")
+        elif operation == "GetItem":
+            item = parsed.get("Item")
+            self.rru[label] += read_units(item_size(item), bool(params.get("ConsistentRead")))
+            self.profile_items_read += 1 if item and item.get("sk", {}).get("S") == "PROFILE" else 0
+        elif operation == "BatchGetItem":
+            for table_name, request in params.get("RequestItems", {}).items():
+                returned = parsed.get("Responses", {}).get(table_name, [])
+                consistent = bool(request.get("ConsistentRead"))
+                sizes = [item_size(i) for i in returned]
+                missing = len(request.get("Keys", [])) - len(returned)
+                self.rru[label] += sum(read_units(s, consistent) for s in sizes) + missing * read_units(0, consistent)
+                self.profile_items_read += sum(1 for i in returned if i.get("sk", {}).get("S") == "PROFILE")
+        for kind, key, transactional, before in context.get("bench_writes", []):
+            if kind == "ConditionCheck":
+                self.wru[label] += 2 * write_units(item_size(before))
+                continue
+            after = self._image(key)
+            factor = 2 if transactional else 1
+            self.wru[label] += factor * write_units(max(item_size(before), item_size(after)))
+            self.wru[f"{label} (indexes)"] += self._index_writes(before, after)
+
+
+def install_meter(meter: DynamoMeter) -> None:
+    """Hook every boto3 client created from now on (handlers and the state machine interpreter)."""
+    boto3.setup_default_session()
+    events = boto3.DEFAULT_SESSION.events
+
+    def provide(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        context["bench_params"] = dict(params)
+
+    def before(model: Any, context: dict[str, Any], **_: Any) -> None:
+        meter.before(model.name, context.get("bench_params", {}), context)
+
+    def after(parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        meter.after(model.name, context.get("bench_params", {}), parsed, context)
+
+    events.register("provide-client-params.dynamodb", provide)
+    events.register("before-call.dynamodb", before)
+    events.register("after-call.dynamodb", after)
+
+
+# --- state transitions and Lambda invocations ----------------------------------------------------
+
+
+@contextmanager
+def counting_transitions(counts: Counter[str]) -> Iterator[None]:
+    """Every state the interpreter enters counts as one transition (Step Functions' billing unit)."""
+    from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+
+    original = CommonStateField._eval_body
+
+    def eval_body(self: Any, env: Any) -> None:
+        counts[self.name] += 1
+        original(self, env)
+
+    CommonStateField._eval_body = eval_body  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        CommonStateField._eval_body = original  # type: ignore[method-assign]
+
+
+@dataclass
+class Invocation:
+    function: str
+    step: str
+    seconds: float
+    memory_mb: int
+    result: Any
+
+
+class RecordingRuntime(LambdaRuntime):
+    """The local stack's Lambda runtime, timing every invocation."""
+
+    def __init__(self, resources: StackResources) -> None:
+        super().__init__(resources)
+        self.invocations: list[Invocation] = []
+
+    def invoke(self, spec: Any, payload: bytes | str | None) -> Any:
+        started = time.perf_counter()
+        result = super().invoke(spec, payload)
+        event = json.loads(payload) if payload else {}
+        self.invocations.append(
+            Invocation(
+                spec.logical_id, str(event.get("step", "")), time.perf_counter() - started, spec.memory_mb, result
+            )
+        )
+        return result
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+def make_profiles(now: dt.datetime) -> list[Profile]:
+    profiles = []
+    for number in range(PROFILES):
+        due = number % (PROFILES // DUE) == 0
+        confirmed = now - dt.timedelta(days=20)
+        profiles.append(
+            Profile(
+                id=f"{number:032x}",
+                email=f"customer{number}@example.com",
+                locale="de" if number % 3 else "en",
+                status=SubscriptionStatus.SUBSCRIBED,
+                consent_version="2026-01",
+                fields={
+                    "salutation": FieldValue(value="ms", confirmed_at=confirmed),
+                    "first_name": FieldValue(value=f"Kundin {number}", confirmed_at=confirmed),
+                    "last_name": FieldValue(value="Beispiel", confirmed_at=confirmed),
+                    "street": FieldValue(value="Lindenstraße 5", confirmed_at=confirmed),
+                    "postal_code": FieldValue(value="10969", confirmed_at=confirmed),
+                    "city": FieldValue(value="Berlin", confirmed_at=confirmed),
+                    "interests": FieldValue(value=["cooking", "garden"], confirmed_at=confirmed),
+                },
+                preferences=Preferences(topics={"offers": True, "news": True}, frequency="weekly"),
+                created_at=now - dt.timedelta(days=500),
+                updated_at=confirmed,
+                last_reviewed_at=now - dt.timedelta(days=200 if due else 30),
+            )
+        )
+    return profiles
+
+
+def write_profiles(table: str, profiles: list[Profile]) -> None:
+    settings = get_settings()
+    catalog = settings.catalog
+    client = aws.client("dynamodb")
+    repository = ProfileRepository(table, client, lambda p: next_review_at(p, catalog), settings.review_shard_count)
+    items = [repository._profile_item(profile) for profile in profiles]
+    for start in range(0, len(items), 25):
+        pending: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]}
+        while pending:
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+
+@dataclass
+class Run:
+    output: dict[str, Any]
+    transitions: Counter[str]
+    invocations: list[Invocation]
+    meter: DynamoMeter
+    emails: int
+    shards: int
+    batch_size: int
+    seconds: float
+
+
+def run_periodic_review() -> Run:
+    saved = dict(os.environ)
+    os.environ.update(BENCH_ENVIRONMENT)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    try:
+        with mock_aws(config=MOTO_CONFIG):
+            provisioner = Provisioner(
+                Template.load(TEMPLATE_PATH), AwsClients(None), env_overrides=default_env_overrides("127.0.0.1", 3000)
+            )
+            resources = provisioner.provision_all()
+            os.environ.update(resources.common_environment)
+            get_settings.cache_clear()
+            cached_catalog.cache_clear()
+            aws.reset_clients()
+            table_name = str(resources.refs["ProfileTable"])
+            description = AwsClients(None)("dynamodb").describe_table(TableName=table_name)["Table"]
+            indexes = [
+                Index(
+                    i["IndexName"], tuple(k["AttributeName"] for k in i["KeySchema"]), i["Projection"]["ProjectionType"]
+                )
+                for i in description["GlobalSecondaryIndexes"]
+            ]
+            key_names = tuple(k["AttributeName"] for k in description["KeySchema"])
+            from moto.dynamodb.models import dynamodb_backends
+
+            moto_table = dynamodb_backends[provisioner.clients.account_id][REGION].get_table(table_name)
+            write_profiles(table_name, make_profiles(dt.datetime.now(dt.UTC)))
+
+            meter = DynamoMeter(moto_table, indexes, key_names)
+            install_meter(meter)
+            aws.reset_clients()
+            runtime = RecordingRuntime(resources)
+            runtime.env.install_common(resources.common_environment)
+            install_lambda_patch(runtime)
+            install_stepfunctions_patch()
+            install_transactions_patch()
+            transitions: Counter[str] = Counter()
+            try:
+                with counting_transitions(transitions):
+                    started = time.perf_counter()
+                    output = _execute(resources.state_machines["PeriodicReviewStateMachine"].arn)
+                    seconds = time.perf_counter() - started
+            finally:
+                uninstall_transactions_patch()
+                uninstall_stepfunctions_patch()
+                uninstall_lambda_patch()
+                runtime.shutdown()
+                runtime.env.restore()
+            from moto.ses.models import ses_backends
+
+            emails = len(ses_backends[provisioner.clients.account_id][REGION].sent_messages)
+            settings = get_settings()
+            return Run(
+                output, transitions, runtime.invocations, meter, emails,
+                settings.review_shard_count, settings.review_batch_size, seconds,
+            )  # fmt: skip
+    finally:
+        get_settings.cache_clear()
+        aws.reset_clients()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _execute(state_machine_arn: str) -> dict[str, Any]:
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    arn = sfn.start_execution(stateMachineArn=state_machine_arn, input="{}")["executionArn"]
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING":
+            if described["status"] != "SUCCEEDED":
+                raise RuntimeError(f"the run ended {described['status']}: {described.get('error')}")
+            return dict(json.loads(described["output"]))
+        time.sleep(0.1)
+    raise TimeoutError("the periodic review did not finish in 15 minutes")
+
+
+# --- the cost model ------------------------------------------------------------------------------
+
+PAGE_STATES = ("FirstPage", "NextPage", "AnyDue", "SendBatch", "MorePages")
+RUN_STATES = ("PlanRun", "ReviewShards", "Summarise", "CheckRun", "RunDone", "RunFailed")
+
+
+@dataclass
+class Model:
+    """Costs split by what drives them: the run, each page (batch) of due profiles, each profile."""
+
+    label: str
+    per_run: float
+    per_shard: float
+    per_batch: float
+    per_profile: float
+
+    def total(self, profiles: int, batches: int, shards: int) -> float:
+        return self.per_run + shards * self.per_shard + batches * self.per_batch + profiles * self.per_profile
+
+
+def cost_models(run: Run) -> list[Model]:
+    due = run.output["due"]
+    batches = run.transitions["SendBatch"]
+    t = run.transitions
+    page_transitions = sum(t[s] for s in PAGE_STATES)
+    shard_transitions = sum(n for s, n in t.items() if s not in PAGE_STATES and s not in RUN_STATES)
+    run_transitions = sum(t[s] for s in RUN_STATES)
+
+    def seconds(function: str, step: str) -> float:
+        return sum(i.seconds * i.memory_mb / 1024 for i in run.invocations if i.function == function and i.step == step)
+
+    def count(function: str, step: str) -> int:
+        return sum(1 for i in run.invocations if i.function == function and i.step == step)
+
+    send_gb_s = seconds("ReviewSendFunction", "batch")
+    send_memory = next(i.memory_mb for i in run.invocations if i.function == "ReviewSendFunction") / 1024
+    ses_gb_s = run.emails * SES_CALL_SECONDS * send_memory
+    page_gb_s = seconds("ReviewRunFunction", "page")
+    run_gb_s = seconds("ReviewRunFunction", "plan") + seconds("ReviewRunFunction", "summarise")
+    lambda_run = (count("ReviewRunFunction", "plan") + count("ReviewRunFunction", "summarise")) * LAMBDA_PER_REQUEST
+    lambda_run += run_gb_s * LAMBDA_PER_GB_SECOND
+    lambda_batch = (count("ReviewRunFunction", "page") + count("ReviewSendFunction", "batch")) * LAMBDA_PER_REQUEST
+    lambda_batch += page_gb_s * LAMBDA_PER_GB_SECOND
+
+    per_batch_labels = ("Query ReviewDue", "UpdateItem")
+    rru_batch = sum(v for k, v in run.meter.rru.items() if k.startswith(per_batch_labels))
+    wru_batch = sum(v for k, v in run.meter.wru.items() if k.startswith(per_batch_labels))
+    rru_profile = sum(v for k, v in run.meter.rru.items() if not k.startswith(per_batch_labels))
+    wru_profile = sum(v for k, v in run.meter.wru.items() if not k.startswith(per_batch_labels))
+    return [
+        Model(
+            "Step Functions transitions",
+            run_transitions * SFN_PER_TRANSITION,
+            shard_transitions / run.shards * SFN_PER_TRANSITION,
+            page_transitions / batches * SFN_PER_TRANSITION,
+            0.0,
+        ),
+        Model(
+            "Lambda requests + GB-s",
+            lambda_run,
+            0.0,
+            lambda_batch / batches,
+            (send_gb_s + ses_gb_s) * LAMBDA_PER_GB_SECOND / due,
+        ),
+        Model(
+            "DynamoDB read request units",
+            0.0,
+            0.0,
+            rru_batch * DYNAMODB_PER_RRU / batches,
+            rru_profile * DYNAMODB_PER_RRU / due,
+        ),
+        Model(
+            "DynamoDB write request units",
+            0.0,
+            0.0,
+            wru_batch * DYNAMODB_PER_WRU / batches,
+            wru_profile * DYNAMODB_PER_WRU / due,
+        ),
+    ]
+
+
+def print_report(run: Run) -> bool:
+    due = run.output["due"]
+    meter = run.meter
+    print(f"== Periodic review over {PROFILES:,} profiles, {DUE} due (moto in-process, real state machine) ==")
+    print(f"run: {run.seconds:.1f} s, due {due}, sent {run.output['sent']}, skipped {run.output['skipped']}, "
+          f"failed {run.output['failed']}; emails in SES: {run.emails}")  # fmt: skip
+    print()
+    print("== What the selection read ==")
+    ratio = meter.profile_items_read / due if due else float("inf")
+    read_ok = ratio <= GOAL_READ_RATIO and meter.scans == 0
+    print(f"{'ReviewDue index entries read':<40} {meter.index_entries_read['ReviewDue']:>8}")
+    print(f"{'profile items read':<40} {meter.profile_items_read:>8}")
+    print(f"{'scans':<40} {meter.scans:>8}")
+    print(f"{'profile items read / due':<40} {ratio:>8.2f}   goal <= {GOAL_READ_RATIO}: {'ok' if read_ok else 'MISS'}")
+    print(f"{'table size (profiles)':<40} {PROFILES:>8}")
+    print()
+    print("== Counts of the run ==")
+    t = run.transitions
+    print(f"state transitions: {sum(t.values())} ({', '.join(f'{n} {s}' for s, n in sorted(t.items()))})")
+    by_step = Counter(f"{i.function}.{i.step}" for i in run.invocations)
+    print(f"Lambda invocations: {len(run.invocations)} ({', '.join(f'{n} {s}' for s, n in sorted(by_step.items()))})")
+    durations: defaultdict[str, float] = defaultdict(float)
+    for invocation in run.invocations:
+        durations[f"{invocation.function}.{invocation.step}"] += invocation.seconds
+    print("Lambda time in-process: " + ", ".join(f"{s} {v:.2f} s" for s, v in sorted(durations.items())))
+    print(f"  + modelled SES call time on AWS: {run.emails} x {SES_CALL_SECONDS * 1000:.0f} ms")
+    print(f"DynamoDB calls: {dict(sorted(meter.calls.items()))}")
+    print(f"DynamoDB read request units: {', '.join(f'{k} {v:g}' for k, v in sorted(meter.rru.items()))}")
+    print(f"DynamoDB write request units: {', '.join(f'{k} {v:g}' for k, v in sorted(meter.wru.items()))}")
+    print()
+    batches_run = t["SendBatch"]
+    batches = math.ceil(SCALE / run.batch_size) + run.shards
+    print(f"== Cost per {SCALE:,} profiles reviewed (Frankfurt list prices; {run.batch_size} per batch, "
+          f"{run.shards} shards: {batches:,} batches) ==")  # fmt: skip
+    print(f"{'':<30} {'per run':>10} {'per batch':>12} {'per profile':>13} {'$ per 1M':>10}")
+    models = cost_models(run)
+    infrastructure = 0.0
+    for model in models:
+        total = model.total(SCALE, batches, run.shards)
+        infrastructure += total
+        print(
+            f"{model.label:<30} {model.per_run:>10.6f} {model.per_batch:>12.8f} {model.per_profile:>13.9f} "
+            f"{total:>10.2f}"
+        )
+    ses = SCALE * SES_PER_EMAIL
+    share = infrastructure / ses
+    record = sum(m.per_profile * SCALE for m in models if m.label.startswith("DynamoDB write"))
+    print(f"{'infrastructure total':<30} {'':>10} {'':>12} {'':>13} {infrastructure:>10.2f}")
+    print(f"{'SES ($0.10 per 1,000 emails)':<30} {'':>10} {'':>12} {'':>13} {ses:>10.2f}")
+    print(f"infrastructure / SES: {share:.1%}   goal <= {GOAL_SHARE_OF_SES:.0%}: "
+          f"{'ok' if share <= GOAL_SHARE_OF_SES else 'MISS'}")  # fmt: skip
+    print(f"  of which recording each send (profile + 2 ledger items in one transaction, both indexes): "
+          f"${record:.2f}; selection and orchestration: ${infrastructure - record:.2f} "
+          f"({(infrastructure - record) / ses:.1%} of SES)")  # fmt: skip
+    this_run = sum(m.total(due, batches_run, run.shards) for m in models)
+    print(f"(this run: ${this_run:.4f} for {due} profiles in {batches_run} batches; the per-run part is spread "
+          "over a million profiles above)")  # fmt: skip
+    return read_ok
+
+
+def main() -> int:
+    warnings.filterwarnings("ignore")
+    with redirect_stdout(StringIO()):  # the handlers' JSON logs
+        run = run_periodic_review()
+    print_report(run)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

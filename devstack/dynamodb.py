@@ -1,0 +1,115 @@
+"""A fix to moto's DynamoDB ``TransactWriteItems`` cost (behaviour unchanged).
+
+moto 5.2 deep-copies every table a transaction touches, once per operation, so that it can
+roll back a cancelled transaction. With thousands of items each transaction then takes
+seconds, and a review campaign (one transaction per email) or a table of demo data becomes
+unusable locally. This wrapper keeps a copy of only the items the transaction names and puts
+them back on a rollback, which is what the table copies were for; moto's own ``deepcopy`` of
+the tables is skipped while the wrapped call runs (on that thread only).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import threading
+from typing import Any
+
+_original_transact: Any = None
+_original_copy_module: Any = None
+_inside = threading.local()
+
+
+class _CopyModule:
+    """Stands in for ``copy`` in moto's DynamoDB models: tables are not copied inside a transaction."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        if getattr(_inside, "transaction", False) and isinstance(value, Table):
+            return value
+        return copy.deepcopy(value, memo)
+
+
+def _key_of(table: Any, operation: dict[str, Any]) -> tuple[Any, Any]:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    values = operation.get("Key") or operation.get("Item") or {}
+    hash_key = DynamoType(values[table.hash_key_attr])
+    range_key = DynamoType(values[table.range_key_attr]) if table.range_key_attr else None
+    return hash_key, range_key
+
+
+def _snapshot(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]]:
+    """(table, hash key, range key, copy of the item or None) for every item the transaction names."""
+    saved = []
+    for entry in transact_items:
+        _, operation = next(iter(entry.items()))
+        table = backend.tables.get(operation.get("TableName"))
+        if table is None:
+            continue
+        try:
+            hash_key, range_key = _key_of(table, operation)
+        except (KeyError, TypeError):
+            continue  # moto rejects the request itself
+        item = table.get_item(hash_key, range_key) if (range_key is not None or not table.range_key_attr) else None
+        saved.append((table, hash_key, range_key, copy.deepcopy(item)))
+    return saved
+
+
+def _restore(saved: list[tuple[Any, Any, Any, Any]]) -> None:
+    for table, hash_key, range_key, item in reversed(saved):
+        if item is None:
+            if range_key is not None:
+                table.items.get(hash_key, {}).pop(range_key, None)
+            else:
+                table.items.pop(hash_key, None)
+        elif range_key is not None:
+            table.items[hash_key][range_key] = item
+        else:
+            table.items[hash_key] = item
+
+
+def install_transactions_patch() -> None:
+    """Make ``TransactWriteItems`` copy only the items it names (idempotent)."""
+    global _original_transact, _original_copy_module  # noqa: PLW0603 - a process-wide patch
+    from moto.dynamodb import models
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if _original_transact is not None:
+        return
+    original = DynamoDBBackend.transact_write_items
+    _original_transact = original
+    _original_copy_module = models.copy
+    models.copy = _CopyModule()  # type: ignore[assignment]
+
+    @functools.wraps(original)
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = _snapshot(self, transact_items)
+        _inside.transaction = True
+        try:
+            original(self, transact_items)
+        except Exception:
+            _restore(saved)
+            raise
+        finally:
+            _inside.transaction = False
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def uninstall_transactions_patch() -> None:
+    """Give moto its own ``transact_write_items`` back."""
+    global _original_transact, _original_copy_module  # noqa: PLW0603
+    from moto.dynamodb import models
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if _original_transact is not None:
+        DynamoDBBackend.transact_write_items = _original_transact  # type: ignore[method-assign]
+        models.copy = _original_copy_module
+    _original_transact = None
+    _original_copy_module = None

@@ -1,0 +1,45 @@
+"""Periodic review run, sending step (state machine ``periodic_review``).
+
+``batch``: check each profile of a page, render and send the review email through SES and
+record it; SES or DynamoDB throttling raises ``TemporarilyUnavailable``, which the state machine
+retries with backoff. ``batch_failed``: count a batch that failed for good.
+"""
+
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from selfservice.campaigns import ReviewCampaigns, build_campaigns
+from selfservice.settings import get_settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@lru_cache(maxsize=1)
+def campaigns() -> ReviewCampaigns:
+    return build_campaigns(get_settings())
+
+
+class Batch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    step: Literal["batch", "batch_failed"]
+    runId: str = Field(min_length=1, max_length=80)
+    runAt: AwareDatetime
+    profileIds: list[Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]] = Field(max_length=100)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    batch = parse(event=event, model=Batch)
+    if batch.step == "batch_failed":
+        return campaigns().count_failed_batch(batch.runId, batch.runAt, batch.profileIds).as_result()
+    return campaigns().review_batch(batch.runId, batch.runAt, batch.profileIds).as_result()

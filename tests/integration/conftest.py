@@ -1,0 +1,111 @@
+"""Fixtures for state machine tests: the template's state machines executing on moto with the real
+handlers, exactly as the local stack runs them (Lambda routed in-process, EventBridge delivering
+to state machine targets), but under ``mock_aws`` instead of a moto server."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from devstack.dynamodb import install_transactions_patch, uninstall_transactions_patch
+from devstack.events import EventDelivery, install_events_patch, uninstall_events_patch
+from devstack.lambdas import install_lambda_patch, uninstall_lambda_patch
+from devstack.stepfunctions import install_stepfunctions_patch, uninstall_stepfunctions_patch
+from tests.conftest import Stack
+
+FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+def _send_to_queue(queue_arn: str, body: str) -> None:
+    from moto.sqs.models import sqs_backends
+
+    _, _, _, region, account, name = queue_arn.split(":", 5)
+    sqs_backends[account][region].send_message(queue_name=name, message_body=body)
+
+
+@dataclass
+class Execution:
+    arn: str
+    status: str
+    input: Any
+    output: Any
+    error: str | None
+    cause: str | None
+
+
+@dataclass
+class StateMachineStack:
+    """The ``stack`` with its state machines running the real handlers."""
+
+    stack: Stack
+
+    def arn(self, logical_id: str) -> str:
+        return self.stack.resources.state_machines[logical_id].arn
+
+    def start(self, logical_id: str, payload: Any = None) -> str:
+        sfn = self.stack.aws("stepfunctions")
+        body = json.dumps({} if payload is None else payload)
+        return str(sfn.start_execution(stateMachineArn=self.arn(logical_id), input=body)["executionArn"])
+
+    def wait(self, execution_arn: str, timeout: float = 240.0) -> Execution:
+        sfn = self.stack.aws("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            described = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] in FINISHED:
+                return Execution(
+                    arn=execution_arn,
+                    status=described["status"],
+                    input=json.loads(described.get("input") or "null"),
+                    output=json.loads(described["output"]) if described.get("output") else None,
+                    error=described.get("error"),
+                    cause=described.get("cause"),
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution still {described['status']} after {timeout} s")
+            time.sleep(0.05)
+
+    def run(self, logical_id: str, payload: Any = None, timeout: float = 240.0) -> Execution:
+        return self.wait(self.start(logical_id, payload), timeout)
+
+    def executions(self, logical_id: str) -> list[str]:
+        sfn = self.stack.aws("stepfunctions")
+        listed = sfn.list_executions(stateMachineArn=self.arn(logical_id), maxResults=1000)["executions"]
+        return [item["executionArn"] for item in listed]
+
+    def wait_all(self, logical_id: str, timeout: float = 240.0) -> list[Execution]:
+        """Wait for every execution of the state machine (e.g. those an event started)."""
+        self.stack.runtime.drain(timeout)
+        return [self.wait(arn, timeout) for arn in self.executions(logical_id)]
+
+    def put_event(self, source: str, detail_type: str, detail: dict[str, Any]) -> None:
+        bus = self.stack.resources.refs["EventBus"]
+        response = self.stack.aws("events").put_events(
+            Entries=[{"EventBusName": bus, "Source": source, "DetailType": detail_type, "Detail": json.dumps(detail)}]
+        )
+        assert response["FailedEntryCount"] == 0, response
+
+
+@pytest.fixture
+def machines(stack: Stack) -> Iterator[StateMachineStack]:
+    """State machines of the template execute on moto; their Lambda tasks run the real handlers."""
+    stack.runtime.env.install_common(stack.resources.common_environment)
+    stack.runtime.dead_letter_sender = _send_to_queue
+    install_lambda_patch(stack.runtime)
+    install_events_patch(EventDelivery(stack.runtime, sqs_sender=_send_to_queue))
+    install_stepfunctions_patch()
+    install_transactions_patch()
+    try:
+        yield StateMachineStack(stack)
+    finally:
+        uninstall_transactions_patch()
+        uninstall_stepfunctions_patch()
+        uninstall_events_patch()
+        uninstall_lambda_patch()
+        stack.runtime.shutdown()
+        stack.runtime.env.restore()

@@ -1,0 +1,417 @@
+"""Profile review campaigns: both state machines of template.yaml executing on moto with the real
+handlers (Lambda tasks routed in-process, EventBridge delivering to the event review).
+
+What a customer or operator notices: who gets a review email and who does not (and why), that a
+second run or a duplicate event sends nothing, and that SES throttling loses nobody.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import json
+import os
+import re
+import time
+from email.policy import default as default_policy
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from cfnlint.api import lint
+from moto.core.exceptions import JsonRESTError
+from moto.ses.models import SESBackend
+
+from devstack.cfn import Template
+from devstack.config import REPO_ROOT
+from selfservice.domain.models import (
+    FieldValue,
+    LedgerKind,
+    Preferences,
+    Profile,
+    SubscriptionStatus,
+    address_hash,
+)
+from selfservice.domain.review import next_review_at
+from selfservice.settings import get_settings
+from selfservice.storage import ProfileRepository
+from tests.integration.conftest import StateMachineStack
+
+PERIODIC = "PeriodicReviewStateMachine"
+EVENT = "EventReviewStateMachine"
+NOW = dt.datetime.now(dt.UTC)
+
+
+# --- profiles, written directly (not through HTTP) ---------------------------------------------
+
+
+def make_profile(number: int, *, due: bool, locale: str = "de", **changes: Any) -> Profile:
+    """A confirmed subscriber of the news topic (email). ``due``: reviewed 200 days ago."""
+    confirmed = NOW - dt.timedelta(days=20)
+    profile = Profile(
+        id=f"{number:032x}",
+        email=f"customer{number}@example.com",
+        locale=locale,
+        status=SubscriptionStatus.SUBSCRIBED,
+        consent_version="2026-01",
+        fields={
+            "first_name": FieldValue(value=f"Kunde {number}", confirmed_at=confirmed),
+            "last_name": FieldValue(value="Muster", confirmed_at=confirmed),
+            "city": FieldValue(value="Berlin", confirmed_at=confirmed),
+        },
+        preferences=Preferences(topics={"news": True}, frequency="weekly"),
+        created_at=NOW - dt.timedelta(days=400),
+        updated_at=confirmed,
+        last_reviewed_at=NOW - dt.timedelta(days=200 if due else 30),
+    )
+    return profile.model_copy(update=changes)
+
+
+def write_profiles(table: str, client: Any, profiles: list[Profile], *, stale_index: bool = False) -> None:
+    """BatchWriteItem with the repository's item layout.
+
+    ``stale_index``: the ReviewDue entry says "due since yesterday" although the profile no
+    longer is -- an index entry that lags behind its profile (GSI replication, or profiles
+    written before the review rules changed). The campaign must re-check every profile it reads.
+    """
+    catalog = get_settings().catalog
+
+    def schedule(profile: Profile) -> dt.datetime | None:
+        return NOW - dt.timedelta(days=1) if stale_index else next_review_at(profile, catalog)
+
+    repository = ProfileRepository(table, client, schedule, get_settings().review_shard_count)
+    items = [repository._profile_item(profile) for profile in profiles]
+    for start in range(0, len(items), 25):
+        pending: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]}
+        while pending:
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+
+def repository(machines: StateMachineStack) -> ProfileRepository:
+    settings = get_settings()
+    return ProfileRepository(
+        machines.stack.table,
+        machines.stack.aws("dynamodb"),
+        lambda profile: next_review_at(profile, settings.catalog),
+        settings.review_shard_count,
+    )
+
+
+def sent_to(machines: StateMachineStack) -> list[str]:
+    """The recipient of every email sent, one entry per email."""
+    return [str(parsed(message)["To"]) for message in machines.stack.sent_emails()]
+
+
+def parsed(message: Any) -> email.message.EmailMessage:
+    result = email.message_from_string(message.raw_data, policy=default_policy)
+    assert isinstance(result, email.message.EmailMessage)
+    return result
+
+
+def campaign_runs(machines: StateMachineStack) -> list[dict[str, Any]]:
+    items = machines.stack.aws("dynamodb").query(
+        TableName=machines.stack.table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "CAMPAIGN#periodic"}},
+    )["Items"]
+    return items
+
+
+# --- the definitions ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("logical_id", [PERIODIC, EVENT])
+def test_the_definitions_are_valid_states_language_with_every_placeholder_substituted(logical_id: str) -> None:
+    """What Step Functions would reject at deploy time: an unknown field, a state name it forbids,
+    or a ``${placeholder}`` the template does not substitute."""
+    template = Template.load(REPO_ROOT / "template.yaml")
+    properties = template.resources[logical_id]["Properties"]
+    text = (REPO_ROOT / properties["DefinitionUri"]).read_text(encoding="utf-8")
+    substitutions = {name: f"arn:aws:lambda:eu-central-1:123456789012:function:{name}" for name in
+                     properties["DefinitionSubstitutions"]}  # fmt: skip
+    missing = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text)) - set(substitutions)
+    assert not missing, f"{logical_id}: no DefinitionSubstitutions for {sorted(missing)}"
+    definition = re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda match: substitutions[match.group(1)], text)
+    document = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {
+            "Machine": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {"RoleArn": "arn:aws:iam::123456789012:role/r", "Definition": json.loads(definition)},
+            }
+        },
+    }
+    problems = [f"{m.rule.id}: {m.message}" for m in lint(json.dumps(document), regions=["eu-central-1"])]
+    assert not problems, f"{logical_id}: {problems}"
+
+
+# --- periodic -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def population(machines: StateMachineStack) -> dict[str, list[Profile]]:
+    """1,000 subscribers: 950 not due, 40 due and eligible, 10 due per the index but not to be mailed."""
+    client = machines.stack.aws("dynamodb")
+    fresh = [make_profile(n, due=False) for n in range(950)]
+    eligible = [make_profile(n, due=True, locale="en" if n % 2 else "de") for n in range(950, 990)]
+    # One missing required field and one stale field among the eligible ones: they lead the link.
+    del eligible[0].fields["city"]
+    eligible[2].fields["city"] = FieldValue(value="Köln", confirmed_at=NOW - dt.timedelta(days=400))
+    suppressed = [make_profile(n, due=True) for n in (990, 991)]
+    ineligible = {
+        "paused": [
+            make_profile(
+                n, due=True, preferences=Preferences(topics={"news": True}, paused_until=NOW + dt.timedelta(days=20))
+            )
+            for n in (992, 993)
+        ],
+        "cooldown": [make_profile(n, due=True, last_review_email_at=NOW - dt.timedelta(days=5)) for n in (994, 995)],
+        "unconfirmed": [make_profile(n, due=True, status=SubscriptionStatus.PENDING) for n in (996, 997)],
+        "no_email_channel": [
+            make_profile(n, due=True, preferences=Preferences(topics={"offers": True}, channels={"offers": ["sms"]}))
+            for n in (998, 999)
+        ],
+    }
+    write_profiles(machines.stack.table, client, [*fresh, *eligible, *suppressed])
+    write_profiles(machines.stack.table, client, [p for group in ineligible.values() for p in group], stale_index=True)
+    repo = repository(machines)
+    for profile in suppressed:  # e.g. a hard bounce: the address is on the suppression list
+        repo.suppress(address_hash(profile.email), "bounce", NOW)
+    return {"eligible": eligible, "suppressed": suppressed, **ineligible}
+
+
+def test_a_periodic_run_mails_exactly_the_eligible_due_profiles(
+    machines: StateMachineStack, population: dict[str, list[Profile]]
+) -> None:
+    execution = machines.run(PERIODIC, {})
+
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    summary = execution.output
+    assert summary["due"] == 50
+    assert summary["sent"] == 40
+    assert summary["failed"] == 0
+    assert summary["skipped"] == {
+        "suppressed": 2,
+        "paused": 2,
+        "cooldown": 2,
+        "unconfirmed": 2,
+        "no_email_channel": 2,
+    }
+    eligible = population["eligible"]
+    assert sorted(sent_to(machines)) == sorted(p.email for p in eligible)
+
+    # The run summary is kept as an item of its own, never under a profile.
+    runs = campaign_runs(machines)
+    assert len(runs) == 1
+    assert runs[0]["status"] == {"S": "finished"}
+    assert runs[0]["sent"] == {"N": "40"}
+    assert runs[0]["skipped_paused"] == {"N": "2"}
+
+    # The email: what is missing first, "everything is still correct", one-click unsubscribe.
+    messages = {str(parsed(message)["To"]): parsed(message) for message in machines.stack.sent_emails()}
+    first = messages[eligible[0].email]
+    assert first["Subject"] == "Sind Ihre Angaben noch aktuell?"
+    assert first["List-Unsubscribe"].startswith("<http://127.0.0.1:3000/unsubscribe/one-click?token=")
+    assert first["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    text = first.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+    assert "Diese Angaben fehlen noch:\n- Ort" in text
+    links = [line for line in text.splitlines() if line.startswith("http://127.0.0.1:3000/link?token=")]
+    manage, confirm = links[0], links[1]
+    assert manage.endswith("&next=/profile%3Ffocus%3Dcity")
+    assert parse_qs(urlsplit(manage).query)["next"] == ["/profile?focus=city"]
+    assert confirm.endswith("&next=/review")
+    stale = messages[eligible[2].email].get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+    assert "schon länger nicht bestätigt:\n- Ort" in stale
+    english = messages[eligible[3].email]
+    assert english["Subject"] == "Is your information still up to date?"
+    html = english.get_body(preferencelist=("html",)).get_content()
+    assert "Confirm with one click" in html
+    assert "&amp;next=/profile" in html
+
+    # The customer's history shows the review request and the email; the cooldown has started.
+    repo = repository(machines)
+    history = repo.history(eligible[0].id)
+    kinds = [entry.kind for entry in history]
+    assert LedgerKind.REVIEW_REQUESTED in kinds
+    assert LedgerKind.EMAIL_SENT in kinds
+    mailed = repo.get(eligible[0].id)
+    assert mailed.last_review_email_at is not None
+    assert len(mailed.marketing_emails_at) == 1
+    due = next_review_at(mailed, get_settings().catalog)
+    assert due is not None
+    assert due >= NOW + dt.timedelta(days=29)
+    assert repo.get(population["suppressed"][0].id).suppressed
+
+    # The same day again: nobody is due any more, nothing is sent, and nothing is read in vain.
+    second = machines.run(PERIODIC, {})
+    assert second.status == "SUCCEEDED"
+    assert second.output["sent"] == 0
+    assert second.output["due"] == 0
+    assert len(machines.stack.sent_emails()) == 40
+    assert len(campaign_runs(machines)) == 2
+
+
+def test_ses_throttling_is_retried_and_nobody_is_lost(
+    machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    due = [make_profile(n, due=True) for n in range(30)]
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
+    original = SESBackend.send_raw_email
+    calls = {"all": 0, "throttled": 0}
+
+    def throttled_send(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls["all"] += 1
+        if 4 <= calls["all"] < 12:  # a burst longer than the SDK's own retries
+            calls["throttled"] += 1
+            raise JsonRESTError("TooManyRequestsException", "Maximum sending rate exceeded.")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SESBackend, "send_raw_email", throttled_send)
+    failures: list[str] = []
+    invoke = machines.stack.runtime.invoke
+
+    def recording_invoke(spec: Any, payload: Any) -> Any:
+        result = invoke(spec, payload)
+        if result.function_error:
+            failures.append(json.loads(result.payload)["errorType"])
+        return result
+
+    monkeypatch.setattr(machines.stack.runtime, "invoke", recording_invoke)
+
+    execution = machines.run(PERIODIC, {})
+
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert calls["throttled"] == 8
+    assert "TemporarilyUnavailable" in failures, "the batch was not handed back to the state machine to retry"
+    assert sorted(sent_to(machines)) == sorted(p.email for p in due), "someone got no email, or two"
+    assert execution.output["sent"] == 30
+    assert execution.output["failed"] == 0
+
+
+def test_a_profile_that_cannot_be_mailed_counts_as_failed_and_the_run_goes_on(
+    machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    due = [make_profile(n, due=True) for n in range(5)]
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
+    original = SESBackend.send_raw_email
+
+    def rejecting_send(self: Any, source: Any, destinations: Any, raw_data: str, *args: Any, **kwargs: Any) -> Any:
+        if "customer2@example.com" in raw_data:
+            raise JsonRESTError("MessageRejected", "Email address is not verified.")
+        return original(self, source, destinations, raw_data, *args, **kwargs)
+
+    monkeypatch.setattr(SESBackend, "send_raw_email", rejecting_send)
+    execution = machines.run(PERIODIC, {})
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert (execution.output["sent"], execution.output["failed"]) == (4, 1)
+    assert sorted(sent_to(machines)) == sorted(p.email for p in due if p.email != "customer2@example.com")
+    assert repository(machines).get(due[2].id).last_review_email_at is None, "not recorded as mailed"
+
+
+# --- event-triggered ----------------------------------------------------------------------------
+
+
+def purchase(address: str, order: str, days_ago: float = 3) -> dict[str, str]:
+    occurred = NOW - dt.timedelta(days=days_ago)
+    return {"orderId": order, "email": address, "occurredAt": occurred.isoformat().replace("+00:00", "Z")}
+
+
+def test_a_purchase_sends_one_review_email_once(machines: StateMachineStack) -> None:
+    customer = make_profile(1, due=True, locale="en")
+    del customer.fields["city"]
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), [customer, make_profile(2, due=False)])
+
+    machines.put_event("shop", "PurchaseCompleted", purchase("Customer1@Example.com", "o-1"))
+    [first] = machines.wait_all(EVENT)
+    assert first.status == "SUCCEEDED", (first.error, first.cause)
+    assert first.output == {"outcome": "sent", "profileId": customer.id}
+    assert sent_to(machines) == [customer.email]
+    message = parsed(machines.stack.sent_emails()[0])
+    assert message["Subject"] == "Is your information still up to date?"
+    text = message.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+    assert "These details are still missing:\n- City" in text
+
+    # The shop delivers the same event again: no second email.
+    machines.put_event("shop", "PurchaseCompleted", purchase("customer1@example.com", "o-1"))
+    executions = machines.wait_all(EVENT)
+    assert len(executions) == 2
+    assert all(e.status == "SUCCEEDED" for e in executions)
+    assert len(machines.stack.sent_emails()) == 1
+
+    # A purchase with an address nobody has: ends quietly, creates nothing, sends nothing.
+    machines.put_event("shop", "PurchaseCompleted", purchase("stranger@example.com", "o-2"))
+    outcomes = [e.output for e in machines.wait_all(EVENT)]
+    assert {"outcome": "unknown_address"} in outcomes
+    assert len(machines.stack.sent_emails()) == 1
+    profiles = [item for item in machines.stack.items() if item["sk"]["S"] == "PROFILE"]
+    assert len(profiles) == 2
+    assert repository(machines).find_by_email("stranger@example.com") is None
+
+
+def test_a_closed_service_request_of_a_customer_who_is_not_due_sends_nothing(machines: StateMachineStack) -> None:
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), [make_profile(3, due=False)])
+    closed = {"requestId": "r-1", "email": "customer3@example.com", "occurredAt": purchase("", "", 2.5)["occurredAt"]}
+    machines.put_event("customer-service", "ServiceRequestClosed", closed)
+    [execution] = machines.wait_all(EVENT)
+    assert execution.status == "SUCCEEDED"
+    assert execution.output == {"outcome": "skipped", "reason": "not_due", "profileId": f"{3:032x}"}
+    assert machines.stack.sent_emails() == []
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        {"orderId": "o-9", "occurredAt": "2026-01-05T10:00:00Z"},
+        {"orderId": "o-9", "email": "someone@example.com", "occurredAt": "yesterday"},
+        {"orderId": "o-9", "email": "not an address", "occurredAt": "2026-01-05T10:00:00Z"},
+        {"email": "someone@example.com", "occurredAt": "2026-01-05T10:00:00Z"},
+    ],
+    ids=["no email", "bad occurredAt", "invalid email", "no order id"],
+)
+def test_a_malformed_event_fails_clearly_and_is_kept_in_the_dead_letter_queue(
+    machines: StateMachineStack, detail: dict[str, str]
+) -> None:
+    machines.put_event("shop", "PurchaseCompleted", detail)
+    [execution] = machines.wait_all(EVENT)
+    assert execution.status == "FAILED"
+    assert execution.error == "MalformedEvent"
+    sqs = machines.stack.aws("sqs")
+    queue = machines.stack.resources.refs["ReviewEventDeadLetterQueue"]
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert len(messages) == 1
+    kept = json.loads(messages[0]["Body"])
+    assert kept["event"]["detail"] == detail
+    assert kept["problems"]
+    assert machines.stack.sent_emails() == []
+
+
+def test_an_event_review_waits_until_occurred_at_plus_the_delay(machines: StateMachineStack) -> None:
+    """The Wait is real: the email goes out once occurredAt + delay has passed, not before (also
+    on a machine west of Greenwich, where moto's own Wait would add hours)."""
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), [make_profile(4, due=True)])
+    delay = dt.timedelta(hours=int(machines.stack.resources.common_environment["REVIEW_EVENT_DELAY_HOURS"]))
+    occurred = dt.datetime.now(dt.UTC) - delay + dt.timedelta(seconds=5)
+    saved_tz = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    try:
+        started = time.monotonic()
+        machines.put_event(
+            "shop",
+            "PurchaseCompleted",
+            purchase("customer4@example.com", "o-4", 0) | {"occurredAt": occurred.isoformat().replace("+00:00", "Z")},
+        )
+        time.sleep(1)
+        assert machines.stack.sent_emails() == [], "sent before the delay had passed"
+        [execution] = machines.wait_all(EVENT, timeout=60)
+        waited = time.monotonic() - started
+    finally:
+        if saved_tz is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved_tz
+        time.tzset()
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert execution.output["outcome"] == "sent"
+    assert 3 <= waited < 30
+    assert sent_to(machines) == ["customer4@example.com"]
