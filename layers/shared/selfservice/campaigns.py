@@ -429,6 +429,7 @@ class ReviewCampaigns:
             manage_link=links["manage_link"],
             confirm_link=links["confirm_link"],
             settings_link=links["settings_link"],
+            unsubscribe_link=links["unsubscribe_url"],
             valid_days=LIFETIMES[Purpose.MANAGE].days,
             recipient=profile.email,
             company=self.settings.company_name,
