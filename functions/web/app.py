@@ -184,7 +184,7 @@ def page(
         csrf=csrf,
         signed_in=session is not None,
         section=section,
-        back=app.current_event.path,
+        back=back_to(),
         company=get_settings().company_name,
         contact=catalog.contact,
         **context,
@@ -196,6 +196,13 @@ def page(
         headers=renderer().security_headers(),
         cookies=response_cookies,
     )
+
+
+def back_to() -> str:
+    """Where the language switch returns to: this page, with its query (a link's token) on a GET."""
+    event = app.current_event
+    query = event.raw_query_string if event.http_method == "GET" else ""
+    return f"{event.path}?{query}" if query else event.path
 
 
 def redirect(location: str, extra_cookies: list[Cookie] | None = None) -> Response[str]:
@@ -333,8 +340,8 @@ def switch_language() -> Response[str]:
     if chosen not in LANGUAGES:
         chosen = service().catalog.default_language
     back = safe_next(forms.first(form, "back"))
-    if back in ("/new-link", "/language", "/sign-out") or back.startswith("/privacy/delete"):
-        back = "/new-link" if back == "/new-link" else "/"
+    if back.partition("?")[0] in ("/language", "/sign-out"):
+        back = "/"  # pages answering a POST only
     return redirect(back, [cookie(LANGUAGE_COOKIE, chosen, 365 * 24 * 3600)])
 
 

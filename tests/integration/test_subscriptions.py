@@ -207,3 +207,28 @@ def test_tampered_unsubscribe_token_is_refused(stack, anna):
     assert refused.status_code == 400, "a manage token is not an unsubscribe token"
     token = parse_qs(urlparse(link).query)["token"][0]
     assert signer.verify(token, Purpose.UNSUBSCRIBE)[0] == anna["profile_id"]
+
+
+def test_switching_language_on_a_link_page_keeps_the_link(stack, anna):
+    link = unsubscribe_link(anna["profile_id"])
+    html = stack.client.get(link).get_data(as_text=True)
+    assert 'lang="de"' in html
+    back = re.search(r'name="back" value="([^"]+)"', html).group(1).replace("&amp;", "&")
+    assert back == link
+    response = stack.client.post("/language", data={"csrf": csrf_of(html), "lang": "en", "back": back})
+    assert response.status_code == 303
+    assert response.headers["Location"] == link
+    assert "<h1>Less instead of nothing?</h1>" in stack.client.get(link).get_data(as_text=True)
+
+
+def test_a_suppressed_address_gets_no_confirmation_email(stack):
+    from selfservice.domain.models import address_hash
+
+    build_service(get_settings()).repository.suppress(
+        address_hash("bounced@example.com"), "hard_bounce", dt.datetime.now(dt.UTC)
+    )
+    answer = stack.request("POST", "/api/profiles", {"email": "bounced@example.com", "subscribe": ["news"]})
+    assert answer.status == 201
+    assert answer.json["status"] == "not_subscribed"
+    assert subscribe(stack, address="bounced@example.com").status_code == 200, "the page answers as always"
+    assert messages(stack) == []

@@ -122,7 +122,12 @@ class ProfileService(SubscriptionUseCases):
         entry = LedgerEntry(
             profile_id=profile.id, at=now, kind=LedgerKind.PROFILE_CREATED, source=source, changes=changes
         )
-        if data.subscribe is not None:
+        opt_in = data.subscribe is not None
+        if data.subscribe is not None and self.repository.is_suppressed(address_hash(email)):
+            # A hard-bounced, complaining or erased address: no confirmation email, no subscription.
+            logger.info("opt-in for a suppressed address not started")
+            opt_in = False
+        if opt_in and data.subscribe is not None:
             topics = self._checked_topics(data.subscribe)
             profile.status = SubscriptionStatus.PENDING
             profile.pending_expires_at = now + CONFIRMATION_WINDOW
@@ -131,7 +136,7 @@ class ProfileService(SubscriptionUseCases):
             entry.detail = {"consent_requested": self.catalog.current_consent(now.date()).version}
         self.repository.create(profile, [entry])
         logger.info("profile created", extra={"profile_id": profile.id, "source": source.value})
-        if data.subscribe is not None:
+        if opt_in:
             self._send_confirmation(profile, profile.preferences.subscribed_topics())
         return profile
 
