@@ -35,20 +35,10 @@ from devstack.lambdas import LambdaRuntime
 from devstack.provision import Provisioner
 from selfservice import aws
 from selfservice.settings import get_settings
+from selfservice.web.views import SIGNED_IN_PAGES
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-PAGES = [
-    "/",
-    "/profile",
-    "/communication",
-    "/services",
-    "/requests",
-    "/history",
-    "/privacy",
-    "/privacy/delete",
-    "/review",
-    "/new-link",
-]
+PAGES = [*SIGNED_IN_PAGES, "/new-link"]
 VIEWS = 30
 BUDGET_BYTES = 30 * 1024
 EXTERNAL = re.compile(r'(?:src|href|action)="((?:https?:)?//[^"]+)"')

@@ -18,20 +18,11 @@ import requests
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
+from selfservice.web.views import SIGNED_IN_PAGES
 from tests.e2e.conftest import REPO, LocalStack
 
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
-PAGES = [
-    "/",
-    "/profile",
-    "/communication",
-    "/services",
-    "/requests",
-    "/history",
-    "/privacy",
-    "/privacy/delete",
-    "/review",
-]
+PAGES = SIGNED_IN_PAGES
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 

@@ -14,20 +14,9 @@ from itsdangerous.timed import TimestampSigner
 from devstack.demo import seed_demo_profiles
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
 from selfservice.tokens import Purpose, TokenSigner
+from selfservice.web.views import SIGNED_IN_PAGES
 
-PAGES = [
-    "/",
-    "/profile",
-    "/communication",
-    "/services",
-    "/requests",
-    "/history",
-    "/privacy",
-    "/privacy/delete",
-    "/review",
-    "/new-link",
-    "/privacy/export",
-]
+PAGES = [*SIGNED_IN_PAGES, "/new-link", "/privacy/export"]
 
 
 @pytest.fixture

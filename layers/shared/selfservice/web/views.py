@@ -21,6 +21,19 @@ def N_(text: str) -> str:
     return text
 
 
+# The pages of a signed-in customer, in menu order (tests and the page bench visit all of them).
+SIGNED_IN_PAGES = (
+    "/",
+    "/profile",
+    "/communication",
+    "/services",
+    "/requests",
+    "/history",
+    "/privacy",
+    "/privacy/delete",
+    "/review",
+)
+
 STATUS_LABELS = {
     SubscriptionStatus.SUBSCRIBED: N_("subscribed"),
     SubscriptionStatus.PENDING: N_("waiting for your confirmation"),
