@@ -22,6 +22,7 @@ from babel.support import NullTranslations
 from selfservice.domain.changes import ProfilePatch
 from selfservice.domain.errors import InvalidInput, NotFound, VersionConflict
 from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, Source, SubscriptionStatus
+from selfservice.domain.review import completeness
 from selfservice.service import SelfService, build_service, export_document, load_token_secrets
 from selfservice.settings import get_settings
 from selfservice.subscriptions import ClientEvidence
@@ -643,7 +644,7 @@ def save_edit_page(section: str, view: View, build_patch: PatchBuilder) -> Respo
     lang = language(profile)
     try:
         patch = build_patch(form, profile, lang)
-        service().update(profile.id, patch, forms.version_of(form) or -1, Source.PAGE)
+        updated = service().update(profile.id, patch, forms.version_of(form) or -1, Source.PAGE)
     except forms.FormErrors as error:
         return page(
             section,
@@ -678,7 +679,14 @@ def save_edit_page(section: str, view: View, build_patch: PatchBuilder) -> Respo
             problem=stale_problem(lang),
             **view(service().get(profile.id), lang, None),
         )
+    record_completeness(updated)
     return redirect(f"/{section}?saved=1")
+
+
+def record_completeness(profile: Profile) -> None:
+    """Completeness after every save, so the dashboard shows whether profiles get fuller over time."""
+    share = completeness(profile, service().catalog)
+    metrics.add_metric(name="ProfileCompleteness", unit=MetricUnit.Percent, value=round(share * 100, 1))
 
 
 def personal_data_view(profile: Profile, lang: str, form: forms.FormData | None) -> dict[str, Any]:
@@ -806,7 +814,7 @@ def confirm_everything() -> Response[str]:
     form = checked_form(session)
     lang = language(profile)
     try:
-        service().confirm_all(profile.id, forms.version_of(form) or -1, Source.PAGE)
+        confirmed = service().confirm_all(profile.id, forms.version_of(form) or -1, Source.PAGE)
     except VersionConflict:
         fresh = service().get(profile.id)
         return page(
@@ -819,6 +827,7 @@ def confirm_everything() -> Response[str]:
             **views.review(fresh, service().catalog, lang),
         )
     metrics.add_metric(name="ReviewConfirmed", unit=MetricUnit.Count, value=1)
+    record_completeness(confirmed)
     return redirect("/?confirmed=1")
 
 
