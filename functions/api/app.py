@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from selfservice.api_models import ProfileOut, ProfileUpdate, history_out, problem, validation_problems
 from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, TemporarilyUnavailable, VersionConflict
 from selfservice.domain.models import Source
+from selfservice.observability import log_unexpected
 from selfservice.service import NewProfile, ProfileService, build_service
 from selfservice.settings import get_settings
 
@@ -150,6 +151,15 @@ def version_conflict(error: VersionConflict) -> Response[dict[str, Any]]:
 def unavailable(_: TemporarilyUnavailable) -> Response[dict[str, Any]]:
     return json_response(
         HTTPStatus.SERVICE_UNAVAILABLE, problem("unavailable", "please retry shortly"), {"Retry-After": "2"}
+    )
+
+
+@app.exception_handler(Exception)
+def unexpected(error: Exception) -> Response[dict[str, Any]]:
+    """A bug, not bad input: a plain 500 without details for the caller, a log line without personal data."""
+    log_unexpected(logger, error, "unexpected error in the API")
+    return json_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR, problem("internal_error", "something went wrong on our side")
     )
 
 

@@ -23,6 +23,7 @@ from selfservice.domain.changes import ProfilePatch
 from selfservice.domain.errors import InvalidInput, NotFound, VersionConflict
 from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, Source, SubscriptionStatus
 from selfservice.domain.review import completeness
+from selfservice.observability import log_unexpected
 from selfservice.service import SelfService, build_service, export_document, load_token_secrets
 from selfservice.settings import get_settings
 from selfservice.subscriptions import ClientEvidence
@@ -887,13 +888,13 @@ def no_page(_error: Exception) -> Response[str]:
 @app.exception_handler(Exception)
 def unexpected(error: Exception) -> Response[str]:
     """Never a stack trace for the customer: log it (without personal data) and apologise."""
-    logger.exception("unexpected error on a page", extra={"error": type(error).__name__})
+    log_unexpected(logger, error, "unexpected error on a page")
     lang = language()
     _ = translator(lang)
     return message(
         lang,
         _("Something went wrong"),
-        [_("Nothing was changed. Please try again in a moment."), _("If it keeps happening, contact us.")],
+        [_("Please try again in a moment."), _("If it keeps happening, contact us.")],
         status=HTTPStatus.INTERNAL_SERVER_ERROR,
     )
 
