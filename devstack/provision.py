@@ -3,7 +3,7 @@
 Every resource is created on first use (``Ref``/``GetAtt`` from another resource, or the
 walk over all resources), so the dependency order follows from the template itself and
 no hand-written list can drift from it. Types that need nothing locally are logged and
-given placeholder physical ids so that references to them still resolve.
+given stand-in physical ids so that references to them still resolve.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ class Provisioner:
             if creator is not None:
                 creator(logical_id, properties)
             else:
-                self._placeholder(logical_id, resource_type, properties)
+                self._stand_in(logical_id, resource_type, properties)
         finally:
             self._in_progress.pop()
         self._done.add(logical_id)
@@ -177,9 +177,9 @@ class Provisioner:
         region_part = self.clients.region if region else ""
         return f"arn:aws:{service}:{region_part}:{self.clients.account_id}:{resource}"
 
-    # ------------------------------------------------------------ placeholders
+    # ------------------------------------------------------------ stand-ins
 
-    def _placeholder(self, logical_id: str, resource_type: str, properties: dict[str, Any]) -> None:
+    def _stand_in(self, logical_id: str, resource_type: str, properties: dict[str, Any]) -> None:
         if resource_type.startswith(NOT_NEEDED_LOCALLY):
             LOG.info("%s (%s): nothing to create locally", logical_id, resource_type)
         else:

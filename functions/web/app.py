@@ -120,31 +120,38 @@ def _translations(lang: str) -> NullTranslations:
     return load_translations(get_settings().content_dir, lang)
 
 
-def current_session() -> tuple[Session, Profile]:
-    """The signed-in customer and their profile (one GetItem), or SignInNeeded."""
+def _session() -> Session:
     session = sessions().read(cookies().get(SESSION_COOKIE))
     if session is None:
         raise SignInNeeded
+    return session
+
+
+def _still_valid(session: Session, profile: Profile) -> None:
+    """ "Sign out on all devices" bumped the profile's token version: older sessions end."""
+    if profile.token_version != session.token_version:
+        raise SignInNeeded
+
+
+def current_session() -> tuple[Session, Profile]:
+    """The signed-in customer and their profile (one GetItem), or SignInNeeded."""
+    session = _session()
     try:
         profile = service().get(session.profile_id)
     except NotFound:
         raise SignInNeeded from None
-    if profile.token_version != session.token_version:
-        raise SignInNeeded
+    _still_valid(session, profile)
     return session, profile
 
 
 def current_session_with_records() -> tuple[Session, Profile, list[LedgerEntry], list[CustomerRequest]]:
     """Like :func:`current_session`, plus ledger and requests from the same single Query."""
-    session = sessions().read(cookies().get(SESSION_COOKIE))
-    if session is None:
-        raise SignInNeeded
+    session = _session()
     try:
         profile, ledger, found = service().repository.load_all(session.profile_id)
     except NotFound:
         raise SignInNeeded from None
-    if profile.token_version != session.token_version:
-        raise SignInNeeded
+    _still_valid(session, profile)
     return session, profile, ledger, found
 
 

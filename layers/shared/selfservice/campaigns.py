@@ -203,6 +203,17 @@ def parse_trigger(event: Any) -> tuple[str, PurchaseCompleted | ServiceRequestCl
 # --- adapters ------------------------------------------------------------------------------
 
 
+class _CheckedByCaller:
+    """The suppression list as the review step already read it (one BatchGetItem per batch, one
+    lookup per event): a profile reaches the mailer only when its address was not on it."""
+
+    def is_suppressed(self, address_hash: str) -> bool:
+        return False
+
+
+_CHECKED_BY_CALLER = _CheckedByCaller()
+
+
 class _CollectedLedger:
     """Ledger port for the Mailer that keeps entries for the profile's own transaction."""
 
@@ -441,7 +452,7 @@ class ReviewCampaigns:
             settings.sender_address,
             settings.ses_configuration_set,
             settings.stage,
-            suppression=self.profiles.repository,
+            suppression=_CHECKED_BY_CALLER,
         )
         try:
             outcome = mailer.send(profile, email, Source.SYSTEM, unsubscribe_url=links["unsubscribe_url"], now=now)

@@ -144,6 +144,12 @@ class Mailer:
         customer may not receive it, and always carries RFC 8058 one-click unsubscribe headers."""
         now = now or dt.datetime.now(dt.UTC)
         detail = {"email_type": email.email_type, "subject": email.subject}
+
+        def log(kind: LedgerKind, **outcome: str) -> None:
+            """The customer's send log: every email sent or skipped, with its subject."""
+            entry = LedgerEntry(profile_id=profile.id, at=now, kind=kind, source=source, detail={**detail, **outcome})
+            self._ledger.append(entry)
+
         extra: dict[str, str] = {}
         if email.marketing:
             if not unsubscribe_url:
@@ -152,25 +158,9 @@ class Mailer:
             if reason is None and self._suppression.is_suppressed(address_hash(profile.email)):
                 reason = "suppressed"
             if reason:
-                self._ledger.append(
-                    LedgerEntry(
-                        profile_id=profile.id,
-                        at=now,
-                        kind=LedgerKind.EMAIL_SKIPPED,
-                        source=source,
-                        detail={**detail, "reason": reason},
-                    )
-                )
+                log(LedgerKind.EMAIL_SKIPPED, reason=reason)
                 return SendOutcome(sent=False, skipped_reason=reason)
             extra = {"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
         message_id, headers = self._deliver(profile.email, email, extra)
-        self._ledger.append(
-            LedgerEntry(
-                profile_id=profile.id,
-                at=now,
-                kind=LedgerKind.EMAIL_SENT,
-                source=source,
-                detail={**detail, "message_id": message_id},
-            )
-        )
+        log(LedgerKind.EMAIL_SENT, message_id=message_id)
         return SendOutcome(sent=True, message_id=message_id, headers=headers)

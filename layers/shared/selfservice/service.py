@@ -283,10 +283,6 @@ class SelfService(ProfileService):
     def requests(self, profile_id: str) -> list[CustomerRequest]:
         return self.repository.requests(profile_id)
 
-    def export(self, profile_id: str) -> dict[str, Any]:
-        """Everything stored about the customer, as one JSON document (privacy: right of access)."""
-        return export_document(*self.repository.load_all(profile_id), exported_at=self.clock())
-
     def erase(self, profile_id: str) -> None:
         """Delete every item of the profile; keep the address only as a hash on the suppression list."""
         profile = self.repository.get(profile_id)
