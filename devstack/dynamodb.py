@@ -15,8 +15,8 @@ import functools
 import threading
 from typing import Any
 
-_original_transact: Any = None
-_original_copy_module: Any = None
+from devstack.patching import MotoPatch, install_all, uninstall_all
+
 _inside = threading.local()
 
 
@@ -74,19 +74,7 @@ def _restore(saved: list[tuple[Any, Any, Any, Any]]) -> None:
             table.items[hash_key] = item
 
 
-def install_transactions_patch() -> None:
-    """Make ``TransactWriteItems`` copy only the items it names (idempotent)."""
-    global _original_transact, _original_copy_module  # noqa: PLW0603 - a process-wide patch
-    from moto.dynamodb import models
-    from moto.dynamodb.models import DynamoDBBackend
-
-    if _original_transact is not None:
-        return
-    original = DynamoDBBackend.transact_write_items
-    _original_transact = original
-    _original_copy_module = models.copy
-    models.copy = _CopyModule()  # type: ignore[assignment]
-
+def _copying_only_named_items(original: Any) -> Any:
     @functools.wraps(original)
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         saved = _snapshot(self, transact_items)
@@ -99,17 +87,20 @@ def install_transactions_patch() -> None:
         finally:
             _inside.transaction = False
 
-    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    return transact_write_items
+
+
+_PATCHES = (
+    MotoPatch("moto.dynamodb.models", "copy", lambda _original: _CopyModule()),
+    MotoPatch("moto.dynamodb.models.DynamoDBBackend", "transact_write_items", _copying_only_named_items),
+)
+
+
+def install_transactions_patch() -> None:
+    """Make ``TransactWriteItems`` copy only the items it names (idempotent)."""
+    install_all(_PATCHES)
 
 
 def uninstall_transactions_patch() -> None:
     """Give moto its own ``transact_write_items`` back."""
-    global _original_transact, _original_copy_module  # noqa: PLW0603
-    from moto.dynamodb import models
-    from moto.dynamodb.models import DynamoDBBackend
-
-    if _original_transact is not None:
-        DynamoDBBackend.transact_write_items = _original_transact  # type: ignore[method-assign]
-        models.copy = _original_copy_module
-    _original_transact = None
-    _original_copy_module = None
+    uninstall_all(_PATCHES)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from devstack.lambdas import LambdaRuntime
+from devstack.patching import MotoPatch
 
 LOG = logging.getLogger(__name__)
 
@@ -175,7 +176,6 @@ class EventDelivery:
 
 
 _active_delivery: EventDelivery | None = None
-_original_send: Any = None
 HANDLED_SERVICES = ("states", "lambda")
 
 
@@ -187,7 +187,7 @@ def _target_service(target: dict[str, Any]) -> str:
 def _patched_send_to_targets(rule: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
     delivery = _active_delivery
     if delivery is None:
-        _original_send(rule, original_event, transform_input)
+        _SEND.original(rule, original_event, transform_input)
         return
     if rule.state == "DISABLED" or (rule.scheduled_expression and not rule.event_pattern.get_pattern()):
         return  # disabled rules and schedules never match events
@@ -198,30 +198,25 @@ def _patched_send_to_targets(rule: Any, original_event: dict[str, Any], transfor
     if others:
         clone = copy.copy(rule)
         clone.targets = others
-        _original_send(clone, original_event, transform_input)
+        _SEND.original(clone, original_event, transform_input)
     if ours:
         event = envelope(dict(original_event))
         for target in ours:
             delivery.deliver(rule, target, event)
 
 
+_SEND = MotoPatch("moto.events.models.Rule", "send_to_targets", lambda _original: _patched_send_to_targets)
+
+
 def install_events_patch(delivery: EventDelivery) -> None:
     """Wrap moto's ``Rule.send_to_targets`` (idempotent)."""
-    global _active_delivery, _original_send  # noqa: PLW0603 - a process-wide patch
-    from moto.events.models import Rule
-
-    if _original_send is None:
-        _original_send = Rule.send_to_targets
-        Rule.send_to_targets = _patched_send_to_targets  # type: ignore[method-assign, assignment]
+    global _active_delivery  # noqa: PLW0603 - a process-wide patch
+    _SEND.install()
     _active_delivery = delivery
 
 
 def uninstall_events_patch() -> None:
     """Give moto its own ``send_to_targets`` back."""
-    global _active_delivery, _original_send  # noqa: PLW0603
-    from moto.events.models import Rule
-
-    if _original_send is not None:
-        Rule.send_to_targets = _original_send  # type: ignore[method-assign]
-    _original_send = None
+    global _active_delivery  # noqa: PLW0603
+    _SEND.uninstall()
     _active_delivery = None

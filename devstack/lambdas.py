@@ -32,6 +32,7 @@ from types import ModuleType
 from typing import Any
 
 from devstack.model import FunctionSpec, StackResources
+from devstack.patching import MotoPatch
 
 LOG = logging.getLogger(__name__)
 
@@ -296,7 +297,6 @@ def _elapsed_ms(started: float) -> int:
 # ------------------------------------------------------------------ moto patch
 
 _active_runtime: LambdaRuntime | None = None
-_original_invoke: Any = None
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -321,7 +321,7 @@ def _patched_invoke(
     function = backend.get_function(function_name, qualifier)
     spec = runtime.resources.function_by_name(function.function_name) if runtime else None
     if runtime is None or spec is None:
-        return _original_invoke(backend, function_name, qualifier, body, headers, response_headers)
+        return _INVOKE.original(backend, function_name, qualifier, body, headers, response_headers)
     payload = body if isinstance(body, (bytes, str)) else json.dumps(body)
     invocation_type = _header(headers, "X-Amz-Invocation-Type") or "RequestResponse"
     if invocation_type == "Event":
@@ -336,23 +336,18 @@ def _patched_invoke(
     return result.payload
 
 
+_INVOKE = MotoPatch("moto.awslambda_simple.models.LambdaSimpleBackend", "invoke", lambda _original: _patched_invoke)
+
+
 def install_lambda_patch(runtime: LambdaRuntime) -> None:
     """Route moto's simple Lambda backend to ``runtime`` (idempotent)."""
-    global _active_runtime, _original_invoke  # noqa: PLW0603 - a process-wide patch
-    from moto.awslambda_simple.models import LambdaSimpleBackend
-
-    if _original_invoke is None:
-        _original_invoke = LambdaSimpleBackend.invoke
-        LambdaSimpleBackend.invoke = _patched_invoke  # type: ignore[method-assign, assignment]
+    global _active_runtime  # noqa: PLW0603 - a process-wide patch
+    _INVOKE.install()
     _active_runtime = runtime
 
 
 def uninstall_lambda_patch() -> None:
     """Give moto its own ``invoke`` back."""
-    global _active_runtime, _original_invoke  # noqa: PLW0603
-    from moto.awslambda_simple.models import LambdaSimpleBackend
-
-    if _original_invoke is not None:
-        LambdaSimpleBackend.invoke = _original_invoke  # type: ignore[method-assign]
-    _original_invoke = None
+    global _active_runtime  # noqa: PLW0603
+    _INVOKE.uninstall()
     _active_runtime = None

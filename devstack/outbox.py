@@ -20,10 +20,10 @@ from html.parser import HTMLParser
 from typing import Any
 
 from devstack.cfn import ACCOUNT_ID, REGION
+from devstack.patching import MotoPatch, install_all, uninstall_all
 
 _sent_at: dict[str, datetime] = {}
 _sent_lock = threading.Lock()
-_originals: dict[str, Any] = {}
 _WRAPPED = ("send_email", "send_raw_email", "send_templated_email")
 
 
@@ -38,23 +38,17 @@ def _recording(method: Any) -> Any:
     return wrapper
 
 
+_PATCHES = tuple(MotoPatch("moto.ses.models.SESBackend", name, _recording) for name in _WRAPPED)
+
+
 def install_outbox_patch() -> None:
     """Record the time of every send (idempotent)."""
-    from moto.ses.models import SESBackend
-
-    for name in _WRAPPED:
-        if name not in _originals:
-            _originals[name] = getattr(SESBackend, name)
-            setattr(SESBackend, name, _recording(_originals[name]))
+    install_all(_PATCHES)
 
 
 def uninstall_outbox_patch() -> None:
     """Give moto its own send methods back."""
-    from moto.ses.models import SESBackend
-
-    for name, original in _originals.items():
-        setattr(SESBackend, name, original)
-    _originals.clear()
+    uninstall_all(_PATCHES)
 
 
 def _backend(account_id: str, region: str) -> Any:

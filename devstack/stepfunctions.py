@@ -17,64 +17,41 @@ import functools
 import uuid
 from typing import Any
 
-_original_start: Any = None
-_original_wait: Any = None
+from devstack.patching import MotoPatch, install_all, uninstall_all
 
 
-def install_stepfunctions_patch() -> None:
-    """Give unnamed executions a UUID name and make timestamp waits UTC (idempotent)."""
-    global _original_start  # noqa: PLW0603 - a process-wide patch
-    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-
-    if _original_start is not None:
-        return
-    original = StepFunctionsParserBackend.start_execution
-    _original_start = original
-
+def _start_with_a_name(original: Any) -> Any:
     @functools.wraps(original)
-    def start_execution(
-        self: Any,
-        state_machine_arn: str,
-        name: Any = None,
-        *args: Any,
-        **kwargs: Any,
-    ) -> Any:
+    def start_execution(self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
         return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
 
-    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
-    _install_wait_fix()
+    return start_execution
 
 
-def _install_wait_fix() -> None:
-    global _original_wait  # noqa: PLW0603 - a process-wide patch
-    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
-
-    original = Timestamp._get_wait_seconds
-    _original_wait = original
-
+def _utc_wait(original: Any) -> Any:
     @functools.wraps(original)
     def get_wait_seconds(self: Any, env: Any) -> int:
         offset = dt.datetime.now().astimezone().utcoffset() or dt.timedelta(0)
         return int(original(self, env) + offset.total_seconds())
 
-    Timestamp._get_wait_seconds = get_wait_seconds  # type: ignore[method-assign]
+    return get_wait_seconds
+
+
+_PATCHES = (
+    MotoPatch("moto.stepfunctions.parser.models.StepFunctionsParserBackend", "start_execution", _start_with_a_name),
+    MotoPatch(
+        "moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp.Timestamp",
+        "_get_wait_seconds",
+        _utc_wait,
+    ),
+)
+
+
+def install_stepfunctions_patch() -> None:
+    """Give unnamed executions a UUID name and make timestamp waits UTC (idempotent)."""
+    install_all(_PATCHES)
 
 
 def uninstall_stepfunctions_patch() -> None:
     """Give moto its own ``start_execution`` and ``Wait`` back."""
-    global _original_start  # noqa: PLW0603
-    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-
-    if _original_start is not None:
-        StepFunctionsParserBackend.start_execution = _original_start  # type: ignore[method-assign]
-    _original_start = None
-    _uninstall_wait_fix()
-
-
-def _uninstall_wait_fix() -> None:
-    global _original_wait  # noqa: PLW0603
-    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
-
-    if _original_wait is not None:
-        Timestamp._get_wait_seconds = _original_wait  # type: ignore[method-assign]
-    _original_wait = None
+    uninstall_all(_PATCHES)
