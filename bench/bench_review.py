@@ -585,9 +585,20 @@ def print_report(run: Run) -> bool:
     print(f"{'SES ($0.10 per 1,000 emails)':<30} {'':>10} {'':>12} {'':>13} {ses:>10.2f}")
     print(f"infrastructure / SES: {share:.1%}   goal <= {GOAL_SHARE_OF_SES:.0%}: "
           f"{'ok' if share <= GOAL_SHARE_OF_SES else 'MISS'}")  # fmt: skip
-    print(f"  of which recording each send (profile + 2 ledger items in one transaction, both indexes): "
-          f"${record:.2f}; selection and orchestration: ${infrastructure - record:.2f} "
+    sends = max(1, run.emails)
+    transaction = sum(v for k, v in meter.wru.items() if k == "TransactWriteItems") / sends
+    indexes = sum(v for k, v in meter.wru.items() if k == "TransactWriteItems (indexes)") / sends
+    print(f"  of which recording each send: ${record:.2f} ({transaction:g} write units in the profile's transaction "
+          f"+ {indexes:g} in the indexes per send); selection and orchestration: ${infrastructure - record:.2f} "
           f"({(infrastructure - record) / ses:.1%} of SES)")  # fmt: skip
+    # The least a send can cost while every profile write carries its ledger entry in the same
+    # transaction (DESIGN.md): profile and entry of at most 1 KB each, at 2 units each in a
+    # transaction, plus the ReviewDue entry moving (delete + put); and the reads every send needs.
+    floor_writes = (2 + 2 + 2) * DYNAMODB_PER_WRU * SCALE
+    floor_reads = (1 + 0.5) * DYNAMODB_PER_RRU * SCALE
+    print(f"  floor under the profile-plus-ledger transaction: 6 write units (${floor_writes:.2f}) + 1.5 read units "
+          f"(${floor_reads:.2f}) per send = {(floor_writes + floor_reads) / ses:.1%} of SES before any Lambda or "
+          "Step Functions cost")  # fmt: skip
     this_run = sum(m.total(due, batches_run, run.shards) for m in models)
     print(f"(this run: ${this_run:.4f} for {due} profiles in {batches_run} batches; the per-run part is spread "
           "over a million profiles above)")  # fmt: skip

@@ -10,9 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import email
 import json
+import math
 import os
 import re
 import time
+from collections import Counter
 from email.policy import default as default_policy
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -32,7 +34,7 @@ from selfservice.domain.models import (
     SubscriptionStatus,
     address_hash,
 )
-from selfservice.domain.review import next_review_at
+from selfservice.domain.review import next_review_at, review_shard
 from selfservice.settings import get_settings
 from selfservice.storage import ProfileRepository
 from tests.integration.conftest import StateMachineStack
@@ -228,12 +230,15 @@ def test_a_periodic_run_mails_exactly_the_eligible_due_profiles(
     assert "Confirm with one click" in html
     assert "&amp;next=/profile" in html
 
-    # The customer's history shows the review request and the email; the cooldown has started.
+    # The customer's history has one entry for the review email: the request, with the email sent;
+    # the cooldown has started.
     repo = repository(machines)
     history = repo.history(eligible[0].id)
-    kinds = [entry.kind for entry in history]
-    assert LedgerKind.REVIEW_REQUESTED in kinds
-    assert LedgerKind.EMAIL_SENT in kinds
+    (requested,) = [entry for entry in history if entry.kind == LedgerKind.REVIEW_REQUESTED]
+    assert requested.detail["message_id"]
+    assert requested.detail["subject"] == messages[eligible[0].email]["Subject"]
+    assert requested.detail["campaign"].startswith("periodic:")
+    assert LedgerKind.EMAIL_SENT not in [entry.kind for entry in history]
     mailed = repo.get(eligible[0].id)
     assert mailed.last_review_email_at is not None
     assert len(mailed.marketing_emails_at) == 1
@@ -286,6 +291,36 @@ def test_ses_throttling_is_retried_and_nobody_is_lost(
     assert sorted(sent_to(machines)) == sorted(p.email for p in due), "someone got no email, or two"
     assert execution.output["sent"] == 30
     assert execution.output["failed"] == 0
+
+
+def test_a_shard_with_more_due_profiles_than_a_batch_is_sent_page_by_page(
+    machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    common = machines.stack.resources.common_environment
+    machines.stack.runtime.env.install_common({**common, "REVIEW_BATCH_SIZE": "3"})
+    get_settings.cache_clear()
+    due = [make_profile(n, due=True) for n in range(40)]
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
+    batches: list[list[str]] = []
+    invoke = machines.stack.runtime.invoke
+
+    def recording_invoke(spec: Any, payload: Any) -> Any:
+        event = json.loads(payload)
+        if event.get("step") == "batch":
+            batches.append(event["profileIds"])
+        return invoke(spec, payload)
+
+    monkeypatch.setattr(machines.stack.runtime, "invoke", recording_invoke)
+
+    execution = machines.run(PERIODIC, {})
+
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert execution.output["sent"] == 40
+    assert sorted(sent_to(machines)) == sorted(p.email for p in due), "someone got no email, or two"
+    per_shard = Counter(review_shard(p.id, get_settings().review_shard_count) for p in due)
+    assert max(len(batch) for batch in batches) == 3
+    assert len(batches) == sum(math.ceil(count / 3) for count in per_shard.values())
+    assert sorted(pid for batch in batches for pid in batch) == sorted(p.id for p in due)
 
 
 def test_a_profile_that_cannot_be_mailed_counts_as_failed_and_the_run_goes_on(

@@ -370,13 +370,9 @@ class ReviewCampaigns:
         trigger = str(plan["detailType"])
         campaign = f"event:{trigger}:{plan['eventKey']}"
         repository = self.profiles.repository
-        found = repository.find_by_email(str(plan["email"]))
-        if found is None:
+        profile = repository.find_by_email(str(plan["email"]))  # a consistent read after the index
+        if profile is None:
             logger.info("review event for an unknown address", extra={"trigger": trigger})
-            return {"outcome": "unknown_address"}
-        try:
-            profile = repository.get(found.id)
-        except NotFound:
             return {"outcome": "unknown_address"}
         if profile.last_review_campaign == campaign:
             return {"outcome": "sent", "profileId": profile.id}
@@ -398,20 +394,14 @@ class ReviewCampaigns:
             return reason
         need = review_need(profile, self.catalog, now)
         ledger = _CollectedLedger()
-        self._send(profile, need, ledger, now)
-        entry = LedgerEntry(
-            profile_id=profile.id,
-            at=now,
-            kind=LedgerKind.REVIEW_REQUESTED,
-            source=Source.SYSTEM,
-            detail={
-                "campaign": campaign,
-                "trigger": trigger,
-                "fields": ",".join(need.focus),
-                "overdue": "true" if need.overdue else "false",
-            },
-        )
-        self._record(profile, [*ledger.entries, entry], now, campaign)
+        context = {
+            "campaign": campaign,
+            "trigger": trigger,
+            "fields": ",".join(need.focus),
+            "overdue": "true" if need.overdue else "false",
+        }
+        self._send(profile, need, ledger, now, context)
+        self._record(profile, ledger.entries, now, campaign)
         logger.info("review requested", extra={"profile_id": profile.id, "trigger": trigger})
         return None
 
@@ -426,7 +416,10 @@ class ReviewCampaigns:
             "unsubscribe_url": self.profiles.link(profile, Purpose.UNSUBSCRIBE, "/unsubscribe/one-click"),
         }
 
-    def _send(self, profile: Profile, need: ReviewNeed, ledger: _CollectedLedger, now: dt.datetime) -> None:
+    def _send(
+        self, profile: Profile, need: ReviewNeed, ledger: _CollectedLedger, now: dt.datetime, context: dict[str, str]
+    ) -> None:
+        """Render and send the review email; the mailer records it as one "review requested" entry."""
         language = profile.locale
         labels = {spec.id: spec.label.get(language) for spec in self.catalog.fields}
         links = self.review_links(profile, need)
@@ -455,7 +448,15 @@ class ReviewCampaigns:
             suppression=_CHECKED_BY_CALLER,
         )
         try:
-            outcome = mailer.send(profile, email, Source.SYSTEM, unsubscribe_url=links["unsubscribe_url"], now=now)
+            outcome = mailer.send(
+                profile,
+                email,
+                Source.SYSTEM,
+                unsubscribe_url=links["unsubscribe_url"],
+                now=now,
+                sent_as=LedgerKind.REVIEW_REQUESTED,
+                context=context,
+            )
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code in _SES_THROTTLING or "Throttl" in code:

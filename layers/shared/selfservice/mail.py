@@ -6,6 +6,7 @@ List-Unsubscribe-Post, Feedback-ID) is ours. Every email sent is logged in the c
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -139,11 +140,17 @@ class Mailer:
         *,
         unsubscribe_url: str | None = None,
         now: dt.datetime | None = None,
+        sent_as: LedgerKind = LedgerKind.EMAIL_SENT,
+        context: Mapping[str, str] | None = None,
     ) -> SendOutcome:
         """Send to the customer and log it; a marketing email is skipped (and logged as skipped) when the
-        customer may not receive it, and always carries RFC 8058 one-click unsubscribe headers."""
+        customer may not receive it, and always carries RFC 8058 one-click unsubscribe headers.
+
+        ``sent_as`` and ``context`` let a caller record the email as the event it stands for (a
+        review request with its campaign), in one ledger entry instead of two.
+        """
         now = now or dt.datetime.now(dt.UTC)
-        detail = {"email_type": email.email_type, "subject": email.subject}
+        detail = {**(context or {}), "email_type": email.email_type, "subject": email.subject}
 
         def log(kind: LedgerKind, **outcome: str) -> None:
             """The customer's send log: every email sent or skipped, with its subject."""
@@ -162,5 +169,5 @@ class Mailer:
                 return SendOutcome(sent=False, skipped_reason=reason)
             extra = {"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
         message_id, headers = self._deliver(profile.email, email, extra)
-        log(LedgerKind.EMAIL_SENT, message_id=message_id)
+        log(sent_as, message_id=message_id)
         return SendOutcome(sent=True, message_id=message_id, headers=headers)

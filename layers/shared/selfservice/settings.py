@@ -31,8 +31,8 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:3000"
     token_secret_parameter: str = ""
     review_shard_count: int = Field(default=8, ge=1, le=64)
-    review_batch_size: int = Field(default=100, ge=1, le=100)
-    """Profiles handed to one invocation of the review sender (BatchGetItem reads up to 100)."""
+    review_batch_size: int = Field(default=500, ge=1, le=1000)
+    """Profiles handed to one invocation of the review sender (read with one BatchGetItem per 100)."""
     review_event_delay_hours: int | None = Field(default=None, ge=0)
     """Hours between a purchase/closed request and its review email; None: the catalog's value."""
     ses_max_send_rate: float = Field(default=14, gt=0)

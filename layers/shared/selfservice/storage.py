@@ -130,19 +130,30 @@ class ProfileRepository:
         return Profile.model_validate(_strip(_from_item(response["Item"])))
 
     def find_by_email(self, address: str) -> Profile | None:
-        """One Query on the ByEmail index (eventually consistent, like every GSI)."""
+        """The profile of an address: a Query on the keys-only ByEmail index, then a consistent GetItem.
+
+        The index is eventually consistent; the profile read after it is not, and an entry that
+        lags behind an address change (the profile has another address by now) finds nothing.
+        """
+        email_key = normalise_email(address)
         try:
             response = self._client.query(
                 TableName=self._table,
                 IndexName="ByEmail",
                 KeyConditionExpression="email_key = :key",
-                ExpressionAttributeValues=_to_item({":key": normalise_email(address)}),
+                ExpressionAttributeValues=_to_item({":key": email_key}),
                 Limit=1,
             )
         except ClientError as error:
             raise _translate(error) from error
         items = response.get("Items", [])
-        return Profile.model_validate(_strip(_from_item(items[0]))) if items else None
+        if not items:
+            return None
+        try:
+            profile = self.get(str(_from_item(items[0])["pk"]).removeprefix("PROFILE#"))
+        except NotFound:
+            return None
+        return profile if profile.email_key == email_key else None
 
     def history(self, profile_id: str, limit: int = 100) -> list[LedgerEntry]:
         """Newest ledger entries first."""

@@ -250,8 +250,9 @@ def _change_line(entry_field: str, before: Any, after: Any, catalog: Catalog, la
 def history(entries: list[LedgerEntry], catalog: Catalog, language: str, _: Translate) -> dict[str, Any]:
     changes, emails = [], []
     for entry in entries:
-        if entry.kind == LedgerKind.EMAIL_SENT:
+        if "message_id" in entry.detail:  # an email sent, possibly recorded as what it stands for
             emails.append(entry)
+        if entry.kind == LedgerKind.EMAIL_SENT:
             continue
         lines = [_change_line(c.field, c.before, c.after, catalog, language, _) for c in entry.changes]
         if entry.consent_version:
