@@ -16,6 +16,7 @@ import re
 import time
 from collections import Counter
 from email.policy import default as default_policy
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +24,7 @@ import pytest
 from cfnlint.api import lint
 from moto.core.exceptions import JsonRESTError
 from moto.ses.models import SESBackend
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 from devstack.cfn import Template
 from devstack.config import REPO_ROOT
@@ -321,6 +323,41 @@ def test_a_shard_with_more_due_profiles_than_a_batch_is_sent_page_by_page(
     assert max(len(batch) for batch in batches) == 3
     assert len(batches) == sum(math.ceil(count / 3) for count in per_shard.values())
     assert sorted(pid for batch in batches for pid in batch) == sorted(p.id for p in due)
+
+
+def test_a_batch_that_fails_after_every_retry_is_counted_and_the_other_shards_go_on(
+    machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    due = [make_profile(n, due=True) for n in range(24)]
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
+    stuck = due[5]
+    original = SESBackend.send_raw_email
+
+    def always_throttled_for_one(self: Any, source: Any, destinations: Any, raw_data: str, *a: Any, **k: Any) -> Any:
+        if stuck.email in raw_data:
+            raise JsonRESTError("TooManyRequestsException", "Maximum sending rate exceeded.")
+        return original(self, source, destinations, raw_data, *a, **k)
+
+    monkeypatch.setattr(SESBackend, "send_raw_email", always_throttled_for_one)
+    waits: list[float] = []  # the state machine's backoff, recorded instead of slept
+    monkeypatch.setattr(retrier_decl, "time", SimpleNamespace(sleep=waits.append))
+
+    execution = machines.run(PERIODIC, {})
+
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert len(waits) == 6, "SendBatch is retried six times before the batch counts as failed"
+    assert all(0 <= wait <= 60 for wait in waits)
+    shards = get_settings().review_shard_count
+    stuck_shard = [p.email for p in due if review_shard(p.id, shards) == review_shard(stuck.id, shards)]
+    recipients = sent_to(machines)
+    assert len(recipients) == len(set(recipients)), "someone got two emails"
+    assert stuck.email not in recipients
+    assert set(recipients) >= {p.email for p in due if p.email not in stuck_shard}, "another shard lost someone"
+    summary = execution.output
+    assert summary["sent"] == len(recipients)
+    assert summary["failed"] == len(stuck_shard) - len(set(stuck_shard) & set(recipients))
+    assert summary["sent"] + summary["failed"] == summary["due"] == 24
+    assert campaign_runs(machines)[0]["status"] == {"S": "finished"}
 
 
 def test_a_profile_that_cannot_be_mailed_counts_as_failed_and_the_run_goes_on(
