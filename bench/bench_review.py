@@ -456,7 +456,7 @@ def _execute(state_machine_arn: str) -> dict[str, Any]:
 # --- the cost model ------------------------------------------------------------------------------
 
 PAGE_STATES = ("FirstPage", "NextPage", "AnyDue", "SendBatch", "MorePages")
-RUN_STATES = ("PlanRun", "ReviewShards", "Summarise", "CheckRun", "RunDone", "RunFailed")
+RUN_STATES = ("PlanRun", "AnotherRunActive", "ReviewShards", "Summarise", "CheckRun", "RunDone", "RunFailed")
 
 
 @dataclass

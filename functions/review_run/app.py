@@ -85,7 +85,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = STEPS.validate_python(event)
     if isinstance(step, Plan):
         plan = campaigns().plan_run(step.executionName, step.startedAt, step.input.runAt)
-        return {"run": plan.as_state(), "failure": None}
+        if plan.skipped:
+            metrics.add_dimension(name="campaign", value=PERIODIC)
+            metrics.add_metric(name="ReviewRunSkipped", unit=MetricUnit.Count, value=1)
+        return {"run": plan.as_state(), "failure": None, "skipped": plan.skipped}
     if isinstance(step, Page):
         ids, cursor = campaigns().select_page(step.shard, step.runAt, step.cursor)
         return {"profileIds": ids, "count": len(ids), "cursor": cursor}

@@ -28,6 +28,7 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 from devstack.cfn import Template
 from devstack.config import REPO_ROOT
+from selfservice.campaigns import RUN_TIMEOUT
 from selfservice.domain.models import (
     FieldValue,
     LedgerKind,
@@ -38,7 +39,7 @@ from selfservice.domain.models import (
 )
 from selfservice.domain.review import next_review_at, review_shard
 from selfservice.settings import get_settings
-from selfservice.storage import ProfileRepository
+from selfservice.storage import CampaignRunRepository, ProfileRepository
 from tests.integration.conftest import StateMachineStack
 
 PERIODIC = "PeriodicReviewStateMachine"
@@ -112,11 +113,15 @@ def parsed(message: Any) -> email.message.EmailMessage:
     return result
 
 
+def campaign_runs_by_status(machines: StateMachineStack) -> dict[str, int]:
+    return dict(Counter(item["status"]["S"] for item in campaign_runs(machines)))
+
+
 def campaign_runs(machines: StateMachineStack) -> list[dict[str, Any]]:
     items = machines.stack.aws("dynamodb").query(
         TableName=machines.stack.table,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": "CAMPAIGN#periodic"}},
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :run)",
+        ExpressionAttributeValues={":pk": {"S": "CAMPAIGN#periodic"}, ":run": {"S": "RUN#"}},
     )["Items"]
     return items
 
@@ -252,6 +257,7 @@ def test_a_periodic_run_mails_exactly_the_eligible_due_profiles(
     # The same day again: nobody is due any more, nothing is sent, and nothing is read in vain.
     second = machines.run(PERIODIC, {})
     assert second.status == "SUCCEEDED"
+    assert second.output["status"] == "finished", "the first run did not give up its claim"
     assert second.output["sent"] == 0
     assert second.output["due"] == 0
     assert len(machines.stack.sent_emails()) == 40
@@ -358,6 +364,47 @@ def test_a_batch_that_fails_after_every_retry_is_counted_and_the_other_shards_go
     assert summary["failed"] == len(stuck_shard) - len(set(stuck_shard) & set(recipients))
     assert summary["sent"] + summary["failed"] == summary["due"] == 24
     assert campaign_runs(machines)[0]["status"] == {"S": "finished"}
+
+
+def test_a_run_started_while_another_is_still_running_sends_nothing_and_says_so(
+    machines: StateMachineStack,
+) -> None:
+    due = [make_profile(n, due=True) for n in range(6)]
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
+    runs = CampaignRunRepository(machines.stack.table, machines.stack.aws("dynamodb"))
+    assert runs.claim("periodic", "yesterdays-run", NOW, RUN_TIMEOUT)
+
+    skipped = machines.run(PERIODIC, {})
+
+    assert skipped.status == "SUCCEEDED", (skipped.error, skipped.cause)
+    assert skipped.output["status"] == "skipped"
+    assert skipped.output["error"] == "another periodic run is still running"
+    assert skipped.output["sent"] == 0
+    assert machines.stack.sent_emails() == []
+    assert campaign_runs_by_status(machines) == {"skipped": 1}
+
+    runs.release("periodic", "yesterdays-run", dt.datetime.now(dt.UTC))
+    after = machines.run(PERIODIC, {})
+
+    assert after.output["status"] == "finished"
+    assert sorted(sent_to(machines)) == sorted(p.email for p in due)
+
+
+def test_the_claim_of_a_run_stopped_long_ago_lapses(machines: StateMachineStack) -> None:
+    due = [make_profile(n, due=True) for n in range(3)]
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
+    runs = CampaignRunRepository(machines.stack.table, machines.stack.aws("dynamodb"))
+    assert runs.claim("periodic", "aborted-run", NOW - RUN_TIMEOUT - dt.timedelta(minutes=1), RUN_TIMEOUT)
+
+    execution = machines.run(PERIODIC, {})
+
+    assert execution.output["status"] == "finished"
+    assert len(sent_to(machines)) == 3
+
+
+def test_a_run_may_take_as_long_as_its_claim_lasts() -> None:
+    definition = json.loads((REPO_ROOT / "statemachines" / "periodic_review.asl.json").read_text())
+    assert definition["TimeoutSeconds"] == RUN_TIMEOUT.total_seconds()
 
 
 def test_a_profile_that_cannot_be_mailed_counts_as_failed_and_the_run_goes_on(

@@ -414,3 +414,33 @@ def test_globals_carry_powertools_settings(template: dict[str, Any], transformed
         environment = _resource(transformed, function_id)["Properties"].get("Environment", {}).get("Variables", {})
         for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
             assert environment.get(name), f"{function_id} ends up without {name} after the transform"
+
+
+def test_every_alarm_tells_the_operators(template: dict[str, Any]) -> None:
+    alarms = {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    assert {"ReviewEventDeadLetterAlarm", "SesFeedbackDeadLetterAlarm", "PeriodicReviewFailedAlarm"} <= set(alarms)
+    silent = [
+        logical_id
+        for logical_id, alarm in alarms.items()
+        if {"Ref": "OperatorAlarmTopic"} not in alarm["Properties"].get("AlarmActions", [])
+    ]
+    assert not silent, f"alarms nobody hears of (no action on OperatorAlarmTopic): {silent}"
+
+
+def test_review_skipped_alarm_watches_the_metric_the_run_function_emits(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["ReviewRunSkippedAlarm"]["Properties"]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert alarm["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert dimensions == {"campaign": "periodic", "service": variables["POWERTOOLS_SERVICE_NAME"]}
+    source = (REPOSITORY / "functions" / "review_run" / "app.py").read_text()
+    assert f'name="{alarm["MetricName"]}"' in source
+
+
+def test_state_machines_are_traced(template: dict[str, Any]) -> None:
+    for logical_id in ("PeriodicReviewStateMachine", "EventReviewStateMachine"):
+        assert template["Resources"][logical_id]["Properties"].get("Tracing") == {"Enabled": True}, logical_id

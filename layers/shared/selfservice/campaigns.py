@@ -21,7 +21,7 @@ import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Annotated, Any
 
@@ -60,6 +60,10 @@ _SES_THROTTLING = {"TooManyRequestsException", "Throttling", "ThrottlingExceptio
 _MAX_FUTURE = dt.timedelta(days=1)
 """How far in the future an event's occurredAt may lie (clock skew), before it counts as malformed."""
 _RECORD_ATTEMPTS = 3
+RUN_TIMEOUT = dt.timedelta(hours=23)
+"""The longest a periodic run may take (``TimeoutSeconds`` of periodic_review), and so its claim.
+
+What a run does not reach in that time is still due, and the next day's run takes it."""
 
 
 class MalformedEvent(DomainError):
@@ -89,6 +93,8 @@ class RunPlan:
     run_at: dt.datetime
     shards: list[str]
     max_concurrency: int
+    skipped: dict[str, Any] | None = None
+    """The run's summary when it did not start because another run still holds the claim."""
 
     def as_state(self) -> dict[str, Any]:
         return {
@@ -263,7 +269,12 @@ class ReviewCampaigns:
 
     # --- periodic ---------------------------------------------------------------------------
     def plan_run(self, run_id: str, started_at: dt.datetime, run_at: dt.datetime | None = None) -> RunPlan:
-        """The run's time (given, else the execution's start), its shards and its concurrency."""
+        """The run's time (given, else the execution's start), its shards and its concurrency.
+
+        Only one periodic run works at a time: two runs over the same due profiles could both
+        mail a customer between reading and recording. A run started while another holds the
+        claim is recorded as skipped and sends nothing.
+        """
         shard_count = self.settings.review_shard_count
         concurrency = int(self.settings.ses_max_send_rate // SENDS_PER_SECOND_PER_WORKER)
         plan = RunPlan(
@@ -272,7 +283,14 @@ class ReviewCampaigns:
             shards=[review_shard_key(number) for number in range(shard_count)],
             max_concurrency=max(1, min(shard_count, concurrency)),
         )
-        self.runs.start(PERIODIC, run_id, plan.run_at, self.clock())
+        now = self.clock()
+        self.runs.start(PERIODIC, run_id, plan.run_at, now)
+        if not self.runs.claim(PERIODIC, run_id, now, RUN_TIMEOUT):
+            item = self.runs.finish(
+                PERIODIC, run_id, plan.run_at, now, "skipped", "another periodic run is still running"
+            )
+            logger.warning("review run skipped: another run is still running", extra={"run_id": run_id})
+            return replace(plan, shards=[], skipped=summary_of(item))
         logger.info("review run planned", extra={"run_id": run_id, "shards": shard_count})
         return plan
 
@@ -329,7 +347,9 @@ class ReviewCampaigns:
         return counts
 
     def finish_run(self, run_id: str, run_at: dt.datetime, error: str | None = None) -> dict[str, Any]:
-        item = self.runs.finish(PERIODIC, run_id, run_at, self.clock(), "failed" if error else "finished", error)
+        now = self.clock()
+        item = self.runs.finish(PERIODIC, run_id, run_at, now, "failed" if error else "finished", error)
+        self.runs.release(PERIODIC, run_id, now)
         summary = summary_of(item)
         logger.info("review run finished", extra=summary)
         return summary

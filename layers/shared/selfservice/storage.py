@@ -8,6 +8,7 @@ Item layout (``pk`` / ``sk``):
 * ``PROFILE#<id>`` / ``REQUEST#<id>`` — the customer's requests.
 * ``EMAIL#<normalised address>`` / ``EMAIL`` — claim that makes addresses unique (a GSI cannot).
 * ``CAMPAIGN#<campaign>`` / ``RUN#<run time>#<run id>`` — summary of a review campaign run.
+* ``CAMPAIGN#<campaign>`` / ``ACTIVE`` — the run in progress (no two periodic runs at once).
 * ``IDEMPOTENCY#event-review`` / ``<hashed event key>`` — Powertools Idempotency records of the
   event review (one per shop or service event, expiring through ``expires_at``).
 
@@ -502,6 +503,50 @@ class CampaignRunRepository:
     @staticmethod
     def _key(campaign: str, run_at: dt.datetime, run_id: str) -> dict[str, Any]:
         return _to_item({"pk": f"CAMPAIGN#{campaign}", "sk": f"RUN#{_timestamp(run_at)}#{run_id}"})
+
+    def claim(self, campaign: str, run_id: str, now: dt.datetime, lease: dt.timedelta) -> bool:
+        """Make ``run_id`` the campaign's only active run; False while another run holds an unexpired claim.
+
+        One item, ``CAMPAIGN#<campaign>`` / ``ACTIVE``, written conditionally: two runs started at
+        once (the schedule and a person) cannot both pass. The same run may claim again (a retried
+        step); a claim older than ``lease`` (a run that was stopped before it could release) lapses.
+        """
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_to_item({"pk": f"CAMPAIGN#{campaign}", "sk": "ACTIVE"}),
+                UpdateExpression="SET item_type = :type, run_id = :run, claimed_at = :at, expires_at = :until",
+                ConditionExpression="attribute_not_exists(run_id) OR run_id = :run OR expires_at <= :now",
+                ExpressionAttributeValues=_to_item(
+                    {
+                        ":type": "campaign_claim",
+                        ":run": run_id,
+                        ":at": _timestamp(now),
+                        ":until": int((now + lease).timestamp()),
+                        ":now": int(now.timestamp()),
+                    }
+                ),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise _translate(error) from error
+        return True
+
+    def release(self, campaign: str, run_id: str, now: dt.datetime) -> None:
+        """End ``run_id``'s claim (if it still holds it); the table's TTL removes the item later."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_to_item({"pk": f"CAMPAIGN#{campaign}", "sk": "ACTIVE"}),
+                UpdateExpression="SET expires_at = :now",
+                ConditionExpression="run_id = :run",
+                ExpressionAttributeValues=_to_item({":run": run_id, ":now": int(now.timestamp())}),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return
+            raise _translate(error) from error
 
     def start(self, campaign: str, run_id: str, run_at: dt.datetime, now: dt.datetime) -> None:
         """Create the run item (a repeated start of the same run keeps what was counted)."""
