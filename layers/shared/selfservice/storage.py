@@ -87,6 +87,17 @@ def _translate(error: ClientError) -> Exception:
     return error
 
 
+def _update_if(client: Any, **arguments: Any) -> bool:
+    """UpdateItem with a ConditionExpression; False (nothing written) when the condition does not hold."""
+    try:
+        client.update_item(**arguments)
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise _translate(error) from error
+    return True
+
+
 class ProfileRepository:
     """Storage port of the domain, implemented on one DynamoDB table."""
 
@@ -360,21 +371,16 @@ class ProfileRepository:
         """
         seconds = int(window.total_seconds())
         window_start = int(now.timestamp()) // seconds * seconds
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_to_item({"pk": f"RATE#{key}#{window_start}", "sk": "RATE"}),
-                UpdateExpression="ADD attempts :one SET expires_at = :expires, item_type = :type",
-                ConditionExpression="attribute_not_exists(attempts) OR attempts < :limit",
-                ExpressionAttributeValues=_to_item(
-                    {":one": 1, ":limit": limit, ":expires": window_start + 2 * seconds, ":type": "rate_limit"}
-                ),
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise _translate(error) from error
-        return True
+        return _update_if(
+            self._client,
+            TableName=self._table,
+            Key=_to_item({"pk": f"RATE#{key}#{window_start}", "sk": "RATE"}),
+            UpdateExpression="ADD attempts :one SET expires_at = :expires, item_type = :type",
+            ConditionExpression="attribute_not_exists(attempts) OR attempts < :limit",
+            ExpressionAttributeValues=_to_item(
+                {":one": 1, ":limit": limit, ":expires": window_start + 2 * seconds, ":type": "rate_limit"}
+            ),
+        )
 
     def suppress(self, address_hash: str, reason: str, now: dt.datetime) -> None:
         """Keep an address (only as a hash) from every future marketing email."""
@@ -480,12 +486,7 @@ class ProfileRepository:
                     ":due": _timestamp(due),
                 }
             )
-        try:
-            self._client.update_item(**arguments)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return
-            raise _translate(error) from error
+        _update_if(self._client, **arguments)  # False: a concurrent write reindexed the profile itself
 
 
 class CampaignRunRepository:
@@ -511,42 +512,33 @@ class CampaignRunRepository:
         once (the schedule and a person) cannot both pass. The same run may claim again (a retried
         step); a claim older than ``lease`` (a run that was stopped before it could release) lapses.
         """
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_to_item({"pk": f"CAMPAIGN#{campaign}", "sk": "ACTIVE"}),
-                UpdateExpression="SET item_type = :type, run_id = :run, claimed_at = :at, expires_at = :until",
-                ConditionExpression="attribute_not_exists(run_id) OR run_id = :run OR expires_at <= :now",
-                ExpressionAttributeValues=_to_item(
-                    {
-                        ":type": "campaign_claim",
-                        ":run": run_id,
-                        ":at": _timestamp(now),
-                        ":until": int((now + lease).timestamp()),
-                        ":now": int(now.timestamp()),
-                    }
-                ),
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise _translate(error) from error
-        return True
+        return _update_if(
+            self._client,
+            TableName=self._table,
+            Key=_to_item({"pk": f"CAMPAIGN#{campaign}", "sk": "ACTIVE"}),
+            UpdateExpression="SET item_type = :type, run_id = :run, claimed_at = :at, expires_at = :until",
+            ConditionExpression="attribute_not_exists(run_id) OR run_id = :run OR expires_at <= :now",
+            ExpressionAttributeValues=_to_item(
+                {
+                    ":type": "campaign_claim",
+                    ":run": run_id,
+                    ":at": _timestamp(now),
+                    ":until": int((now + lease).timestamp()),
+                    ":now": int(now.timestamp()),
+                }
+            ),
+        )
 
     def release(self, campaign: str, run_id: str, now: dt.datetime) -> None:
         """End ``run_id``'s claim (if it still holds it); the table's TTL removes the item later."""
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=_to_item({"pk": f"CAMPAIGN#{campaign}", "sk": "ACTIVE"}),
-                UpdateExpression="SET expires_at = :now",
-                ConditionExpression="run_id = :run",
-                ExpressionAttributeValues=_to_item({":run": run_id, ":now": int(now.timestamp())}),
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return
-            raise _translate(error) from error
+        _update_if(
+            self._client,
+            TableName=self._table,
+            Key=_to_item({"pk": f"CAMPAIGN#{campaign}", "sk": "ACTIVE"}),
+            UpdateExpression="SET expires_at = :now",
+            ConditionExpression="run_id = :run",
+            ExpressionAttributeValues=_to_item({":run": run_id, ":now": int(now.timestamp())}),
+        )
 
     def start(self, campaign: str, run_id: str, run_at: dt.datetime, now: dt.datetime) -> None:
         """Create the run item (a repeated start of the same run keeps what was counted)."""
