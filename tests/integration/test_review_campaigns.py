@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from cfnlint.api import lint
 from moto.core.exceptions import JsonRESTError
+from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
+from moto.dynamodb.models import DynamoDBBackend
 from moto.ses.models import SESBackend
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
@@ -299,6 +301,35 @@ def test_ses_throttling_is_retried_and_nobody_is_lost(
     assert sorted(sent_to(machines)) == sorted(p.email for p in due), "someone got no email, or two"
     assert execution.output["sent"] == 30
     assert execution.output["failed"] == 0
+
+
+def test_dynamodb_throttling_while_recording_a_sent_email_does_not_mail_anyone_twice(
+    machines: StateMachineStack,
+) -> None:
+    due = [make_profile(n, due=True) for n in range(8)]
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
+    patched = DynamoDBBackend.transact_write_items
+    calls = {"all": 0, "throttled": 0}
+
+    def throttled_transaction(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        calls["all"] += 1
+        if 2 <= calls["all"] <= 5:  # one record: longer than the SDK's own three attempts
+            calls["throttled"] += 1
+            raise DynamodbException(
+                ERROR_TYPE_PREFIX + "ProvisionedThroughputExceededException", "The level of configured throughput..."
+            )
+        patched(self, transact_items)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DynamoDBBackend, "transact_write_items", throttled_transaction)
+        execution = machines.run(PERIODIC, {})
+
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert calls["throttled"] == 4
+    assert sorted(sent_to(machines)) == sorted(p.email for p in due), "someone got no email, or two"
+    assert execution.output["sent"] == 8
+    repo = repository(machines)
+    assert all(repo.get(p.id).last_review_email_at is not None for p in due), "a sent email was not recorded"
 
 
 def test_a_shard_with_more_due_profiles_than_a_batch_is_sent_page_by_page(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -60,6 +61,8 @@ _SES_THROTTLING = {"TooManyRequestsException", "Throttling", "ThrottlingExceptio
 _MAX_FUTURE = dt.timedelta(days=1)
 """How far in the future an event's occurredAt may lie (clock skew), before it counts as malformed."""
 _RECORD_ATTEMPTS = 3
+_RECORD_PAUSES = (0.5, 1.0, 2.0, 4.0)
+"""Seconds to wait before each further attempt to record a sent email while DynamoDB throttles."""
 RUN_TIMEOUT = dt.timedelta(hours=23)
 """The longest a periodic run may take (``TimeoutSeconds`` of periodic_review), and so its claim.
 
@@ -258,6 +261,7 @@ class ReviewCampaigns:
     ses: Any
     dead_letters: DeadLetters
     clock: Callable[[], dt.datetime] = field(default=partial(dt.datetime.now, dt.UTC))
+    sleep: Callable[[float], None] = time.sleep
 
     @property
     def settings(self) -> Settings:
@@ -486,19 +490,33 @@ class ReviewCampaigns:
             raise DomainError(f"the mailer refused a review email: {outcome.skipped_reason}")
 
     def _record(self, profile: Profile, entries: list[LedgerEntry], now: dt.datetime, campaign: str) -> None:
-        """Cooldown, frequency count and the ledger entries in one conditional write (re-read on conflict)."""
+        """Cooldown, frequency count and the ledger entries in one conditional write (re-read on conflict).
+
+        The email is already out, so DynamoDB throttling is waited out here first: a batch handed
+        back to the state machine would find this profile unrecorded and mail it again.
+        """
         repository = self.profiles.repository
         current = profile
-        for _attempt in range(_RECORD_ATTEMPTS):
+        conflicts = 0
+        pauses = iter(_RECORD_PAUSES)
+        while True:
             try:
                 repository.save(record_review_email(current, now, campaign), current.version, entries)
                 return
             except VersionConflict:
+                conflicts += 1
+                if conflicts == _RECORD_ATTEMPTS:
+                    raise TemporarilyUnavailable("the profile kept changing while the review email was recorded")
                 try:
                     current = repository.get(profile.id)
                 except NotFound:
                     return  # erased after the email went out; nothing left to record
-        raise TemporarilyUnavailable("the profile kept changing while the review email was recorded")
+            except TemporarilyUnavailable:
+                pause = next(pauses, None)
+                if pause is None:
+                    raise
+                logger.warning("recording a review email is throttled; waiting", extra={"profile_id": profile.id})
+                self.sleep(pause)
 
     def _tidy_index(self, profile: Profile, now: dt.datetime, address_suppressed: bool) -> None:
         """A profile the periodic run skipped should not be offered again tomorrow.
