@@ -506,7 +506,9 @@ class ReviewCampaigns:
             except VersionConflict:
                 conflicts += 1
                 if conflicts == _RECORD_ATTEMPTS:
-                    raise TemporarilyUnavailable("the profile kept changing while the review email was recorded")
+                    raise TemporarilyUnavailable(
+                        "the profile kept changing while the review email was recorded"
+                    ) from None
                 try:
                     current = repository.get(profile.id)
                 except NotFound:
