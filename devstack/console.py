@@ -161,10 +161,11 @@ class DevConsole:
                     "startDate": _iso(execution.get("startDate")),
                     "stopDate": _iso(execution.get("stopDate")),
                 }
-                if execution["status"] in ("FAILED", "TIMED_OUT", "ABORTED"):
+                if execution["status"] != "RUNNING":
                     described = sfn.describe_execution(executionArn=execution["executionArn"])
                     item["error"] = described.get("error")
                     item["cause"] = described.get("cause")
+                    item["outcome"] = outcome_of(described.get("output"))
                 items.append(item)
         items.sort(key=lambda item: item["startDate"] or "", reverse=True)
         return items[:MAX_EXECUTIONS]
@@ -265,6 +266,26 @@ class DevConsole:
 
 
 _HEAD = re.compile(r"<head(\s[^>]*)?>", re.IGNORECASE)
+
+
+def outcome_of(output: str | None) -> str:
+    """One line on what an execution did, from its output (review run summary or event outcome)."""
+    try:
+        data = json.loads(output) if output else None
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    if data.get("status") == "skipped":
+        return f"skipped: {data.get('error', '')}"
+    if "sent" in data and "due" in data:
+        skipped = ", ".join(f"{reason} {count}" for reason, count in sorted((data.get("skipped") or {}).items()))
+        return f"due {data['due']}, sent {data['sent']}, failed {data.get('failed', 0)}" + (
+            f"; skipped: {skipped}" if skipped else ""
+        )
+    if "outcome" in data:
+        return str(data["outcome"]) + (f" ({data['reason']})" if data.get("reason") else "")
+    return ""
 
 
 def with_base_target(html: str) -> str:

@@ -54,6 +54,10 @@ def test_console_purchase_then_periodic_run_mail_each_due_customer_once(local_st
     assert periodic_run["status"] == "SUCCEEDED"
     summary = json.loads(periodic_run["output"])
     assert (summary["sent"], summary["failed"]) == (2, 0)
+    # The console says what each execution did.
+    page = requests.get(console, timeout=10).text
+    assert f"due {summary['due']}, sent 2, failed 0" in page
+    assert "<td>sent</td>" in page, "the event review's outcome is not on the console"
     emails = review_emails(local_stack)
     assert set(emails) == {"ben.miller@example.com", "clara.weber@example.com", "eva.fischer@example.com"}
     clara = emails["clara.weber@example.com"]
