@@ -4,6 +4,7 @@ reached through the same HTTP-API gateway the local stack uses."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,14 @@ from selfservice.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+
+# As on Lambda, the service name is in the environment before any shared module is imported:
+# Powertools names a child logger (``<service>.<module>``) when the module is imported, and a test
+# module that imports the shared package at collection must not leave its loggers unattached.
+os.environ.setdefault(
+    "POWERTOOLS_SERVICE_NAME",
+    Template.load(REPO / "template.yaml").globals["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"],
+)
 
 
 @dataclass

@@ -5,6 +5,7 @@ to state machine targets), but under ``mock_aws`` instead of a moto server."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,3 +110,20 @@ def machines(stack: Stack) -> Iterator[StateMachineStack]:
         uninstall_lambda_patch()
         stack.runtime.shutdown()
         stack.runtime.env.restore()
+
+
+@pytest.fixture
+def log_records() -> Iterator[list[str]]:
+    """Everything logged to the service's logger: message, extra fields and any exception text."""
+    collected: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            exception = logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
+            collected.append(f"{record.getMessage()} {record.__dict__} {exception}")
+
+    handler = Collect()
+    logger = logging.getLogger("selfservice")
+    logger.addHandler(handler)
+    yield collected
+    logger.removeHandler(handler)

@@ -8,6 +8,9 @@ import threading
 from email.policy import default
 from urllib.parse import parse_qs, urlparse
 
+from moto.events.models import EventsBackend
+
+import selfservice.events
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
 from selfservice.tokens import Purpose, TokenSigner
 
@@ -156,6 +159,57 @@ def test_profile_change_is_published_on_the_bus_with_before_and_after(stack):
     assert event["detail"]["profileId"] == created["id"]
     assert event["detail"]["changes"] == {"fields.city": {"before": "Berlin", "after": "Jena"}}
     assert "kim@example.com" not in message["Body"]
+
+
+def test_a_change_the_bus_keeps_refusing_is_saved_and_reported_without_personal_data(
+    stack, monkeypatch, log_records, capsys
+):
+    created = create(stack, fields={"city": "Berlin"})
+    attempts: list[int] = []
+
+    def refusing(self, entries):
+        attempts.append(len(entries))
+        return [{"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"} for _ in entries]
+
+    monkeypatch.setattr(EventsBackend, "put_events", refusing)
+    monkeypatch.setattr(selfservice.events, "RETRY_PAUSES", (0.01, 0.01, 0.01))
+
+    answer = stack.request("PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": "Jena"}})
+
+    assert answer.status == 200, "the change is committed; a refused event must not turn it into an error"
+    assert stack.request("GET", f"/api/profiles/{created['id']}").json["fields"]["city"]["value"] == "Jena"
+    assert attempts == [1, 1, 1, 1], "a refused entry is put again three times"
+    [logged] = [line for line in log_records if "event not published" in line]
+    assert created["id"] in logged
+    assert "ThrottlingException" in logged
+    assert "Jena" not in " ".join(log_records)
+    assert '"EventPublishFailed":[1.0]' in capsys.readouterr().out
+
+
+def test_an_entry_refused_once_is_put_again_and_arrives(stack, monkeypatch):
+    bus = stack.resources.refs["EventBus"]
+    sqs, events = stack.aws("sqs"), stack.aws("events")
+    queue_url = sqs.create_queue(QueueName="listener")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="listen", EventBusName=bus, EventPattern=json.dumps({"source": ["self-service"]}))
+    events.put_targets(Rule="listen", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
+    created = create(stack, fields={"city": "Berlin"})
+    original = EventsBackend.put_events
+    refused = []
+
+    def refusing_once(self, entries):
+        if not refused:
+            refused.append(entries)
+            return [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"} for _ in entries]
+        return original(self, entries)
+
+    monkeypatch.setattr(EventsBackend, "put_events", refusing_once)
+
+    stack.request("PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": "Jena"}})
+
+    [message] = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert json.loads(message["Body"])["detail"]["changes"] == {"fields.city": {"before": "Berlin", "after": "Jena"}}
+    assert len(refused) == 1
 
 
 def test_self_service_link_email_read_back_from_ses(stack):

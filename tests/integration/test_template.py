@@ -24,6 +24,7 @@ from samtranslator.yaml_helper import intrinsics_multi_constructor
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPOSITORY / "template.yaml"
+SHARED = REPOSITORY / "layers" / "shared" / "selfservice"
 REGION = "eu-central-1"
 
 # Actions that only accept ``Resource: "*"`` (no resource-level permissions) and that the template
@@ -431,14 +432,20 @@ def test_every_alarm_tells_the_operators(template: dict[str, Any]) -> None:
     assert not silent, f"alarms nobody hears of (no action on OperatorAlarmTopic): {silent}"
 
 
-def test_review_skipped_alarm_watches_the_metric_the_run_function_emits(template: dict[str, Any]) -> None:
-    alarm = template["Resources"]["ReviewRunSkippedAlarm"]["Properties"]
+def test_alarms_on_our_metrics_watch_what_the_code_emits(template: dict[str, Any]) -> None:
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
-    assert alarm["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]
-    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
-    assert dimensions == {"campaign": "periodic", "service": variables["POWERTOOLS_SERVICE_NAME"]}
-    source = (REPOSITORY / "functions" / "review_run" / "app.py").read_text()
-    assert f'name="{alarm["MetricName"]}"' in source
+    code = "".join(path.read_text() for path in [*REPOSITORY.glob("functions/*/app.py"), *SHARED.rglob("*.py")])
+    ours = {
+        logical_id: resource["Properties"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+        and resource["Properties"].get("Namespace") == variables["POWERTOOLS_METRICS_NAMESPACE"]
+    }
+    assert {"ReviewRunSkippedAlarm", "EventPublishFailedAlarm"} <= set(ours)
+    for logical_id, alarm in ours.items():
+        assert f'name="{alarm["MetricName"]}"' in code, f"{logical_id} watches a metric nothing emits"
+        dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        assert dimensions["service"] == variables["POWERTOOLS_SERVICE_NAME"], logical_id
 
 
 def test_state_machines_are_traced(template: dict[str, Any]) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-
 import pytest
 
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
@@ -20,23 +17,6 @@ def broken_storage(monkeypatch):
         raise RuntimeError(f"failed for {SECRET}")
 
     monkeypatch.setattr(ProfileRepository, "get", explode)
-
-
-@pytest.fixture
-def log_records() -> Iterator[list[str]]:
-    """Everything logged to the service's logger: message, extra fields and any exception text."""
-    collected: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            exception = logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
-            collected.append(f"{record.getMessage()} {record.__dict__} {exception}")
-
-    handler = Collect()
-    logger = logging.getLogger("selfservice")
-    logger.addHandler(handler)
-    yield collected
-    logger.removeHandler(handler)
 
 
 def test_api_answers_500_without_details_and_logs_no_personal_data(stack, broken_storage, log_records):

@@ -337,7 +337,9 @@ def build_service(settings: Settings, **overrides: Any) -> SelfService:
             suppression=repository,
         ),
         "renderer": EmailRenderer(settings.content_dir),
-        "publisher": EventPublisher(aws.client("events"), settings.event_bus_name),
+        "publisher": EventPublisher(
+            aws.client("events"), settings.event_bus_name, settings.powertools_metrics_namespace
+        ),
         "signer": lambda: TokenSigner(load_token_secrets(settings)),
     }
     parts.update(overrides)

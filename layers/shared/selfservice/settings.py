@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     """The account's SES sending quota in emails per second; bounds the campaign's concurrency."""
     review_dead_letter_queue_url: str = ""
     """SQS queue that keeps malformed review events (empty: they are only logged)."""
+    powertools_metrics_namespace: str = "SelfService"
+    """CloudWatch namespace of the metrics (Powertools reads the same variable)."""
     content_dir: Path = _REPOSITORY_CONTENT
     max_body_bytes: int = Field(default=16_384, ge=1024)
 
