@@ -144,13 +144,19 @@ def test_email_change_moves_the_lookup_and_the_uniqueness_claim(stack):
     assert other["id"] != kim["id"]
 
 
-def test_profile_change_is_published_on_the_bus_with_before_and_after(stack):
+def listen_to_our_events(stack):
+    """An SQS queue that receives every event this product puts on the bus (as another system would)."""
     bus = stack.resources.refs["EventBus"]
     sqs, events = stack.aws("sqs"), stack.aws("events")
     queue_url = sqs.create_queue(QueueName="listener")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="listen", EventBusName=bus, EventPattern=json.dumps({"source": ["self-service"]}))
     events.put_targets(Rule="listen", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
+    return sqs, queue_url
+
+
+def test_profile_change_is_published_on_the_bus_with_before_and_after(stack):
+    sqs, queue_url = listen_to_our_events(stack)
     created = create(stack, fields={"city": "Berlin"})
     stack.request("PATCH", f"/api/profiles/{created['id']}", {"fields": {"city": "Jena"}})
     [message] = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
@@ -187,12 +193,7 @@ def test_a_change_the_bus_keeps_refusing_is_saved_and_reported_without_personal_
 
 
 def test_an_entry_refused_once_is_put_again_and_arrives(stack, monkeypatch):
-    bus = stack.resources.refs["EventBus"]
-    sqs, events = stack.aws("sqs"), stack.aws("events")
-    queue_url = sqs.create_queue(QueueName="listener")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name="listen", EventBusName=bus, EventPattern=json.dumps({"source": ["self-service"]}))
-    events.put_targets(Rule="listen", EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
+    sqs, queue_url = listen_to_our_events(stack)
     created = create(stack, fields={"city": "Berlin"})
     original = EventsBackend.put_events
     refused = []

@@ -32,30 +32,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from samtranslator.yaml_helper import intrinsics_multi_constructor
+
+from tests.integration.conftest import load_template
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-TEMPLATE_PATH = REPOSITORY / "template.yaml"
 REGION = "eu-central-1"
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes: function code plus all its layers, extracted
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache")
 PIP_TIMEOUT_S = 600
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(1200)]
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader with CloudFormation short-form tags (``!Ref`` ...), without changing yaml.SafeLoader."""
-
-
-_CfnLoader.add_multi_constructor("!", intrinsics_multi_constructor)
-
-
-def load_template() -> dict[str, Any]:
-    document = yaml.load(TEMPLATE_PATH.read_text(encoding="utf-8"), Loader=_CfnLoader)
-    assert isinstance(document, dict), "template.yaml is not a YAML mapping"
-    return document
 
 
 TEMPLATE = load_template()

@@ -255,6 +255,7 @@ def test_a_periodic_run_mails_exactly_the_eligible_due_profiles(
     assert due is not None
     assert due >= NOW + dt.timedelta(days=29)
     assert repo.get(population["suppressed"][0].id).suppressed
+    assert repo.history(population["suppressed"][0].id)[0].kind == LedgerKind.ADDRESS_SUPPRESSED
 
     # The same day again: nobody is due any more, nothing is sent, and nothing is read in vain.
     second = machines.run(PERIODIC, {})

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from cfnlint.api import ManualArgs, lint_file
 from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import intrinsics_multi_constructor
+
+from tests.integration.conftest import load_template
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPOSITORY / "template.yaml"
@@ -50,19 +50,6 @@ KNOWN_MANAGED_POLICY_PATHS = {
 }
 
 IAM_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader with CloudFormation short-form tags (``!Ref`` ...), without changing yaml.SafeLoader."""
-
-
-_CfnLoader.add_multi_constructor("!", intrinsics_multi_constructor)
-
-
-def load_template() -> dict[str, Any]:
-    document = yaml.load(TEMPLATE_PATH.read_text(encoding="utf-8"), Loader=_CfnLoader)
-    assert isinstance(document, dict), "template.yaml is not a YAML mapping"
-    return document
 
 
 def resources_of_type(template: dict[str, Any], *types: str) -> dict[str, dict[str, Any]]:

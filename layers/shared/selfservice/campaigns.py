@@ -33,9 +33,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, Va
 
 from selfservice import aws
 from selfservice.catalog import Catalog
-from selfservice.domain.changes import MAX_EMAIL_LENGTH, checked_email
+from selfservice.domain.changes import MAX_EMAIL_LENGTH, checked_email, mark_suppressed
 from selfservice.domain.errors import DomainError, InvalidInput, NotFound, TemporarilyUnavailable, VersionConflict
-from selfservice.domain.models import Change, LedgerEntry, LedgerKind, Profile, Source, address_hash
+from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source, address_hash
 from selfservice.domain.review import (
     ReviewNeed,
     SkipReason,
@@ -529,15 +529,7 @@ class ReviewCampaigns:
         """
         repository = self.profiles.repository
         if address_suppressed and not profile.suppressed:
-            updated = profile.model_copy(update={"suppressed": True, "version": profile.version + 1})
-            entry = LedgerEntry(
-                profile_id=profile.id,
-                at=now,
-                kind=LedgerKind.PROFILE_CHANGED,
-                source=Source.SYSTEM,
-                changes=[Change(field="suppressed", before=False, after=True)],
-                detail={"reason": "address on the suppression list"},
-            )
+            updated, entry = mark_suppressed(profile, now, "address on the suppression list")
             with contextlib.suppress(VersionConflict):  # changed meanwhile: the next run sees it again
                 repository.save(updated, profile.version, [entry])
             return

@@ -15,9 +15,9 @@ from typing import Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from selfservice.domain.changes import checked_email
+from selfservice.domain.changes import checked_email, mark_suppressed
 from selfservice.domain.errors import VersionConflict
-from selfservice.domain.models import Change, LedgerEntry, LedgerKind, Source, address_hash
+from selfservice.domain.models import address_hash
 from selfservice.storage import ProfileRepository
 
 logger = Logger(child=True)
@@ -76,15 +76,7 @@ def _mark_profile(repository: ProfileRepository, address: str, reason: str, now:
         profile = repository.find_by_email(address)
         if profile is None or profile.suppressed:
             return
-        updated = profile.model_copy(update={"suppressed": True, "version": profile.version + 1, "updated_at": now})
-        entry = LedgerEntry(
-            profile_id=profile.id,
-            at=now,
-            kind=LedgerKind.ADDRESS_SUPPRESSED,
-            source=Source.SYSTEM,
-            changes=[Change(field="suppressed", before=False, after=True)],
-            detail={"reason": reason},
-        )
+        updated, entry = mark_suppressed(profile, now, reason)
         try:
             repository.save(updated, profile.version, [entry])
         except VersionConflict:

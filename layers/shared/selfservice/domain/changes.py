@@ -22,9 +22,12 @@ from selfservice.domain.models import (
     FieldValue,
     FieldValueType,
     Language,
+    LedgerEntry,
+    LedgerKind,
     Preferences,
     Profile,
     ServiceBooking,
+    Source,
 )
 
 MAX_EMAIL_LENGTH = 254
@@ -248,3 +251,18 @@ def default_preferences(catalog: Catalog) -> Preferences:
 def describe(changes: list[Change]) -> dict[str, Any]:
     """Changes as ``{path: {"before": …, "after": …}}`` for events on the bus."""
     return {c.field: {"before": c.before, "after": c.after} for c in changes}
+
+
+def mark_suppressed(profile: Profile, now: dt.datetime, reason: str) -> tuple[Profile, LedgerEntry]:
+    """The profile kept from every marketing email (its address bounced, complained or is on the
+    suppression list), and the ledger entry that says so."""
+    updated = profile.model_copy(update={"suppressed": True, "version": profile.version + 1, "updated_at": now})
+    entry = LedgerEntry(
+        profile_id=profile.id,
+        at=now,
+        kind=LedgerKind.ADDRESS_SUPPRESSED,
+        source=Source.SYSTEM,
+        changes=[Change(field="suppressed", before=False, after=True)],
+        detail={"reason": reason},
+    )
+    return updated, entry
