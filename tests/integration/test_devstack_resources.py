@@ -167,7 +167,12 @@ def handler(event, context):
     record = {"event": event, "function": context.function_name, "stage": os.environ.get("STAGE"),
               "content_dir": os.environ.get("CONTENT_DIR"),
               "remaining": context.get_remaining_time_in_millis()}
-    pathlib.Path(os.environ["RECORD_DIR"], context.aws_request_id + ".json").write_text(json.dumps(record))
+    # Written under another name, then renamed: a test reading the folder never sees half a file
+    # (state machine executions run on their own threads and may still be writing).
+    final = pathlib.Path(os.environ["RECORD_DIR"], context.aws_request_id + ".json")
+    partial = final.with_suffix(".part")
+    partial.write_text(json.dumps(record))
+    partial.replace(final)
     return record
 """
 
