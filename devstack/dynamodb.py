@@ -1,4 +1,9 @@
-"""A fix to moto's DynamoDB ``TransactWriteItems`` cost (behaviour unchanged).
+"""Two fixes to moto's DynamoDB: ``TransactWriteItems`` cost, and atomic conditional writes.
+
+DynamoDB checks a write's condition and applies the write as one step; moto checks, then
+writes, with nothing in between to stop another thread (the local stack's HTTP server, and Step
+Functions executions, run on threads). Two executions claiming one profile could then both
+win. Every write operation here runs under one lock, which is what DynamoDB guarantees per item.
 
 moto 5.2 deep-copies every table a transaction touches, once per operation, so that it can
 roll back a cancelled transaction. With thousands of items each transaction then takes
@@ -18,6 +23,7 @@ from typing import Any
 from devstack.patching import MotoPatch, install_all, uninstall_all
 
 _inside = threading.local()
+_writes = threading.RLock()
 
 
 class _CopyModule:
@@ -77,27 +83,42 @@ def _restore(saved: list[tuple[Any, Any, Any, Any]]) -> None:
 def _copying_only_named_items(original: Any) -> Any:
     @functools.wraps(original)
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        saved = _snapshot(self, transact_items)
-        _inside.transaction = True
-        try:
-            original(self, transact_items)
-        except Exception:
-            _restore(saved)
-            raise
-        finally:
-            _inside.transaction = False
+        with _writes:
+            saved = _snapshot(self, transact_items)
+            _inside.transaction = True
+            try:
+                original(self, transact_items)
+            except Exception:
+                _restore(saved)
+                raise
+            finally:
+                _inside.transaction = False
 
     return transact_write_items
+
+
+def _atomic(original: Any) -> Any:
+    """The write checks its condition and applies itself while no other write runs."""
+
+    @functools.wraps(original)
+    def write(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _writes:
+            return original(self, *args, **kwargs)
+
+    return write
 
 
 _PATCHES = (
     MotoPatch("moto.dynamodb.models", "copy", lambda _original: _CopyModule()),
     MotoPatch("moto.dynamodb.models.DynamoDBBackend", "transact_write_items", _copying_only_named_items),
+    MotoPatch("moto.dynamodb.models.DynamoDBBackend", "put_item", _atomic),
+    MotoPatch("moto.dynamodb.models.DynamoDBBackend", "update_item", _atomic),
+    MotoPatch("moto.dynamodb.models.DynamoDBBackend", "delete_item", _atomic),
 )
 
 
 def install_transactions_patch() -> None:
-    """Make ``TransactWriteItems`` copy only the items it names (idempotent)."""
+    """Make ``TransactWriteItems`` copy only the items it names, and every write atomic (idempotent)."""
     install_all(_PATCHES)
 
 

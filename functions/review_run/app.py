@@ -1,8 +1,9 @@
 """Periodic review run, bookkeeping and selection steps (state machine ``periodic_review``).
 
-``plan``: fix the run time (the input's ``runAt``, else the execution's start), the index shards
-and the concurrency; ``page``: one page of due profile ids of a shard from the sparse ReviewDue
-index; ``summarise``: close the run summary and publish it as metrics.
+``plan``: fix the run time (the input's ``runAt``, else the execution's start), the index shards,
+the concurrency, page size and send rate that follow the SES rate; ``page``: one page of due
+profile ids of a shard from the sparse ReviewDue index (counted as due at once); ``summarise``:
+close the run summary (whatever was not accounted for counts as failed) and publish it as metrics.
 """
 
 from functools import lru_cache
@@ -14,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from selfservice.campaigns import PERIODIC, ReviewCampaigns, build_campaigns
-from selfservice.settings import get_settings
+from selfservice.settings import MAX_REVIEW_BATCH_SIZE, get_settings
 
 logger = Logger()
 tracer = Tracer()
@@ -45,8 +46,10 @@ class Plan(_Step):
 
 class Page(_Step):
     step: Literal["page"]
+    runId: str = Field(min_length=1, max_length=80)
     shard: str = Field(pattern=r"^REVIEW#\d{2}$")
     runAt: AwareDatetime
+    pageSize: int = Field(ge=1, le=MAX_REVIEW_BATCH_SIZE)
     cursor: dict[str, str] | None = None
 
 
@@ -90,7 +93,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             metrics.add_metric(name="ReviewRunSkipped", unit=MetricUnit.Count, value=1)
         return {"run": plan.as_state(), "failure": None, "skipped": plan.skipped}
     if isinstance(step, Page):
-        ids, cursor = campaigns().select_page(step.shard, step.runAt, step.cursor)
+        ids, cursor = campaigns().select_page(step.runId, step.shard, step.runAt, step.pageSize, step.cursor)
         return {"profileIds": ids, "count": len(ids), "cursor": cursor}
     error = None
     if step.failure:

@@ -1,8 +1,9 @@
 """Periodic review run, sending step (state machine ``periodic_review``).
 
-``batch``: check each profile of a page, render and send the review email through SES and
-record it; SES or DynamoDB throttling raises ``TemporarilyUnavailable``, which the state machine
-retries with backoff. ``batch_failed``: count a batch that failed for good.
+``batch``: check and claim each profile of a page, render and send the review email through
+SES at the run's rate and record it; SES or DynamoDB throttling raises
+``TemporarilyUnavailable``, which the state machine retries with backoff.
+``batch_failed``: count a batch that failed for good.
 """
 
 from functools import lru_cache
@@ -14,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from selfservice.campaigns import ReviewCampaigns, build_campaigns
-from selfservice.settings import get_settings
+from selfservice.settings import MAX_REVIEW_BATCH_SIZE, get_settings
 
 logger = Logger()
 tracer = Tracer()
@@ -32,7 +33,9 @@ class Batch(BaseModel):
     step: Literal["batch", "batch_failed"]
     runId: str = Field(min_length=1, max_length=80)
     runAt: AwareDatetime
-    profileIds: list[Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]] = Field(max_length=100)
+    profileIds: list[Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]] = Field(max_length=MAX_REVIEW_BATCH_SIZE)
+    sendRate: float | None = Field(default=None, gt=0)
+    """Emails per second this invocation may send (the run's share of the SES rate per worker)."""
 
 
 @logger.inject_lambda_context
@@ -42,4 +45,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     batch = parse(event=event, model=Batch)
     if batch.step == "batch_failed":
         return campaigns().count_failed_batch(batch.runId, batch.runAt, batch.profileIds).as_result()
-    return campaigns().review_batch(batch.runId, batch.runAt, batch.profileIds).as_result()
+    return campaigns().review_batch(batch.runId, batch.runAt, batch.profileIds, batch.sendRate).as_result()

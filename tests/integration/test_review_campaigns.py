@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import importlib.util
 import json
 import math
 import os
@@ -40,9 +41,9 @@ from selfservice.domain.models import (
     address_hash,
 )
 from selfservice.domain.review import next_review_at, review_shard
-from selfservice.settings import get_settings
+from selfservice.settings import MAX_REVIEW_BATCH_SIZE, get_settings
 from selfservice.storage import CampaignRunRepository, ProfileRepository
-from tests.integration.conftest import StateMachineStack
+from tests.integration.conftest import StateMachineStack, load_template
 
 PERIODIC = "PeriodicReviewStateMachine"
 EVENT = "EventReviewStateMachine"
@@ -309,20 +310,22 @@ def test_dynamodb_throttling_while_recording_a_sent_email_does_not_mail_anyone_t
 ) -> None:
     due = [make_profile(n, due=True) for n in range(8)]
     write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
-    patched = DynamoDBBackend.transact_write_items
-    calls = {"all": 0, "throttled": 0}
+    patched = DynamoDBBackend.put_item
+    calls = {"ledger": 0, "throttled": 0}
 
-    def throttled_transaction(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        calls["all"] += 1
-        if 2 <= calls["all"] <= 5:  # one record: longer than the SDK's own three attempts
-            calls["throttled"] += 1
-            raise DynamodbException(
-                ERROR_TYPE_PREFIX + "ProvisionedThroughputExceededException", "The level of configured throughput..."
-            )
-        patched(self, transact_items)
+    def throttled_put(self: Any, table_name: str, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if item_attrs["sk"]["S"].startswith("LEDGER#"):
+            calls["ledger"] += 1
+            if 2 <= calls["ledger"] <= 5:  # one record: longer than the SDK's own three attempts
+                calls["throttled"] += 1
+                raise DynamodbException(
+                    ERROR_TYPE_PREFIX + "ProvisionedThroughputExceededException",
+                    "The level of configured throughput...",
+                )
+        return patched(self, table_name, item_attrs, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(DynamoDBBackend, "transact_write_items", throttled_transaction)
+        patch.setattr(DynamoDBBackend, "put_item", throttled_put)
         execution = machines.run(PERIODIC, {})
 
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
@@ -331,6 +334,9 @@ def test_dynamodb_throttling_while_recording_a_sent_email_does_not_mail_anyone_t
     assert execution.output["sent"] == 8
     repo = repository(machines)
     assert all(repo.get(p.id).last_review_email_at is not None for p in due), "a sent email was not recorded"
+    for profile in due:
+        kinds = [entry.kind for entry in repo.history(profile.id)]
+        assert kinds.count(LedgerKind.REVIEW_REQUESTED) == 1, "the history lacks the email, or has it twice"
 
 
 def test_a_shard_with_more_due_profiles_than_a_batch_is_sent_page_by_page(
@@ -363,10 +369,66 @@ def test_a_shard_with_more_due_profiles_than_a_batch_is_sent_page_by_page(
     assert sorted(pid for batch in batches for pid in batch) == sorted(p.id for p in due)
 
 
+def profiles_in_one_shard(count: int, shard: int = 0) -> list[Profile]:
+    """``count`` due profiles whose ids all fall into one shard of the ReviewDue index."""
+    shards = get_settings().review_shard_count
+    numbers = (n for n in range(10**7) if review_shard(f"{n:032x}", shards) == shard)
+    return [make_profile(next(numbers), due=True) for _ in range(count)]
+
+
+def test_a_thousand_due_profiles_in_one_shard_are_all_mailed_at_the_default_batch_size(
+    machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production shape: more due profiles in one shard than one batch holds, the template's
+    default batch size; only the SES rate is raised so the test does not wait for the pacing."""
+    common = machines.stack.resources.common_environment
+    batch_size = int(common["REVIEW_BATCH_SIZE"])
+    assert batch_size == int(load_template()["Parameters"]["ReviewBatchSize"]["Default"])
+    machines.stack.runtime.env.install_common({**common, "SES_MAX_SEND_RATE": "100000"})
+    get_settings.cache_clear()
+    due = profiles_in_one_shard(1000)
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
+    batches: list[int] = []
+    invoke = machines.stack.runtime.invoke
+
+    def recording_invoke(spec: Any, payload: Any) -> Any:
+        event = json.loads(payload)
+        if event.get("step") == "batch":
+            batches.append(len(event["profileIds"]))
+        return invoke(spec, payload)
+
+    monkeypatch.setattr(machines.stack.runtime, "invoke", recording_invoke)
+
+    execution = machines.run(PERIODIC, {}, timeout=600)
+
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert (execution.output["due"], execution.output["sent"], execution.output["failed"]) == (1000, 1000, 0)
+    recipients = sent_to(machines)
+    assert len(recipients) == 1000
+    assert sorted(recipients) == sorted(p.email for p in due), "someone got no email, or two"
+    assert batches == [batch_size, 1000 - batch_size]
+
+
+def test_the_sender_accepts_every_batch_the_template_allows() -> None:
+    """One source for the batch limit: the parameter's range is what the sender and the settings accept."""
+    parameter = load_template()["Parameters"]["ReviewBatchSize"]
+    assert parameter["MaxValue"] == MAX_REVIEW_BATCH_SIZE
+    assert parameter["Default"] <= MAX_REVIEW_BATCH_SIZE
+    spec = importlib.util.spec_from_file_location("review_send_app", REPO_ROOT / "functions/review_send/app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    send = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(send)
+    batch = {"step": "batch", "runId": "r", "runAt": "2026-12-01T00:00:00Z"}
+    send.Batch.model_validate({**batch, "profileIds": [f"{n:032x}" for n in range(MAX_REVIEW_BATCH_SIZE)]})
+    with pytest.raises(ValueError, match="at most 1000"):
+        send.Batch.model_validate({**batch, "profileIds": [f"{n:032x}" for n in range(MAX_REVIEW_BATCH_SIZE + 1)]})
+
+
 def test_a_batch_that_fails_after_every_retry_is_counted_and_the_other_shards_go_on(
     machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    due = [make_profile(n, due=True) for n in range(24)]
+    due = [make_profile(n, due=True) for n in range(12)]  # one stuck profile is over 5 %
     write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
     stuck = due[5]
     original = SESBackend.send_raw_email
@@ -382,7 +444,10 @@ def test_a_batch_that_fails_after_every_retry_is_counted_and_the_other_shards_go
 
     execution = machines.run(PERIODIC, {})
 
-    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    # More than the tolerated 5 % failed: the run fails visibly (an alarm watches the executions)
+    # and its summary item has the counts.
+    assert execution.status == "FAILED"
+    assert execution.error == "ReviewRunFailed"
     assert len(waits) == 6, "SendBatch is retried six times before the batch counts as failed"
     assert all(0 <= wait <= 60 for wait in waits)
     shards = get_settings().review_shard_count
@@ -391,11 +456,43 @@ def test_a_batch_that_fails_after_every_retry_is_counted_and_the_other_shards_go
     assert len(recipients) == len(set(recipients)), "someone got two emails"
     assert stuck.email not in recipients
     assert set(recipients) >= {p.email for p in due if p.email not in stuck_shard}, "another shard lost someone"
-    summary = execution.output
-    assert summary["sent"] == len(recipients)
-    assert summary["failed"] == len(stuck_shard) - len(set(stuck_shard) & set(recipients))
-    assert summary["sent"] + summary["failed"] == summary["due"] == 24
-    assert campaign_runs(machines)[0]["status"] == {"S": "finished"}
+    (run,) = campaign_runs(machines)
+    assert run["status"] == {"S": "failed"}
+    assert "due profiles failed" in run["run_error"]["S"]
+    assert int(run["sent"]["N"]) == len(recipients)
+    assert int(run["failed"]["N"]) == len(stuck_shard) - len(set(stuck_shard) & set(recipients))
+    assert int(run["sent"]["N"]) + int(run["failed"]["N"]) == int(run["due"]["N"]) == 12
+
+
+def test_a_batch_that_fails_without_a_trace_counts_all_its_profiles_as_failed(
+    machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even when counting the failed batch fails too (the sender cannot run at all for a shard),
+    the run summary does not hide it: what was selected and never accounted for is failed."""
+    due = [make_profile(n, due=True) for n in range(15)]  # one lost shard is over 5 %
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
+    shards = get_settings().review_shard_count
+    broken_shard = review_shard(due[0].id, shards)
+    broken_ids = {p.id for p in due if review_shard(p.id, shards) == broken_shard}
+    invoke = machines.stack.runtime.invoke
+
+    def crashing_invoke(spec: Any, payload: Any) -> Any:
+        event = json.loads(payload)
+        if event.get("step") in ("batch", "batch_failed") and broken_ids & set(event["profileIds"]):
+            return machines.stack.runtime._error("Runtime.ExitError", "the sender cannot start")  # a broken deploy
+        return invoke(spec, payload)
+
+    monkeypatch.setattr(machines.stack.runtime, "invoke", crashing_invoke)
+    monkeypatch.setattr(retrier_decl, "time", SimpleNamespace(sleep=lambda _seconds: None))
+
+    execution = machines.run(PERIODIC, {})
+
+    assert execution.status == "FAILED", "a run that lost a shard must not look fine"
+    (run,) = campaign_runs(machines)
+    assert int(run["due"]["N"]) == 15
+    assert int(run["failed"]["N"]) == len(broken_ids)
+    assert int(run["sent"]["N"]) == 15 - len(broken_ids)
+    assert len(sent_to(machines)) == 15 - len(broken_ids)
 
 
 def test_a_run_started_while_another_is_still_running_sends_nothing_and_says_so(
@@ -442,7 +539,7 @@ def test_a_run_may_take_as_long_as_its_claim_lasts() -> None:
 def test_a_profile_that_cannot_be_mailed_counts_as_failed_and_the_run_goes_on(
     machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    due = [make_profile(n, due=True) for n in range(5)]
+    due = [make_profile(n, due=True) for n in range(40)]  # one failure in 40 is under the tolerated 5 %
     write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
     original = SESBackend.send_raw_email
 
@@ -454,9 +551,11 @@ def test_a_profile_that_cannot_be_mailed_counts_as_failed_and_the_run_goes_on(
     monkeypatch.setattr(SESBackend, "send_raw_email", rejecting_send)
     execution = machines.run(PERIODIC, {})
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
-    assert (execution.output["sent"], execution.output["failed"]) == (4, 1)
+    assert (execution.output["sent"], execution.output["failed"]) == (39, 1)
     assert sorted(sent_to(machines)) == sorted(p.email for p in due if p.email != "customer2@example.com")
-    assert repository(machines).get(due[2].id).last_review_email_at is None, "not recorded as mailed"
+    rejected = repository(machines).get(due[2].id)
+    assert rejected.last_review_email_at is None, "the claim was not given back"
+    assert next_review_at(rejected, get_settings().catalog) <= NOW, "the customer is no longer due"
 
 
 # --- event-triggered ----------------------------------------------------------------------------
@@ -566,3 +665,74 @@ def test_an_event_review_waits_until_occurred_at_plus_the_delay(machines: StateM
     assert execution.output["outcome"] == "sent"
     assert 3 <= waited < 30
     assert sent_to(machines) == ["customer4@example.com"]
+
+
+# --- at most one review email per customer per cooldown, under concurrency --------------------
+
+
+def put_purchases(machines: StateMachineStack, address: str, orders: list[str]) -> None:
+    """Several purchases of one customer in one PutEvents call, as a shop's batch would send them."""
+    bus = machines.stack.resources.refs["EventBus"]
+    entries = [
+        {"EventBusName": bus, "Source": "shop", "DetailType": "PurchaseCompleted",
+         "Detail": json.dumps(purchase(address, order))}
+        for order in orders
+    ]  # fmt: skip
+    response = machines.stack.aws("events").put_events(Entries=entries)
+    assert response["FailedEntryCount"] == 0, response
+
+
+def review_entries(machines: StateMachineStack, profile_id: str) -> int:
+    return [entry.kind for entry in repository(machines).history(profile_id)].count(LedgerKind.REVIEW_REQUESTED)
+
+
+def slow_ses(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Every SES send takes a while, so concurrent executions really overlap."""
+    original = SESBackend.send_raw_email
+
+    def slow_send(self: Any, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(seconds)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SESBackend, "send_raw_email", slow_send)
+
+
+def test_five_purchases_of_one_customer_at_once_send_one_review_email(
+    machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer = make_profile(7, due=True)
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), [customer])
+    slow_ses(monkeypatch, 0.3)
+
+    put_purchases(machines, customer.email, [f"order-{n}" for n in range(5)])
+    executions = machines.wait_all(EVENT)
+
+    assert len(executions) == 5
+    assert all(e.status == "SUCCEEDED" for e in executions), [(e.error, e.cause) for e in executions]
+    assert sent_to(machines) == [customer.email], "more than one review email"
+    assert review_entries(machines, customer.id) == 1
+    outcomes = Counter(e.output["outcome"] for e in executions)
+    assert outcomes == {"sent": 1, "skipped": 4}
+    assert {e.output.get("reason") for e in executions if e.output["outcome"] == "skipped"} == {"cooldown"}
+
+
+def test_purchases_during_a_periodic_run_do_not_mail_a_customer_twice(
+    machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    due = profiles_in_one_shard(12)
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
+    slow_ses(monkeypatch, 0.2)
+
+    run = machines.start(PERIODIC, {})
+    for customer in due[::3]:
+        put_purchases(machines, customer.email, [f"{customer.id}-a", f"{customer.id}-b", f"{customer.id}-c"])
+    events = machines.wait_all(EVENT)
+    periodic = machines.wait(run)
+
+    assert periodic.status == "SUCCEEDED", (periodic.error, periodic.cause)
+    assert all(e.status == "SUCCEEDED" for e in events)
+    recipients = sent_to(machines)
+    assert sorted(recipients) == sorted(p.email for p in due), "someone got no email, or two"
+    assert all(review_entries(machines, p.id) == 1 for p in due)
+    by_events = sum(1 for e in events if e.output["outcome"] == "sent")
+    assert periodic.output["sent"] + by_events == 12

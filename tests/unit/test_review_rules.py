@@ -10,9 +10,10 @@ from selfservice.domain.models import FieldValue, Preferences, SubscriptionStatu
 from selfservice.domain.review import (
     ReviewNeed,
     SkipReason,
+    claim_review_email,
     next_review_at,
     recent_marketing_emails,
-    record_review_email,
+    release_review_claim,
     review_email_skip_reason,
     review_need,
 )
@@ -139,9 +140,9 @@ def test_a_pause_or_a_full_frequency_postpones_the_next_review(due, catalog, now
     assert next_review_at(due, catalog) == now + 20 * DAY
 
 
-def test_recording_a_review_email_starts_the_cooldown(due, catalog, now):
+def test_claiming_a_review_email_starts_the_cooldown(due, catalog, now):
     due.marketing_emails_at = [now - 40 * DAY, now - 2 * DAY]
-    mailed = record_review_email(due, now, "periodic:run-1")
+    mailed = claim_review_email(due, now, "periodic:run-1")
     assert mailed.last_review_email_at == now
     assert mailed.marketing_emails_at == [now - 2 * DAY, now]
     assert mailed.last_review_campaign == "periodic:run-1"
@@ -150,6 +151,20 @@ def test_recording_a_review_email_starts_the_cooldown(due, catalog, now):
     assert review_email_skip_reason(mailed, catalog, now + DAY) == SkipReason.COOLDOWN
     assert next_review_at(mailed, catalog) == now + catalog.review.cooldown_days * DAY
     assert recent_marketing_emails(mailed, now + 29 * DAY) == [now]
+
+
+def test_releasing_a_claim_makes_the_customer_due_again_and_keeps_their_own_changes(due, catalog, now):
+    claimed = claim_review_email(due, now, "event:PurchaseCompleted:o-1")
+    edited = claimed.model_copy(deep=True)
+    edited.preferences.frequency = "monthly"  # the customer saved meanwhile
+    edited.version += 1
+    released = release_review_claim(edited, due)
+    assert released.last_review_email_at is None
+    assert released.marketing_emails_at == due.marketing_emails_at
+    assert released.last_review_campaign is None
+    assert released.preferences.frequency == "monthly"
+    assert released.version == edited.version + 1
+    assert review_email_skip_reason(released, catalog, now) is None
 
 
 # --- events: validation and the wait ------------------------------------------------------------

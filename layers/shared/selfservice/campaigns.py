@@ -9,19 +9,31 @@ summary. Event-triggered (``statemachines/event_review.asl.json``):
 when to wait, :meth:`~ReviewCampaigns.review_after_event` re-reads the profile and runs the same
 check/send/record step.
 
-Every step can be retried: a batch adds its counts to the run summary only when it is done,
-and a profile already mailed by this run (``Profile.last_review_campaign``) is counted, not
-mailed again.
+At most one review email per customer per cooldown, however many executions look at the same
+profile at once (several purchases, a periodic run overlapping an event review, retries): each
+claims the profile first with a write conditional on the version it read (only one can win;
+the others re-read it and find the cooldown), then sends, then puts the "review requested"
+ledger entry under a key made of the campaign and the profile. A send that fails after the
+claim gives the claim back, so the customer is asked another time.
+
+Every step can be retried: a page adds its due profiles to the run summary when it is read, a
+batch adds what it sent, skipped and failed when it is done, and a profile already claimed by
+this run (``Profile.last_review_campaign``) is counted, not mailed again. Whatever was selected
+and never accounted for counts as failed when the run closes, so the summary never under-reports.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
+import math
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Annotated, Any
@@ -39,8 +51,9 @@ from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source, 
 from selfservice.domain.review import (
     ReviewNeed,
     SkipReason,
+    claim_review_email,
     next_review_at,
-    record_review_email,
+    release_review_claim,
     review_email_skip_reason,
     review_need,
 )
@@ -53,14 +66,23 @@ from selfservice.tokens import LIFETIMES, Purpose
 logger = Logger(child=True)
 
 PERIODIC = "periodic"
-SENDS_PER_SECOND_PER_WORKER = 10
-"""What one sender invocation achieves serially (one SES call plus one write per profile)."""
-NOT_FOUND = "not_found"
-"""Summary key for profiles erased between selection and sending."""
+CAMPAIGN_SHARE_OF_SES_RATE = 0.9
+"""The periodic run sends at most this share of the account's SES rate: the rest stays free for
+confirmation emails and event reviews, which must not queue behind a campaign."""
+SEND_THREADS = 8
+"""Profiles one sender invocation works on at once (each waits mostly on SES and DynamoDB)."""
+SENDS_PER_SECOND_PER_WORKER = 50
+"""What one sender invocation sustains with :data:`SEND_THREADS` threads (render, claim, SES,
+ledger); more shards in flight are needed above it (ReviewShardCount >= rate / this)."""
+PAGE_SECONDS = 120
+"""A page holds at most what one invocation sends at its rate in this time (the sender's
+timeout is 300 s), so a slow SES quota never runs a batch into the Lambda timeout."""
+TOLERATED_FAILED_SHARE = 0.05
+"""A run in which more of the due profiles failed ends as failed (the execution fails, an alarm fires)."""
+_CLAIM_ATTEMPTS = 3
 _SES_THROTTLING = {"TooManyRequestsException", "Throttling", "ThrottlingException"}
 _MAX_FUTURE = dt.timedelta(days=1)
 """How far in the future an event's occurredAt may lie (clock skew), before it counts as malformed."""
-_RECORD_ATTEMPTS = 3
 _RECORD_PAUSES = (0.5, 1.0, 2.0, 4.0)
 """Seconds to wait before each further attempt to record a sent email while DynamoDB throttles."""
 RUN_TIMEOUT = dt.timedelta(hours=23)
@@ -91,11 +113,32 @@ def parse_timestamp(value: str) -> dt.datetime:
 
 
 @dataclass(frozen=True)
+class RunShape:
+    """How a periodic run keeps SES busy without exceeding its rate."""
+
+    workers: int
+    """Shards in flight at once (the Distributed Map's MaxConcurrency)."""
+    send_rate: float
+    """Emails per second each worker sends at most."""
+    page_size: int
+    """Due profiles per sender invocation."""
+
+    @classmethod
+    def for_rate(cls, ses_max_send_rate: float, shard_count: int, batch_size: int) -> RunShape:
+        """Workers follow the SES rate (capped by the shards), pages fit the sender's time budget."""
+        campaign_rate = ses_max_send_rate * CAMPAIGN_SHARE_OF_SES_RATE
+        workers = max(1, min(shard_count, math.ceil(campaign_rate / SENDS_PER_SECOND_PER_WORKER)))
+        send_rate = campaign_rate / workers
+        page_size = max(1, min(batch_size, int(send_rate * PAGE_SECONDS)))
+        return cls(workers=workers, send_rate=send_rate, page_size=page_size)
+
+
+@dataclass(frozen=True)
 class RunPlan:
     run_id: str
     run_at: dt.datetime
     shards: list[str]
-    max_concurrency: int
+    shape: RunShape
     skipped: dict[str, Any] | None = None
     """The run's summary when it did not start because another run still holds the claim."""
 
@@ -104,8 +147,40 @@ class RunPlan:
             "runId": self.run_id,
             "runAt": timestamp(self.run_at),
             "shards": self.shards,
-            "maxConcurrency": self.max_concurrency,
+            "maxConcurrency": self.shape.workers,
+            "sendRate": round(self.shape.send_rate, 3),
+            "pageSize": self.shape.page_size,
         }
+
+
+class SendPacer:
+    """Spaces the emails of one sender invocation to its rate; shared by its threads."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_slot: float | None = None
+
+    def wait(self) -> None:
+        """Return when the next email may go out (at once, if the rate allows)."""
+        with self._lock:
+            now = self._clock()
+            slot = now if self._next_slot is None else max(now, self._next_slot)
+            self._next_slot = slot + self._interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
+def review_entry_id(campaign: str, profile_id: str) -> str:
+    """The id of the "review requested" entry of one campaign and profile: writing it twice writes it once."""
+    return hashlib.sha256(f"{campaign}|{profile_id}".encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -116,8 +191,8 @@ class BatchCounts:
     skipped: Counter[str] = field(default_factory=Counter)
 
     def counters(self) -> dict[str, int]:
-        """Attribute name -> number, as added to the run summary item."""
-        values = {"due": self.due, "sent": self.sent, "failed": self.failed}
+        """Attribute name -> number, as added to the run summary item (due is counted when a page is read)."""
+        values = {"sent": self.sent, "failed": self.failed}
         values.update({f"skipped_{reason}": count for reason, count in self.skipped.items()})
         return values
 
@@ -224,7 +299,7 @@ _CHECKED_BY_CALLER = _CheckedByCaller()
 
 
 class _CollectedLedger:
-    """Ledger port for the Mailer that keeps entries for the profile's own transaction."""
+    """Ledger port for the Mailer that keeps the entry until the caller writes it."""
 
     def __init__(self) -> None:
         self.entries: list[LedgerEntry] = []
@@ -273,19 +348,20 @@ class ReviewCampaigns:
 
     # --- periodic ---------------------------------------------------------------------------
     def plan_run(self, run_id: str, started_at: dt.datetime, run_at: dt.datetime | None = None) -> RunPlan:
-        """The run's time (given, else the execution's start), its shards and its concurrency.
+        """The run's time (given, else the execution's start), its shards and its shape.
 
-        Only one periodic run works at a time: two runs over the same due profiles could both
-        mail a customer between reading and recording. A run started while another holds the
-        claim is recorded as skipped and sends nothing.
+        Only one periodic run works at a time: a run started while another holds the claim is
+        recorded as skipped and sends nothing (the profile claims would keep two runs from
+        mailing anyone twice, but two runs would split one SES rate between them).
         """
-        shard_count = self.settings.review_shard_count
-        concurrency = int(self.settings.ses_max_send_rate // SENDS_PER_SECOND_PER_WORKER)
+        settings = self.settings
+        shard_count = settings.review_shard_count
+        shape = RunShape.for_rate(settings.ses_max_send_rate, shard_count, settings.review_batch_size)
         plan = RunPlan(
             run_id=run_id,
             run_at=run_at or started_at,
             shards=[review_shard_key(number) for number in range(shard_count)],
-            max_concurrency=max(1, min(shard_count, concurrency)),
+            shape=shape,
         )
         now = self.clock()
         self.runs.start(PERIODIC, run_id, plan.run_at, now)
@@ -295,20 +371,35 @@ class ReviewCampaigns:
             )
             logger.warning("review run skipped: another run is still running", extra={"run_id": run_id})
             return replace(plan, shards=[], skipped=summary_of(item))
-        logger.info("review run planned", extra={"run_id": run_id, "shards": shard_count})
+        if shape.send_rate > SENDS_PER_SECOND_PER_WORKER:
+            logger.warning(
+                "more SES rate than the shards can use; raise ReviewShardCount",
+                extra={"shards": shard_count, "rate_per_worker": shape.send_rate},
+            )
+        logger.info("review run planned", extra={"run_id": run_id, **plan.as_state(), "shards": shard_count})
         return plan
 
     def select_page(
-        self, shard: str, run_at: dt.datetime, cursor: dict[str, str] | None
+        self, run_id: str, shard: str, run_at: dt.datetime, page_size: int, cursor: dict[str, str] | None
     ) -> tuple[list[str], dict[str, str] | None]:
-        """One batch of due profile ids of ``shard`` and the cursor of the next page."""
-        return self.profiles.repository.due_for_review(shard, run_at, self.settings.review_batch_size, cursor)
+        """One page of due profile ids of ``shard`` and the cursor of the next page.
 
-    def review_batch(self, run_id: str, run_at: dt.datetime, profile_ids: list[str]) -> BatchCounts:
-        """Check, send and record each profile; add the counts to the run summary at the end.
+        The page's profiles are counted as due right away: whatever the run does not account
+        for later (a batch that failed without a trace) then shows as failed.
+        """
+        size = min(page_size, self.settings.review_batch_size)
+        ids, next_cursor = self.profiles.repository.due_for_review(shard, run_at, size, cursor)
+        self.runs.add(PERIODIC, run_id, run_at, {"due": len(ids)})
+        return ids, next_cursor
 
-        :class:`TemporarilyUnavailable` (SES or DynamoDB throttling) ends the batch without
-        counting it, so the state machine retries it whole; profiles this run has mailed
+    def review_batch(
+        self, run_id: str, run_at: dt.datetime, profile_ids: list[str], send_rate: float | None = None
+    ) -> BatchCounts:
+        """Check, claim, send and record each profile, :data:`SEND_THREADS` at a time, at most
+        ``send_rate`` emails per second; add the counts to the run summary at the end.
+
+        :class:`TemporarilyUnavailable` (SES or DynamoDB throttling) stops the batch without
+        counting it, so the state machine retries it whole; profiles this run has claimed
         already are recognised and counted as sent.
         """
         campaign = f"{PERIODIC}:{run_id}"
@@ -317,32 +408,46 @@ class ReviewCampaigns:
         found = {profile.id: profile for profile in repository.get_many(profile_ids)}
         suppressed = repository.suppressed_among([address_hash(p.email) for p in found.values()])
         now = self.clock()
-        for profile_id in profile_ids:
+        rate = send_rate or self.settings.ses_max_send_rate * CAMPAIGN_SHARE_OF_SES_RATE
+        pacer = SendPacer(rate, sleep=self.sleep)
+        stopped = threading.Event()
+
+        def review_one(profile_id: str) -> str:
+            """ "sent", "failed" or the skip reason of one profile."""
             profile = found.get(profile_id)
             if profile is None:
-                counts.skipped[NOT_FOUND] += 1
-                continue
+                return SkipReason.NOT_FOUND.value
             if profile.last_review_campaign == campaign:
-                counts.sent += 1
-                continue
+                return "sent"
+            if stopped.is_set():
+                raise TemporarilyUnavailable("the batch stopped")
             try:
-                reason = self._review(profile, campaign, PERIODIC, now, address_hash(profile.email) in suppressed)
+                suppressed_now = address_hash(profile.email) in suppressed
+                reason = self._review(profile, campaign, PERIODIC, now, suppressed_now, pacer)
             except TemporarilyUnavailable:
+                stopped.set()
                 raise
             except Exception:
                 logger.exception("review of a profile failed", extra={"profile_id": profile_id})
-                counts.failed += 1
-                continue
-            if reason is None:
+                return "failed"
+            return "sent" if reason is None else reason.value
+
+        with ThreadPoolExecutor(max_workers=SEND_THREADS, thread_name_prefix="review") as pool:
+            outcomes = [pool.submit(review_one, profile_id) for profile_id in profile_ids]
+        for outcome in outcomes:
+            result = outcome.result()  # re-raises TemporarilyUnavailable: the batch is retried
+            if result == "sent":
                 counts.sent += 1
+            elif result == "failed":
+                counts.failed += 1
             else:
-                counts.skipped[reason.value] += 1
+                counts.skipped[result] += 1
         self.runs.add(PERIODIC, run_id, run_at, counts.counters())
         logger.info("review batch done", extra={"run_id": run_id, **counts.as_result()})
         return counts
 
     def count_failed_batch(self, run_id: str, run_at: dt.datetime, profile_ids: list[str]) -> BatchCounts:
-        """A batch that failed for good: what it sent before failing counts as sent, the rest as failed."""
+        """A batch that failed for good: what it claimed before failing counts as sent, the rest as failed."""
         campaign = f"{PERIODIC}:{run_id}"
         sent = {p.id for p in self.profiles.repository.get_many(profile_ids) if p.last_review_campaign == campaign}
         counts = BatchCounts(due=len(profile_ids), sent=len(sent), failed=len(profile_ids) - len(sent))
@@ -351,11 +456,21 @@ class ReviewCampaigns:
         return counts
 
     def finish_run(self, run_id: str, run_at: dt.datetime, error: str | None = None) -> dict[str, Any]:
+        """Close the run: what was selected but never accounted for counts as failed, and a run
+        with more failures than :data:`TOLERATED_FAILED_SHARE` (or a failed Map) is failed."""
         now = self.clock()
+        counted = summary_of(self.runs.get(PERIODIC, run_id, run_at))
+        unaccounted = counted["due"] - counted["sent"] - counted["failed"] - counted["skippedTotal"]
+        if unaccounted > 0:
+            self.runs.add(PERIODIC, run_id, run_at, {"failed": unaccounted})
+        failed = counted["failed"] + max(0, unaccounted)
+        if error is None and failed > counted["due"] * TOLERATED_FAILED_SHARE:
+            error = f"{failed} of {counted['due']} due profiles failed (tolerated: {TOLERATED_FAILED_SHARE:.0%})"
         item = self.runs.finish(PERIODIC, run_id, run_at, now, "failed" if error else "finished", error)
         self.runs.release(PERIODIC, run_id, now)
         summary = summary_of(item)
-        logger.info("review run finished", extra=summary)
+        log = logger.error if error else logger.info
+        log("review run finished", extra=summary)
         return summary
 
     # --- event-triggered --------------------------------------------------------------------
@@ -407,27 +522,84 @@ class ReviewCampaigns:
             return {"outcome": "skipped", "reason": reason.value, "profileId": profile.id}
         return {"outcome": "sent", "profileId": profile.id}
 
-    # --- the shared check/send/record step --------------------------------------------------
+    # --- the shared check/claim/send/record step --------------------------------------------
     def _review(
-        self, profile: Profile, campaign: str, trigger: str, now: dt.datetime, address_suppressed: bool
+        self,
+        profile: Profile,
+        campaign: str,
+        trigger: str,
+        now: dt.datetime,
+        address_suppressed: bool,
+        pacer: SendPacer | None = None,
     ) -> SkipReason | None:
-        reason = review_email_skip_reason(profile, self.catalog, now, address_suppressed=address_suppressed)
-        if reason is not None:
-            if trigger == PERIODIC:
-                self._tidy_index(profile, now, address_suppressed)
-            return reason
-        need = review_need(profile, self.catalog, now)
-        ledger = _CollectedLedger()
+        """Check, claim, send, record. None when the email went out, else why not."""
+        claimed = self._claim(profile, campaign, trigger, now, address_suppressed)
+        if isinstance(claimed, SkipReason):
+            return claimed
+        before, after = claimed
+        need = review_need(before, self.catalog, now)
         context = {
             "campaign": campaign,
             "trigger": trigger,
             "fields": ",".join(need.focus),
             "overdue": "true" if need.overdue else "false",
         }
-        self._send(profile, need, ledger, now, context)
-        self._record(profile, ledger.entries, now, campaign)
+        if pacer is not None:
+            pacer.wait()
+        try:
+            entry = self._send(before, need, now, context)
+        except BaseException:
+            self._release(after, before)
+            raise
+        self._record(entry.model_copy(update={"id": review_entry_id(campaign, profile.id)}))
         logger.info("review requested", extra={"profile_id": profile.id, "trigger": trigger})
         return None
+
+    def _claim(
+        self, profile: Profile, campaign: str, trigger: str, now: dt.datetime, address_suppressed: bool
+    ) -> SkipReason | tuple[Profile, Profile]:
+        """Win the right to send this review email, or say why not.
+
+        The claim is the profile with the cooldown started, written only if nobody wrote the
+        profile since it was read. Losing means another execution (or the customer) came first:
+        the profile is read again and checked again, which finds the other's cooldown.
+        Returns the profile as checked and as claimed.
+        """
+        repository = self.profiles.repository
+        current = profile
+        for _attempt in range(_CLAIM_ATTEMPTS):
+            reason = review_email_skip_reason(current, self.catalog, now, address_suppressed=address_suppressed)
+            if reason is not None:
+                if trigger == PERIODIC:
+                    self._tidy_index(current, now, address_suppressed)
+                return reason
+            claimed = claim_review_email(current, now, campaign)
+            if repository.replace_if_version(claimed, current.version):
+                return current, claimed
+            try:
+                current = repository.get(profile.id)
+            except NotFound:
+                return SkipReason.NOT_FOUND
+        raise TemporarilyUnavailable("the profile kept changing while its review email was claimed")
+
+    def _release(self, claimed: Profile, before_claim: Profile) -> None:
+        """Give a claim back after the email could not be sent, so the customer is asked another
+        time. If even that fails, the claim lapses with the cooldown (logged)."""
+        repository = self.profiles.repository
+        current = claimed
+        try:
+            for _attempt in range(_CLAIM_ATTEMPTS):
+                if current.last_review_campaign != claimed.last_review_campaign:
+                    return  # someone else's claim by now
+                if repository.replace_if_version(release_review_claim(current, before_claim), current.version):
+                    return
+                current = repository.get(claimed.id)
+        except NotFound:
+            return
+        except Exception:
+            logger.exception("a review claim could not be given back", extra={"profile_id": claimed.id})
+            return
+        logger.warning("a review claim could not be given back; it lapses", extra={"profile_id": claimed.id})
 
     def review_links(self, profile: Profile, need: ReviewNeed) -> dict[str, str]:
         """The link contract with the hosted pages: the focus fields first, or "everything is correct"."""
@@ -440,10 +612,8 @@ class ReviewCampaigns:
             "unsubscribe_url": self.profiles.link(profile, Purpose.UNSUBSCRIBE, "/unsubscribe/one-click"),
         }
 
-    def _send(
-        self, profile: Profile, need: ReviewNeed, ledger: _CollectedLedger, now: dt.datetime, context: dict[str, str]
-    ) -> None:
-        """Render and send the review email; the mailer records it as one "review requested" entry."""
+    def _send(self, profile: Profile, need: ReviewNeed, now: dt.datetime, context: dict[str, str]) -> LedgerEntry:
+        """Render and send the review email; returns its "review requested" ledger entry (not yet written)."""
         language = profile.locale
         labels = {spec.id: spec.label.get(language) for spec in self.catalog.fields}
         links = self.review_links(profile, need)
@@ -463,6 +633,7 @@ class ReviewCampaigns:
             company=self.settings.company_name,
         )
         settings = self.settings
+        ledger = _CollectedLedger()
         mailer = Mailer(
             self.ses,
             ledger,
@@ -488,36 +659,27 @@ class ReviewCampaigns:
             raise
         if not outcome.sent:  # the check above covers the Mailer's own rule; kept as a guard
             raise DomainError(f"the mailer refused a review email: {outcome.skipped_reason}")
+        (entry,) = ledger.entries
+        return entry
 
-    def _record(self, profile: Profile, entries: list[LedgerEntry], now: dt.datetime, campaign: str) -> None:
-        """Cooldown, frequency count and the ledger entries in one conditional write (re-read on conflict).
+    def _record(self, entry: LedgerEntry) -> None:
+        """Put the "review requested" entry; its key is fixed by campaign and profile, so a repeat is harmless.
 
-        The email is already out, so DynamoDB throttling is waited out here first: a batch handed
-        back to the state machine would find this profile unrecorded and mail it again.
+        The email is out and the claim holds, so nothing here may hand the batch back to be sent
+        again: DynamoDB throttling is waited out, and an entry that still cannot be written is
+        logged (the customer's history then lacks it; the cooldown holds).
         """
-        repository = self.profiles.repository
-        current = profile
-        conflicts = 0
-        pauses = iter(_RECORD_PAUSES)
+        pauses: Iterator[float] = iter(_RECORD_PAUSES)
         while True:
             try:
-                repository.save(record_review_email(current, now, campaign), current.version, entries)
+                self.profiles.repository.append(entry)
                 return
-            except VersionConflict:
-                conflicts += 1
-                if conflicts == _RECORD_ATTEMPTS:
-                    raise TemporarilyUnavailable(
-                        "the profile kept changing while the review email was recorded"
-                    ) from None
-                try:
-                    current = repository.get(profile.id)
-                except NotFound:
-                    return  # erased after the email went out; nothing left to record
             except TemporarilyUnavailable:
                 pause = next(pauses, None)
                 if pause is None:
-                    raise
-                logger.warning("recording a review email is throttled; waiting", extra={"profile_id": profile.id})
+                    logger.error("a sent review email could not be recorded", extra={"profile_id": entry.profile_id})
+                    return
+                logger.warning("recording a review email is throttled; waiting", extra={"profile_id": entry.profile_id})
                 self.sleep(pause)
 
     def _tidy_index(self, profile: Profile, now: dt.datetime, address_suppressed: bool) -> None:

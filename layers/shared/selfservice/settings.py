@@ -17,6 +17,9 @@ _REPOSITORY_CONTENT = Path(__file__).resolve().parents[3] / "templates"
 # Used only when no SSM parameter is configured (local stack and tests); never on AWS.
 DEVELOPMENT_TOKEN_SECRET = "local-development-only-not-a-secret"  # noqa: S105
 
+MAX_REVIEW_BATCH_SIZE = 1000
+"""The most profiles one review sender invocation accepts; ``ReviewBatchSize``'s MaxValue in template.yaml."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -30,9 +33,10 @@ class Settings(BaseSettings):
     ses_configuration_set: str = "selfservice-local"
     public_base_url: str = "http://127.0.0.1:3000"
     token_secret_parameter: str = ""
-    review_shard_count: int = Field(default=8, ge=1, le=64)
-    review_batch_size: int = Field(default=500, ge=1, le=1000)
-    """Profiles handed to one invocation of the review sender (read with one BatchGetItem per 100)."""
+    review_shard_count: int = Field(default=16, ge=1, le=64)
+    review_batch_size: int = Field(default=500, ge=1, le=MAX_REVIEW_BATCH_SIZE)
+    """The most profiles one page hands to one invocation of the review sender (the run may make
+    pages smaller, so a slow SES rate still sends a page well within the sender's timeout)."""
     review_event_delay_hours: int | None = Field(default=None, ge=0)
     """Hours between a purchase/closed request and its review email; None: the catalog's value."""
     ses_max_send_rate: float = Field(default=14, gt=0)

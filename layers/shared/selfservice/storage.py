@@ -13,7 +13,10 @@ Item layout (``pk`` / ``sk``):
   event review (one per shop or service event, expiring through ``expires_at``).
 
 Every profile write is one TransactWriteItems: the profile conditional on its version, the
-ledger entries, and the claim swap when the address changes.
+ledger entries, and the claim swap when the address changes. One exception, by decision: a
+review email is claimed with a conditional PutItem of the profile alone, and its "review
+requested" entry is put after the email under a key made of the campaign and the profile, so
+writing it twice writes it once.
 """
 
 from __future__ import annotations
@@ -308,6 +311,26 @@ class ProfileRepository:
                     raise AlreadyExists(profile.email_key) from None
             raise _translate(error) from error
 
+    def replace_if_version(self, profile: Profile, expected_version: int) -> bool:
+        """Replace the profile if it is still at ``expected_version``, without a ledger entry.
+
+        One conditional PutItem, not a transaction: only for the review claim and its release,
+        whose ledger entry follows the email as an idempotent put (DESIGN.md, Storage). False
+        when another write came first (nothing written).
+        """
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=self._profile_item(profile),
+                ConditionExpression="attribute_exists(pk) AND version = :expected",
+                ExpressionAttributeValues=_to_item({":expected": expected_version}),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise _translate(error) from error
+        return True
+
     def append(self, entry: LedgerEntry) -> None:
         """Add one ledger entry on its own (e.g. an email sent), without touching the profile."""
         try:
@@ -565,6 +588,16 @@ class CampaignRunRepository:
             )
         except ClientError as error:
             raise _translate(error) from error
+
+    def get(self, campaign: str, run_id: str, run_at: dt.datetime) -> dict[str, Any]:
+        """The run item as it stands (strongly consistent: every batch's counts are in it)."""
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key=self._key(campaign, run_at, run_id), ConsistentRead=True
+            )
+        except ClientError as error:
+            raise _translate(error) from error
+        return _from_item(response.get("Item", {}))
 
     def add(self, campaign: str, run_id: str, run_at: dt.datetime, counts: dict[str, int]) -> None:
         """Add ``counts`` (attribute name -> number) to the run's counters in one UpdateItem."""

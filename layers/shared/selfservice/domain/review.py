@@ -29,6 +29,8 @@ class SkipReason(StrEnum):
     COOLDOWN = "cooldown"
     FREQUENCY_CAP = "frequency_cap"
     NOT_DUE = "not_due"
+    NOT_FOUND = "not_found"
+    """Erased between selection and sending."""
 
 
 def missing_required_fields(profile: Profile, catalog: Catalog) -> list[str]:
@@ -184,12 +186,30 @@ def review_email_skip_reason(  # noqa: PLR0911 - one return per reason reads bes
     return None
 
 
-def record_review_email(profile: Profile, now: dt.datetime, campaign: str) -> Profile:
-    """The profile after a review email went out: cooldown starts, the send counts against the
-    frequency cap, and ``campaign`` (a run or event key) makes a retried batch recognise it."""
+def claim_review_email(profile: Profile, now: dt.datetime, campaign: str) -> Profile:
+    """The profile as it is claimed for one review email, before the email goes out.
+
+    The cooldown starts, the send counts against the frequency cap, and ``campaign`` (a run or
+    an event key) lets a retried batch recognise whom it already mailed. Written conditionally on
+    ``profile.version``, so of several executions that read the same profile only one wins.
+    """
     updated = profile.model_copy(deep=True)
     updated.last_review_email_at = now
     updated.marketing_emails_at = [*recent_marketing_emails(profile, now), now]
     updated.last_review_campaign = campaign
     updated.version = profile.version + 1
     return updated
+
+
+def release_review_claim(current: Profile, before_claim: Profile) -> Profile:
+    """``current`` with the review claim taken back (the email could not be sent).
+
+    Only the review bookkeeping returns to what it was before the claim; anything the customer
+    changed in between stays. The version moves on, so the release is itself a conditional write.
+    """
+    released = current.model_copy(deep=True)
+    released.last_review_email_at = before_claim.last_review_email_at
+    released.marketing_emails_at = list(before_claim.marketing_emails_at)
+    released.last_review_campaign = before_claim.last_review_campaign
+    released.version = current.version + 1
+    return released
