@@ -5,13 +5,31 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export PYTHONPATH := layers/shared:.
 
-.PHONY: run test lint bench clean i18n
+.PHONY: run build test lint bench clean i18n
 
 $(INSTALLED): requirements-dev.txt layers/shared/requirements.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $(INSTALLED)
+
+# The SAM CLI lives in a venv of its own: its pinned dependencies clash with the dev ones.
+BUILD_VENV := .venv-build
+BUILD_INSTALLED := $(BUILD_VENV)/.installed
+SAM := $(BUILD_VENV)/bin/sam
+export SAM_CLI_TELEMETRY := 0
+
+$(BUILD_INSTALLED): requirements-build.txt constraints-build.txt
+	test -x $(BUILD_VENV)/bin/python || $(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BUILD_VENV)/bin/python -m pip install --quiet -r requirements-build.txt -c constraints-build.txt
+	touch $(BUILD_INSTALLED)
+
+## build: sam validate --lint, then sam build into .aws-sam/build for the template's runtime and
+## architecture (wheels for Lambda's platform, no Docker; settings in samconfig.toml)
+build: $(BUILD_INSTALLED)
+	$(SAM) validate --lint --template template.yaml
+	BUILD_PYTHON="$(CURDIR)/$(BUILD_VENV)/bin/python" $(SAM) build --template template.yaml
 
 ## run: start the local stack (moto on :5000, pages and API on :3000, console on /_dev/)
 run: $(INSTALLED)
@@ -20,8 +38,9 @@ run: $(INSTALLED)
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-## test: lint, then unit, integration and end-to-end tests (browser tests use Debian's chromium)
-test: lint $(CHROMIUM)
+## test: lint and build, then unit, integration (incl. the built artifacts) and end-to-end tests
+## (browser tests use Debian's chromium)
+test: lint build $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 $(CHROMIUM):
@@ -42,7 +61,7 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/bench_pages.py
 
 clean:
-	rm -rf $(VENV) .aws-sam test-artifacts
+	rm -rf $(VENV) $(BUILD_VENV) .aws-sam test-artifacts
 
 ## i18n: extract page texts and update the German catalog (then translate the new entries)
 i18n: $(INSTALLED)

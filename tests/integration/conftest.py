@@ -34,9 +34,10 @@ class _CfnLoader(yaml.SafeLoader):
 _CfnLoader.add_multi_constructor("!", intrinsics_multi_constructor)
 
 
-def load_template() -> dict[str, Any]:
-    document = yaml.load(TEMPLATE_PATH.read_text(encoding="utf-8"), Loader=_CfnLoader)
-    assert isinstance(document, dict), "template.yaml is not a YAML mapping"
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """template.yaml (or another SAM template, such as the one ``sam build`` writes) as a mapping."""
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)
+    assert isinstance(document, dict), f"{path.name} is not a YAML mapping"
     return document
 
 
