@@ -46,6 +46,7 @@ NOT_NEEDED_LOCALLY = (
     "AWS::SES::ConfigurationSetEventDestination",
     "AWS::Scheduler::ScheduleGroup",
     "AWS::SQS::QueuePolicy",
+    "AWS::SNS::TopicPolicy",
     "AWS::Events::Archive",
     "AWS::XRay::",
     "AWS::KMS::",

@@ -17,12 +17,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from selfservice import origin
 from selfservice.api_models import ProfileOut, ProfileUpdate, history_out, problem, validation_problems
 from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, TemporarilyUnavailable, VersionConflict
 from selfservice.domain.models import Source
 from selfservice.observability import log_unexpected
 from selfservice.service import NewProfile, ProfileService, build_service
-from selfservice.settings import get_settings
+from selfservice.settings import Settings, get_settings
 
 logger = Logger()
 tracer = Tracer()
@@ -32,9 +33,14 @@ app = APIGatewayHttpResolver(enable_validation=True)
 ProfileId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Profile id")]
 
 
-@lru_cache(maxsize=1)
 def service() -> ProfileService:
-    return build_service(get_settings())
+    """The use cases; without PUBLIC_BASE_URL, links in emails point at the domain of this request."""
+    return _service(origin.for_request(get_settings(), app.current_event.request_context.domain_name))
+
+
+@lru_cache(maxsize=2)
+def _service(settings: Settings) -> ProfileService:
+    return build_service(settings)
 
 
 def json_response(status: HTTPStatus, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:

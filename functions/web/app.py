@@ -19,13 +19,14 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from babel.support import NullTranslations
 
+from selfservice import origin
 from selfservice.domain.changes import ProfilePatch
 from selfservice.domain.errors import InvalidInput, NotFound, VersionConflict
 from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, Source, SubscriptionStatus
 from selfservice.domain.review import completeness
 from selfservice.observability import log_unexpected
 from selfservice.service import SelfService, build_service, export_document, load_token_secrets
-from selfservice.settings import get_settings
+from selfservice.settings import Settings, get_settings
 from selfservice.subscriptions import ClientEvidence
 from selfservice.tokens import ExpiredToken, InvalidToken, Purpose
 from selfservice.web import forms, views
@@ -48,9 +49,18 @@ LANGUAGE_COOKIE = "ss_lang"
 HTML = "text/html; charset=utf-8"
 
 
-@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """This process's settings; without PUBLIC_BASE_URL, links point at the domain of this request."""
+    return origin.for_request(get_settings(), app.current_event.request_context.domain_name)
+
+
 def service() -> SelfService:
-    return build_service(get_settings())
+    return _service(settings())
+
+
+@lru_cache(maxsize=2)
+def _service(settings: Settings) -> SelfService:
+    return build_service(settings)
 
 
 @lru_cache(maxsize=1)
@@ -81,7 +91,7 @@ def cookies() -> dict[str, str]:
 
 
 def secure_cookies() -> bool:
-    return get_settings().public_base_url.startswith("https://")
+    return settings().public_base_url.startswith("https://")
 
 
 def cookie(name: str, value: str, max_age: int | None) -> Cookie:

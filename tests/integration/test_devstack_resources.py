@@ -316,6 +316,19 @@ def test_the_project_template_is_created_in_moto() -> None:
         assert configured["Configuration"]["Environment"]["Variables"]["TABLE_NAME"] == table_name
 
 
+def test_every_resource_of_the_template_is_created_or_skipped_on_purpose(caplog: pytest.LogCaptureFixture) -> None:
+    """A resource type the local stack does not know (say a new one in template.yaml) is a warning
+    here: it must be created in moto or listed as not needed locally, never silently ignored."""
+    with mock_aws(config=MOTO_CONFIG), caplog.at_level("INFO", logger="devstack.provision"):
+        Provisioner(
+            Template.load(REPO_ROOT / "template.yaml"),
+            AwsClients(None),
+            env_overrides=default_env_overrides("127.0.0.1", 3000),
+        ).provision_all()
+    unknown = [record.getMessage() for record in caplog.records if "not emulated locally" in record.getMessage()]
+    assert not unknown, unknown
+
+
 def test_short_form_tags_become_intrinsics() -> None:
     document = load_yaml("a: !Ref X\nb: !GetAtt T.Arn\nc: !Sub '${A}-x'\nd: !Join [',', [!Ref Y, z]]\n")
     assert document == {

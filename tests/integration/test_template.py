@@ -12,6 +12,8 @@ Every function of the template is checked, whatever functions the template has.
 from __future__ import annotations
 
 import copy
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,22 @@ TEMPLATE_PATH = REPOSITORY / "template.yaml"
 SHARED = REPOSITORY / "layers" / "shared" / "selfservice"
 REGION = "eu-central-1"
 
-# Actions that only accept ``Resource: "*"`` (no resource-level permissions) and that the template
-# legitimately needs: X-Ray segment uploads for ``Tracing: Active``.
-WILDCARD_RESOURCE_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+# The one statement that may say ``Resource: "*"``, and only in a state machine's role: Step Functions
+# sets up its execution log delivery (the ``Logging`` of a state machine) with these CloudWatch Logs
+# calls, and AWS accepts them only with ``"*"`` (log delivery has no resource-level permissions).
+# Exactly this set: anything more in such a statement would be an unscoped grant.
+STEP_FUNCTIONS_LOG_DELIVERY_ACTIONS = frozenset(
+    {
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    }
+)
 
 # AWS managed policies SAM attaches to every role it generates; they cannot be dropped without
 # replacing SAM's role by a hand-written one. Anything else must be an inline, scoped statement.
@@ -267,9 +282,18 @@ def _is_action_wildcard(action: Any) -> bool:
     return isinstance(action, str) and (action == "*" or action.endswith(":*"))
 
 
+def _state_machine_role_ids(transformed: dict[str, Any]) -> set[str]:
+    return {
+        role_id
+        for machine in resources_of_type(transformed, "AWS::StepFunctions::StateMachine").values()
+        if (role_id := _ref_target(machine["Properties"].get("RoleArn")))
+    }
+
+
 def test_no_wildcard_permissions(transformed: dict[str, Any]) -> None:
     findings: list[str] = []
     statements = 0
+    state_machine_roles = _state_machine_role_ids(transformed)
     for where, document in _policy_documents(transformed):
         for statement in _as_list(document.get("Statement", [])):
             statements += 1
@@ -283,9 +307,12 @@ def test_no_wildcard_permissions(transformed: dict[str, Any]) -> None:
             if wild:
                 findings.append(f"{label}: wildcard action {wild}; list the API calls the code makes")
             if any(_is_star(resource) for resource in _as_list(statement.get("Resource", []))):
-                unscoped = sorted(str(a) for a in actions if a not in WILDCARD_RESOURCE_ACTIONS)
-                if unscoped:
-                    findings.append(f'{label}: Resource "*" for {unscoped}; scope it to the resources\' ARNs')
+                log_delivery = set(actions) == STEP_FUNCTIONS_LOG_DELIVERY_ACTIONS
+                if not (log_delivery and where.split("/")[0] in state_machine_roles):
+                    findings.append(
+                        f'{label}: Resource "*" for {sorted(map(str, actions))}; scope it to the resources\' ARNs '
+                        '(only a state machine\'s log delivery statement may use "*")'
+                    )
     assert statements, "no IAM statements at all: the functions' Policies were lost in the transform"
     assert not findings, (
         "IAM grants more than the functions need; a compromised or buggy function could touch every "
@@ -438,3 +465,390 @@ def test_alarms_on_our_metrics_watch_what_the_code_emits(template: dict[str, Any
 def test_state_machines_are_traced(template: dict[str, Any]) -> None:
     for logical_id in ("PeriodicReviewStateMachine", "EventReviewStateMachine"):
         assert template["Resources"][logical_id]["Properties"].get("Tracing") == {"Enabled": True}, logical_id
+
+
+# --- conditions: what CloudFormation makes of the template for given parameter values -------------------
+
+
+def _evaluate(transformed: dict[str, Any], value: Any, parameters: dict[str, str]) -> Any:
+    """``value`` with ``Fn::If`` decided and parameters put in (``Ref``, ``Fn::Sub``), as CloudFormation
+    would for ``parameters`` (on top of the template's defaults). Other intrinsics stay as they are."""
+    defaults = {name: str(spec.get("Default", "")) for name, spec in (transformed.get("Parameters") or {}).items()}
+    values = {**defaults, **parameters}
+
+    def condition(name: str) -> bool:
+        return bool(walk(transformed["Conditions"][name]))
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [item for item in (walk(item) for item in node) if item is not _NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            ((key, argument),) = node.items()
+            if key == "Ref" and argument in values:
+                return values[argument]
+            if key == "Ref" and argument == "AWS::NoValue":
+                return _NO_VALUE
+            if key == "Condition":
+                return condition(argument)
+            if key == "Fn::If":
+                name, when_true, when_false = argument
+                return walk(when_true if condition(name) else when_false)
+            if key == "Fn::Equals":
+                left, right = walk(argument)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not walk(argument)[0]
+            if key == "Fn::And":
+                return all(walk(argument))
+            if key == "Fn::Or":
+                return any(walk(argument))
+            if key == "Fn::Sub" and isinstance(argument, str):
+                text = re.sub(r"\$\{([^!}][^}]*)\}", lambda m: values.get(m.group(1), m.group(0)), argument)
+                return text if "${" not in text else {"Fn::Sub": text}
+        walked = {key: walk(item) for key, item in node.items()}
+        return {key: item for key, item in walked.items() if item is not _NO_VALUE}
+
+    return walk(value)
+
+
+_NO_VALUE = object()
+
+
+def _created(transformed: dict[str, Any], logical_id: str, parameters: dict[str, str]) -> bool:
+    resource = _resource(transformed, logical_id)
+    condition = resource.get("Condition")
+    return bool(resource) and (condition is None or _evaluate(transformed, {"Condition": condition}, parameters))
+
+
+def _sub_text(value: Any) -> str | None:
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        return str(_as_list(value["Fn::Sub"])[0])
+    return value if isinstance(value, str) else None
+
+
+def test_template_has_no_circular_dependency(transformed: dict[str, Any]) -> None:
+    """CloudFormation refuses a template whose resources reference each other in a circle (and cfn-lint
+    does not see circles through an HTTP API's OpenAPI body)."""
+    resources = transformed["Resources"]
+
+    def references(node: Any) -> set[str]:
+        found: set[str] = set()
+        if isinstance(node, list):
+            for item in node:
+                found |= references(item)
+        elif isinstance(node, dict):
+            for key, argument in node.items():
+                if key == "Ref" and argument in resources:
+                    found.add(argument)
+                elif key == "Fn::GetAtt":
+                    found.add(str(_as_list(argument)[0]).split(".")[0])
+                elif key == "Fn::Sub":
+                    for name in re.findall(r"\$\{([^!}][^}]*)\}", str(_as_list(argument)[0])):
+                        found.add(name.split(".")[0])
+                found |= references(argument)
+        return found & set(resources)
+
+    graph = {
+        logical_id: references(resource.get("Properties")) | set(_as_list(resource.get("DependsOn") or []))
+        for logical_id, resource in resources.items()
+    }
+    finished: set[str] = set()
+
+    def visit(logical_id: str, path: list[str]) -> None:
+        if logical_id in path:
+            cycle = " -> ".join([*path[path.index(logical_id) :], logical_id])
+            pytest.fail(f"circular dependency, CloudFormation would refuse the template: {cycle}")
+        if logical_id in finished:
+            return
+        for target in sorted(graph[logical_id]):
+            visit(target, [*path, logical_id])
+        finished.add(logical_id)
+
+    for logical_id in sorted(graph):
+        visit(logical_id, [])
+
+
+# --- first deploy: sender identity, custom domain, links in emails -------------------------------------------
+
+
+def test_sender_domain_is_an_ses_identity_with_dkim(transformed: dict[str, Any]) -> None:
+    identities = resources_of_type(transformed, "AWS::SES::EmailIdentity")
+    assert list(identities) == ["SenderIdentity"], "the sender's domain is not an SES identity of the template"
+    properties = identities["SenderIdentity"]["Properties"]
+    assert _evaluate(transformed, properties["EmailIdentity"], {}) == {
+        "Fn::Select": [1, {"Fn::Split": ["@", "service@example.com"]}]
+    }, "the identity must be the domain of SenderAddress (the From address of every email)"
+    assert properties["DkimSigningAttributes"] == {"NextSigningKeyLength": "RSA_2048_BIT"}
+    assert _ref_target(properties["ConfigurationSetAttributes"]["ConfigurationSetName"]) == "EmailConfigurationSet"
+    outputs = transformed["Outputs"]
+    for number in (1, 2, 3):
+        value = _sub_text(outputs[f"SenderDkimRecord{number}"]["Value"]) or ""
+        assert f"SenderIdentity.DkimDNSTokenName{number}" in value, "the operator must see the DKIM records to add"
+        assert f"SenderIdentity.DkimDNSTokenValue{number}" in value
+    assert not _created(transformed, "SenderIdentity", {"CreateSenderIdentity": "false"}), (
+        "a second stage in the same account and region must be able to use the identity the first one created"
+    )
+    assert "MailFromAttributes" not in _evaluate(transformed, properties, {})
+    mail_from = _evaluate(transformed, properties, {"MailFromDomain": "mail.example.com"})["MailFromAttributes"]
+    assert mail_from == {"MailFromDomain": "mail.example.com", "BehaviorOnMxFailure": "USE_DEFAULT_VALUE"}
+
+
+def test_ses_suppresses_bounces_and_complaints(transformed: dict[str, Any]) -> None:
+    properties = _resource(transformed, "EmailConfigurationSet")["Properties"]
+    assert sorted(properties["SuppressionOptions"]["SuppressedReasons"]) == ["BOUNCE", "COMPLAINT"]
+
+
+def test_custom_domain_maps_to_the_http_api(transformed: dict[str, Any]) -> None:
+    with_domain = {
+        "DomainName": "preferences.example.com",
+        "CertificateArn": "arn:aws:acm:eu-central-1:1:certificate/x",
+    }
+    assert not _created(transformed, "CustomDomain", {}), "without DomainName no custom domain is created"
+    assert _created(transformed, "CustomDomain", with_domain)
+    assert _created(transformed, "CustomDomainMapping", with_domain)
+    domain = _evaluate(transformed, _resource(transformed, "CustomDomain")["Properties"], with_domain)
+    assert domain["DomainName"] == "preferences.example.com"
+    assert domain["DomainNameConfigurations"] == [
+        {"CertificateArn": with_domain["CertificateArn"], "EndpointType": "REGIONAL", "SecurityPolicy": "TLS_1_2"}
+    ]
+    mapping = _resource(transformed, "CustomDomainMapping")["Properties"]
+    assert _ref_target(mapping["ApiId"]) == "HttpApi"
+    stage = _resource(transformed, _ref_target(mapping["Stage"]) or "")
+    assert stage.get("Type") == "AWS::ApiGatewayV2::Stage", (
+        "the mapping must reference the HTTP API's stage resource, or CloudFormation may map a stage not yet there"
+    )
+    assert stage["Properties"]["StageName"] == "$default"
+    assert _ref_target(transformed["Outputs"]["CustomDomainTarget"]["Value"]) == "CustomDomain"
+    rule = transformed["Rules"]["CustomDomainNeedsCertificate"]
+    assert _evaluate(transformed, rule["RuleCondition"], {"DomainName": "x.example.com"}) is True
+    assert _evaluate(transformed, rule["Assertions"][0]["Assert"], {"DomainName": "x.example.com"}) is False, (
+        "DomainName without CertificateArn must fail before anything is created"
+    )
+
+
+def _base_urls(transformed: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    return {
+        function_id: _evaluate(
+            transformed, _resource(transformed, function_id)["Properties"]["Environment"]["Variables"], parameters
+        ).get("PUBLIC_BASE_URL")
+        for function_id in FUNCTION_IDS
+    }
+
+
+def _behind_the_api(transformed: dict[str, Any]) -> set[str]:
+    body = json.dumps(
+        [api["Properties"].get("Body") for api in resources_of_type(transformed, "AWS::ApiGatewayV2::Api").values()]
+    )
+    return {function_id for function_id in FUNCTION_IDS if f"${{{function_id}.Arn}}" in body}
+
+
+def test_links_in_emails_use_the_custom_domain_else_the_base_url_else_the_api(transformed: dict[str, Any]) -> None:
+    behind = _behind_the_api(transformed)
+    assert behind == {"ApiFunction", "WebFunction"}
+    custom = _base_urls(transformed, {"DomainName": "preferences.example.com"})
+    assert set(custom.values()) == {"https://preferences.example.com"}, custom
+    explicit = _base_urls(transformed, {"PublicBaseUrl": "https://cdn.example.com"})
+    assert set(explicit.values()) == {"https://cdn.example.com"}, explicit
+    first_deploy = _base_urls(transformed, {})
+    for function_id, value in first_deploy.items():
+        if function_id in behind:
+            # Empty: the function uses the domain the request came in through (selfservice.origin).
+            assert value == "", f"{function_id} is behind the API and cannot reference its URL (a cycle)"
+        else:
+            assert _sub_text(value) == "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}", (
+                f"{function_id} sends emails without a request to take the domain from; it needs the API's URL"
+            )
+
+
+# --- operations ---------------------------------------------------------------------------------------------
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """(namespace, name, dimensions) of every metric an alarm watches, single metric or metric math."""
+    properties = alarm["Properties"]
+    if properties.get("MetricName"):
+        return [properties]
+    return [query["MetricStat"]["Metric"] for query in properties.get("Metrics", []) if "MetricStat" in query]
+
+
+def _watched(transformed: dict[str, Any], namespace: str, metric: str, dimension: str) -> set[str]:
+    """Logical ids whose ``metric`` some alarm watches (by ``Ref``/``GetAtt`` in ``dimension``)."""
+    found: set[str] = set()
+    for alarm in resources_of_type(transformed, "AWS::CloudWatch::Alarm").values():
+        for watched in _alarm_metrics(alarm):
+            if watched.get("Namespace") == namespace and watched.get("MetricName") == metric:
+                for item in watched.get("Dimensions", []):
+                    if item["Name"] == dimension and (target := _ref_target(item["Value"])):
+                        found.add(target)
+    return found
+
+
+def test_every_alarm_notifies_the_encrypted_operator_topic(transformed: dict[str, Any]) -> None:
+    alarms = resources_of_type(transformed, "AWS::CloudWatch::Alarm")
+    silent = [
+        lid
+        for lid, alarm in alarms.items()
+        if {"Ref": "OperatorAlarmTopic"} not in alarm["Properties"].get("AlarmActions", [])
+    ]
+    assert not silent, f"alarms nobody hears of: {silent}"
+    topic = _resource(transformed, "OperatorAlarmTopic")["Properties"]
+    key_id = _ref_target(topic.get("KmsMasterKeyId"))
+    key = _resource(transformed, key_id or "")
+    assert key.get("Type") == "AWS::KMS::Key", (
+        "the alarm topic is not encrypted with a key of the template (CloudWatch cannot use alias/aws/sns)"
+    )
+    assert key["Properties"]["EnableKeyRotation"] is True
+    cloudwatch_may = {
+        action
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        if statement["Effect"] == "Allow"
+        and statement.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+        and statement.get("Condition", {}).get("StringEquals", {}).get("aws:SourceAccount") == {"Ref": "AWS::AccountId"}
+        for action in _as_list(statement["Action"])
+    }
+    assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= cloudwatch_may, (
+        "CloudWatch (of this account) may not use the topic's key: every alarm notification would be dropped"
+    )
+    publishers = [
+        statement
+        for policy in resources_of_type(transformed, "AWS::SNS::TopicPolicy").values()
+        if {"Ref": "OperatorAlarmTopic"} in policy["Properties"]["Topics"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+        and statement["Action"] == "sns:Publish"
+    ]
+    assert publishers, "the topic policy must let CloudWatch alarms publish"
+    assert all(s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"} for s in publishers), (
+        "only CloudWatch alarms of this account may publish"
+    )
+
+
+def test_alarms_cover_functions_state_machines_api_ses_and_every_queue(transformed: dict[str, Any]) -> None:
+    functions = set(resources_of_type(transformed, "AWS::Lambda::Function"))
+    for metric in ("Errors", "Throttles"):
+        unwatched = functions - _watched(transformed, "AWS/Lambda", metric, "FunctionName")
+        assert not unwatched, f"no alarm on {metric} of {sorted(unwatched)}"
+    machines = set(resources_of_type(transformed, "AWS::StepFunctions::StateMachine"))
+    for metric in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"):
+        unwatched = machines - _watched(transformed, "AWS/States", metric, "StateMachineArn")
+        assert not unwatched, f"no alarm on {metric} of {sorted(unwatched)}"
+    assert {"HttpApi"} <= _watched(transformed, "AWS/ApiGateway", "5xx", "ApiId")
+    assert {"HttpApi"} <= _watched(transformed, "AWS/ApiGateway", "Count", "ApiId"), "5xx needs Count for a rate"
+    queues = set(resources_of_type(transformed, "AWS::SQS::Queue"))
+    unwatched = queues - _watched(transformed, "AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName")
+    assert not unwatched, f"dead-letter queues nobody is told about: {sorted(unwatched)}"
+    reputation = {
+        alarm["Properties"]["MetricName"]: alarm["Properties"]
+        for alarm in resources_of_type(transformed, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("Namespace") == "AWS/SES"
+    }
+    # The metrics are fractions; AWS reviews an account at 5 % bounces and 0.1 % complaints.
+    assert 0 < reputation["Reputation.BounceRate"]["Threshold"] <= 0.025
+    assert 0 < reputation["Reputation.ComplaintRate"]["Threshold"] <= 0.0005
+    assert not _resource(transformed, "SesBounceRateAlarm")["Properties"].get("Dimensions"), "account-wide metric"
+
+
+def test_failed_scheduled_runs_are_kept(transformed: dict[str, Any]) -> None:
+    target = _resource(transformed, "PeriodicReviewSchedule")["Properties"]["Target"]
+    queue_id = _ref_target(target.get("DeadLetterConfig", {}).get("Arn"))
+    assert _resource(transformed, queue_id or "").get("Type") == "AWS::SQS::Queue", (
+        "the schedule has no dead-letter queue"
+    )
+    # EventBridge Scheduler delivers dead letters with the schedule's role, not through a queue policy.
+    role = _resource(transformed, _ref_target(target["RoleArn"]) or "")
+    grants = [
+        statement
+        for policy in role["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if statement["Action"] == "sqs:SendMessage"
+    ]
+    assert [_ref_target(statement["Resource"]) for statement in grants] == [queue_id]
+
+
+def test_every_queue_policy_names_its_sources(transformed: dict[str, Any]) -> None:
+    policies = resources_of_type(transformed, "AWS::SQS::QueuePolicy")
+    assert policies
+    for policy_id, policy in policies.items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement.get("Effect") != "Allow":
+                continue
+            condition = statement.get("Condition") or {}
+            sources = (condition.get("ArnEquals") or condition.get("ArnLike") or {}).get("aws:SourceArn")
+            assert sources, (
+                f"{policy_id} {statement.get('Sid')}: no aws:SourceArn condition, so any rule of any account "
+                "could fill the queue"
+            )
+            for source in _as_list(sources):
+                assert _resource(transformed, _ref_target(source) or "").get("Type") == "AWS::Events::Rule", (
+                    f"{policy_id}: aws:SourceArn {source} is not a rule of the template"
+                )
+
+
+@pytest.mark.parametrize("machine_id", ["PeriodicReviewStateMachine", "EventReviewStateMachine"])
+def test_state_machines_log_errors_without_execution_data(transformed: dict[str, Any], machine_id: str) -> None:
+    logging_configuration = _resource(transformed, machine_id)["Properties"].get("LoggingConfiguration") or {}
+    assert logging_configuration.get("Level") in ("ERROR", "ALL"), f"{machine_id} logs no failures"
+    assert logging_configuration.get("IncludeExecutionData") is False, (
+        f"{machine_id} would log its input and output: profile ids and addresses in the logs"
+    )
+    [destination] = logging_configuration["Destinations"]
+    log_group = _resource(transformed, _ref_target(destination["CloudWatchLogsLogGroup"]["LogGroupArn"]) or "")
+    assert log_group.get("Type") == "AWS::Logs::LogGroup"
+    assert log_group["Properties"].get("RetentionInDays"), f"{machine_id}'s execution log is kept forever"
+    role_id = _ref_target(_resource(transformed, machine_id)["Properties"]["RoleArn"])
+    actions = {
+        action
+        for policy in _resource(transformed, role_id or "")["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in _as_list(statement["Action"])
+    }
+    assert actions >= STEP_FUNCTIONS_LOG_DELIVERY_ACTIONS, (
+        f"{machine_id}'s role cannot set up log delivery: CloudFormation would fail to create the state machine"
+    )
+
+
+def test_profile_table_cannot_be_deleted_by_accident(profile_table: dict[str, Any]) -> None:
+    assert profile_table["Properties"].get("DeletionProtectionEnabled") is True
+
+
+def test_http_api_throttles_every_route(transformed: dict[str, Any]) -> None:
+    stages = [
+        stage["Properties"]
+        for stage in resources_of_type(transformed, "AWS::ApiGatewayV2::Stage").values()
+        if _ref_target(stage["Properties"]["ApiId"]) == "HttpApi"
+    ]
+    assert stages
+    for stage in stages:
+        settings = _evaluate(transformed, stage.get("DefaultRouteSettings") or {}, {})
+        for limit in ("ThrottlingRateLimit", "ThrottlingBurstLimit"):
+            assert int(settings.get(limit, 0)) > 0, (
+                f"the HTTP API has no default {limit}: a flood of requests would run (and bill) functions unbounded"
+            )
+
+
+def test_public_pages_function_reserves_its_concurrency_when_asked(transformed: dict[str, Any]) -> None:
+    web = _resource(transformed, "WebFunction")["Properties"]
+    assert _evaluate(transformed, web, {"WebReservedConcurrency": "50"}).get("ReservedConcurrentExecutions") == "50"
+    # 0 (the default): no reservation - a new account's 10 concurrent executions leave nothing to reserve.
+    assert "ReservedConcurrentExecutions" not in _evaluate(transformed, web, {})
+
+
+def test_other_systems_get_scoped_access(transformed: dict[str, Any]) -> None:
+    policies = resources_of_type(transformed, "AWS::IAM::ManagedPolicy")
+    api = policies["ApiAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert [(s["Action"], _sub_text(s["Resource"])) for s in api] == [
+        (
+            "execute-api:Invoke",
+            "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*/*/api/*",
+        )
+    ], "the API policy must allow /api/* of this stack's API only (not the pages, not other APIs)"
+    for policy_id, source in (("ShopEventsPolicy", "shop"), ("CustomerServiceEventsPolicy", "customer-service")):
+        [statement] = policies[policy_id]["Properties"]["PolicyDocument"]["Statement"]
+        assert statement["Action"] == "events:PutEvents"
+        assert _ref_target(statement["Resource"]) == "EventBus"
+        assert statement["Condition"] == {"StringEquals": {"events:source": source}}
+    outputs = transformed["Outputs"]
+    for name in ("EventBusArn", "ApiAccessPolicyArn", "ShopEventsPolicyArn", "CustomerServiceEventsPolicyArn"):
+        assert name in outputs, f"output {name} missing: the other systems' teams need it"
