@@ -115,7 +115,7 @@ def test_customer_walks_through_every_step_from_the_email_link(local_stack: Loca
     phone.get_by_role("button", name="Send request").click()
     expect(phone.get_by_role("status")).to_have_text("Thank you! We have received your request.")
     expect(phone.get_by_role("cell", name=re.compile("Can I change my delivery day"))).to_be_visible()
-    profile_id = stored(local_stack, address)["id"]
+    profile_id = str(stored(local_stack, address)["pk"]).removeprefix("PROFILE#")
     requests_stored = [i for i in items_of(local_stack, profile_id) if i["sk"]["S"].startswith("REQUEST#")]
     assert [r["message"]["S"] for r in requests_stored] == ["Can I change my delivery day?"]
 

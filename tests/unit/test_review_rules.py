@@ -11,6 +11,7 @@ from selfservice.domain.review import (
     ReviewNeed,
     SkipReason,
     claim_review_email,
+    claimed_by,
     next_review_at,
     recent_marketing_emails,
     release_review_claim,
@@ -145,7 +146,8 @@ def test_claiming_a_review_email_starts_the_cooldown(due, catalog, now):
     mailed = claim_review_email(due, now, "periodic:run-1")
     assert mailed.last_review_email_at == now
     assert mailed.marketing_emails_at == [now - 2 * DAY, now]
-    assert mailed.last_review_campaign == "periodic:run-1"
+    assert claimed_by(mailed, "periodic:run-1")
+    assert not claimed_by(mailed, "periodic:run-2")
     assert mailed.version == due.version + 1
     assert due.last_review_email_at is None, "the input profile is not changed"
     assert review_email_skip_reason(mailed, catalog, now + DAY) == SkipReason.COOLDOWN

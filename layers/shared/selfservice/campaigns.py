@@ -18,7 +18,7 @@ claim gives the claim back, so the customer is asked another time.
 
 Every step can be retried: a page adds its due profiles to the run summary when it is read, a
 batch adds what it sent, skipped and failed when it is done, and a profile already claimed by
-this run (``Profile.last_review_campaign``) is counted, not mailed again. Whatever was selected
+this run (``domain.review.claimed_by``) is counted, not mailed again. Whatever was selected
 and never accounted for counts as failed when the run closes, so the summary never under-reports.
 """
 
@@ -52,6 +52,7 @@ from selfservice.domain.review import (
     ReviewNeed,
     SkipReason,
     claim_review_email,
+    claimed_by,
     next_review_at,
     release_review_claim,
     review_email_skip_reason,
@@ -417,7 +418,7 @@ class ReviewCampaigns:
             profile = found.get(profile_id)
             if profile is None:
                 return SkipReason.NOT_FOUND.value
-            if profile.last_review_campaign == campaign:
+            if claimed_by(profile, campaign):
                 return "sent"
             if stopped.is_set():
                 raise TemporarilyUnavailable("the batch stopped")
@@ -449,7 +450,7 @@ class ReviewCampaigns:
     def count_failed_batch(self, run_id: str, run_at: dt.datetime, profile_ids: list[str]) -> BatchCounts:
         """A batch that failed for good: what it claimed before failing counts as sent, the rest as failed."""
         campaign = f"{PERIODIC}:{run_id}"
-        sent = {p.id for p in self.profiles.repository.get_many(profile_ids) if p.last_review_campaign == campaign}
+        sent = {p.id for p in self.profiles.repository.get_many(profile_ids) if claimed_by(p, campaign)}
         counts = BatchCounts(due=len(profile_ids), sent=len(sent), failed=len(profile_ids) - len(sent))
         self.runs.add(PERIODIC, run_id, run_at, counts.counters())
         logger.warning("review batch failed", extra={"run_id": run_id, **counts.as_result()})
@@ -513,7 +514,7 @@ class ReviewCampaigns:
         if profile is None:
             logger.info("review event for an unknown address", extra={"trigger": trigger})
             return {"outcome": "unknown_address"}
-        if profile.last_review_campaign == campaign:
+        if claimed_by(profile, campaign):
             return {"outcome": "sent", "profileId": profile.id}
         suppressed = bool(repository.suppressed_among([address_hash(profile.email)]))
         reason = self._review(profile, campaign, trigger, self.clock(), suppressed)

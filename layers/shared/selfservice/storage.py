@@ -78,6 +78,11 @@ def _strip(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if key not in _KEY_ATTRIBUTES}
 
 
+def _profile_of(values: dict[str, Any]) -> Profile:
+    """A profile from its (deserialised) item; the id comes from the key."""
+    return Profile.model_validate({**_strip(values), "id": str(values["pk"]).removeprefix("PROFILE#")})
+
+
 def _failure_codes(error: ClientError) -> list[str]:
     reasons = error.response.get("CancellationReasons") or []
     return [reason.get("Code", "None") for reason in reasons]
@@ -112,8 +117,16 @@ class ProfileRepository:
 
     # --- item mapping ------------------------------------------------------------------
     def _profile_item(self, profile: Profile) -> dict[str, Any]:
-        values: dict[str, Any] = profile.model_dump(mode="json")
-        values.update(pk=f"PROFILE#{profile.id}", sk="PROFILE", item_type="profile", email_key=profile.email_key)
+        """The profile item, kept small (every write is billed per started KB): values equal to
+        their defaults and the id (the key holds it) are left out; ``version`` always stays."""
+        values: dict[str, Any] = profile.model_dump(mode="json", exclude_defaults=True, exclude={"id"})
+        values.update(
+            pk=f"PROFILE#{profile.id}",
+            sk="PROFILE",
+            item_type="profile",
+            email_key=profile.email_key,
+            version=profile.version,
+        )
         if profile.pending_expires_at is not None:
             values["expires_at"] = int(profile.pending_expires_at.timestamp())
         due = self._schedule(profile)
@@ -142,7 +155,7 @@ class ProfileRepository:
             raise _translate(error) from error
         if "Item" not in response:
             raise NotFound(profile_id)
-        return Profile.model_validate(_strip(_from_item(response["Item"])))
+        return _profile_of(_from_item(response["Item"]))
 
     def find_by_email(self, address: str) -> Profile | None:
         """The profile of an address: a Query on the keys-only ByEmail index, then a consistent GetItem.
@@ -202,7 +215,7 @@ class ProfileRepository:
         profile_items = [item for item in items if item["sk"] == "PROFILE"]
         if not profile_items:
             raise NotFound(profile_id)
-        profile = Profile.model_validate(_strip(profile_items[0]))
+        profile = _profile_of(profile_items[0])
         ledger = [LedgerEntry.model_validate(_strip(i)) for i in items if str(i["sk"]).startswith("LEDGER#")]
         found = [CustomerRequest.model_validate(_strip(i)) for i in items if str(i["sk"]).startswith("REQUEST#")]
         ledger.reverse()
@@ -478,7 +491,7 @@ class ProfileRepository:
     def get_many(self, profile_ids: list[str]) -> list[Profile]:
         """The profiles that still exist, strongly consistent (BatchGetItem, 100 keys per call)."""
         items = self._batch_get([_profile_key(profile_id) for profile_id in profile_ids], consistent=True)
-        return [Profile.model_validate(_strip(item)) for item in items]
+        return [_profile_of(item) for item in items]
 
     def suppressed_among(self, address_hashes: list[str]) -> set[str]:
         """Which of these address hashes are on the suppression list (one BatchGetItem per 100)."""

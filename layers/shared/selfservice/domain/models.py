@@ -120,7 +120,8 @@ class Profile(_Model):
     marketing_emails_at: list[dt.datetime] = Field(default_factory=list)
     """Send times of marketing emails of the last 30 days (the frequency cap counts them)."""
     last_review_campaign: str | None = None
-    """The campaign run or event that sent the last review email (a retried batch skips it)."""
+    """Marker of the campaign run or event that claimed the last review email (a retried batch
+    skips it); see ``domain.review.claimed_by``."""
     pending_expires_at: dt.datetime | None = None
     """Until a double opt-in is confirmed: when the pending profile disappears (table TTL)."""
 

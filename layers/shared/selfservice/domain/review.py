@@ -186,6 +186,17 @@ def review_email_skip_reason(  # noqa: PLR0911 - one return per reason reads bes
     return None
 
 
+def campaign_marker(campaign: str) -> str:
+    """What the profile keeps of the campaign that claimed it: a short digest (the profile item
+    stays small; the ledger entry names the campaign in full)."""
+    return hashlib.sha256(campaign.encode()).hexdigest()[:16]
+
+
+def claimed_by(profile: Profile, campaign: str) -> bool:
+    """Whether ``campaign`` (a run or an event key) holds the profile's last review claim."""
+    return profile.last_review_campaign == campaign_marker(campaign)
+
+
 def claim_review_email(profile: Profile, now: dt.datetime, campaign: str) -> Profile:
     """The profile as it is claimed for one review email, before the email goes out.
 
@@ -196,7 +207,7 @@ def claim_review_email(profile: Profile, now: dt.datetime, campaign: str) -> Pro
     updated = profile.model_copy(deep=True)
     updated.last_review_email_at = now
     updated.marketing_emails_at = [*recent_marketing_emails(profile, now), now]
-    updated.last_review_campaign = campaign
+    updated.last_review_campaign = campaign_marker(campaign)
     updated.version = profile.version + 1
     return updated
 
