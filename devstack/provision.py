@@ -208,7 +208,13 @@ class Provisioner:
         """Lambda mounts a Python layer on ``sys.path``; locally that is its source folder."""
         metadata = self.template.resources[logical_id].get("Metadata") or {}
         content_uri = self._resolve(properties.get("ContentUri"))
-        if str(metadata.get("BuildMethod", "")).startswith("python") and isinstance(content_uri, str):
+        runtimes = [str(runtime) for runtime in self._resolve(properties.get("CompatibleRuntimes")) or []]
+        built = str(metadata.get("BuildMethod", ""))
+        # A makefile-built layer (target-platform wheels) holds Python too when its runtimes say so.
+        is_python = built.startswith("python") or (
+            built == "makefile" and any(r.startswith("python") for r in runtimes)
+        )
+        if is_python and isinstance(content_uri, str):
             self.python_layer_dirs.append((self.template.root / content_uri).resolve())
 
     # ------------------------------------------------------------------- data

@@ -79,8 +79,10 @@ def _strip(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _profile_of(values: dict[str, Any]) -> Profile:
-    """A profile from its (deserialised) item; the id comes from the key."""
-    return Profile.model_validate({**_strip(values), "id": str(values["pk"]).removeprefix("PROFILE#")})
+    """A profile from its (deserialised) item; the id comes from the key, the address from the index key if absent."""
+    return Profile.model_validate(
+        {"email": values["email_key"], **_strip(values), "id": str(values["pk"]).removeprefix("PROFILE#")}
+    )
 
 
 def _failure_codes(error: ClientError) -> list[str]:
@@ -118,15 +120,12 @@ class ProfileRepository:
     # --- item mapping ------------------------------------------------------------------
     def _profile_item(self, profile: Profile) -> dict[str, Any]:
         """The profile item, kept small (every write is billed per started KB): values equal to
-        their defaults and the id (the key holds it) are left out; ``version`` always stays."""
+        their defaults, the id (the key holds it) and an address already in its normal form (the
+        index key holds it) are left out; ``version`` always stays."""
         values: dict[str, Any] = profile.model_dump(mode="json", exclude_defaults=True, exclude={"id"})
-        values.update(
-            pk=f"PROFILE#{profile.id}",
-            sk="PROFILE",
-            item_type="profile",
-            email_key=profile.email_key,
-            version=profile.version,
-        )
+        if profile.email == profile.email_key:
+            del values["email"]
+        values.update(pk=f"PROFILE#{profile.id}", sk="PROFILE", email_key=profile.email_key, version=profile.version)
         if profile.pending_expires_at is not None:
             values["expires_at"] = int(profile.pending_expires_at.timestamp())
         due = self._schedule(profile)
