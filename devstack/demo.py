@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from selfservice.bootstrap import wiring as build_service
 from selfservice.domain.models import (
     FieldValue,
     LedgerEntry,
@@ -17,7 +18,6 @@ from selfservice.domain.models import (
     Source,
     SubscriptionStatus,
 )
-from selfservice.service import build_service
 from selfservice.settings import Settings, get_settings
 from selfservice.tokens import Purpose
 

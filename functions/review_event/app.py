@@ -22,9 +22,8 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from selfservice import aws
-from selfservice.campaigns import MalformedEvent, ReviewCampaigns, build_campaigns
-from selfservice.settings import get_settings
+from selfservice.bootstrap import wiring
+from selfservice.campaigns import MalformedEvent
 
 logger = Logger()
 tracer = Tracer()
@@ -36,20 +35,15 @@ IDEMPOTENCY_SECONDS = 7 * 24 * 3600
 
 
 @lru_cache(maxsize=1)
-def campaigns() -> ReviewCampaigns:
-    return build_campaigns(get_settings())
-
-
-@lru_cache(maxsize=1)
 def idempotency() -> tuple[IdempotencyConfig, Callable[..., dict[str, Any]]]:
     """The review step wrapped in Powertools Idempotency, its records in the single table."""
     persistence = DynamoDBPersistenceLayer(
-        table_name=get_settings().table_name,
+        table_name=wiring().settings.table_name,
         key_attr="pk",
         sort_key_attr="sk",
         static_pk_value=IDEMPOTENCY_PARTITION,
         expiry_attr="expires_at",
-        boto3_client=aws.client("dynamodb"),
+        boto3_client=wiring().dynamodb,
     )
     config = IdempotencyConfig(
         event_key_jmespath="[detailType, eventKey]",
@@ -59,7 +53,7 @@ def idempotency() -> tuple[IdempotencyConfig, Callable[..., dict[str, Any]]]:
 
     @idempotent_function(data_keyword_argument="plan", persistence_store=persistence, config=config)
     def review(plan: dict[str, Any]) -> dict[str, Any]:
-        return campaigns().review_after_event(plan)
+        return wiring().campaigns.review_after_event(plan)
 
     return config, review
 
@@ -97,7 +91,7 @@ def count(name: str) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("step") == "plan":
         try:
-            return campaigns().plan_event(parse(event=event, model=PlanStep).event)
+            return wiring().campaigns.plan_event(parse(event=event, model=PlanStep).event)
         except MalformedEvent:
             count("ReviewEventMalformed")
             raise

@@ -6,7 +6,6 @@ profile ids of a shard from the sparse ReviewDue index (counted as due at once);
 close the run summary (whatever was not accounted for counts as failed) and publish it as metrics.
 """
 
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -14,17 +13,13 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from selfservice.campaigns import PERIODIC, ReviewCampaigns, build_campaigns
-from selfservice.settings import MAX_REVIEW_BATCH_SIZE, get_settings
+from selfservice.bootstrap import wiring
+from selfservice.campaigns import PERIODIC
+from selfservice.settings import MAX_REVIEW_BATCH_SIZE
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-
-@lru_cache(maxsize=1)
-def campaigns() -> ReviewCampaigns:
-    return build_campaigns(get_settings())
 
 
 class _Step(BaseModel):
@@ -87,17 +82,17 @@ def publish(summary: dict[str, Any]) -> None:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = STEPS.validate_python(event)
     if isinstance(step, Plan):
-        plan = campaigns().plan_run(step.executionName, step.startedAt, step.input.runAt)
+        plan = wiring().campaigns.plan_run(step.executionName, step.startedAt, step.input.runAt)
         if plan.skipped:
             metrics.add_dimension(name="campaign", value=PERIODIC)
             metrics.add_metric(name="ReviewRunSkipped", unit=MetricUnit.Count, value=1)
         return {"run": plan.as_state(), "failure": None, "skipped": plan.skipped}
     if isinstance(step, Page):
-        ids, cursor = campaigns().select_page(step.runId, step.shard, step.runAt, step.pageSize, step.cursor)
+        ids, cursor = wiring().campaigns.select_page(step.runId, step.shard, step.runAt, step.pageSize, step.cursor)
         return {"profileIds": ids, "count": len(ids), "cursor": cursor}
     error = None
     if step.failure:
         error = f"{step.failure.get('Error', 'Error')}: {str(step.failure.get('Cause', ''))[:500]}"
-    summary = campaigns().finish_run(step.run.runId, step.run.runAt, error)
+    summary = wiring().campaigns.finish_run(step.run.runId, step.run.runAt, error)
     publish(summary)
     return summary

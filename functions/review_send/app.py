@@ -6,7 +6,6 @@ SES at the run's rate and record it; SES or DynamoDB throttling raises
 ``batch_failed``: count a batch that failed for good.
 """
 
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -14,17 +13,12 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from selfservice.campaigns import ReviewCampaigns, build_campaigns
-from selfservice.settings import MAX_REVIEW_BATCH_SIZE, get_settings
+from selfservice.bootstrap import wiring
+from selfservice.settings import MAX_REVIEW_BATCH_SIZE
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-
-@lru_cache(maxsize=1)
-def campaigns() -> ReviewCampaigns:
-    return build_campaigns(get_settings())
 
 
 class Batch(BaseModel):
@@ -44,5 +38,5 @@ class Batch(BaseModel):
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     batch = parse(event=event, model=Batch)
     if batch.step == "batch_failed":
-        return campaigns().count_failed_batch(batch.runId, batch.runAt, batch.profileIds).as_result()
-    return campaigns().review_batch(batch.runId, batch.runAt, batch.profileIds, batch.sendRate).as_result()
+        return wiring().campaigns.count_failed_batch(batch.runId, batch.runAt, batch.profileIds).as_result()
+    return wiring().campaigns.review_batch(batch.runId, batch.runAt, batch.profileIds, batch.sendRate).as_result()

@@ -5,7 +5,6 @@ dead-letter queue, so nothing is lost and the rest goes on.
 """
 
 import datetime as dt
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -14,11 +13,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from selfservice import aws
-from selfservice.domain.review import next_review_at
+from selfservice.bootstrap import wiring
 from selfservice.feedback import SesFeedback, record_feedback
-from selfservice.settings import get_settings
-from selfservice.storage import ProfileRepository
 
 logger = Logger()
 tracer = Tracer()
@@ -29,24 +25,12 @@ class SesFeedbackEvent(EventBridgeModel):
     detail: SesFeedback
 
 
-@lru_cache(maxsize=1)
-def repository() -> ProfileRepository:
-    settings = get_settings()
-    catalog = settings.catalog
-    return ProfileRepository(
-        settings.table_name,
-        aws.client("dynamodb"),
-        schedule=lambda profile: next_review_at(profile, catalog),
-        shard_count=settings.review_shard_count,
-    )
-
-
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_parser(model=SesFeedbackEvent)
 def handler(event: SesFeedbackEvent, context: LambdaContext) -> dict[str, Any]:
-    suppressed = record_feedback(event.detail, repository(), lambda: dt.datetime.now(dt.UTC))
+    suppressed = record_feedback(event.detail, wiring().repository, lambda: dt.datetime.now(dt.UTC))
     if suppressed:
         name = "AddressComplained" if event.detail.eventType == "Complaint" else "AddressHardBounced"
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=suppressed)

@@ -211,7 +211,7 @@ def test_saving_over_a_stale_version_shows_current_values(stack, demo):
 
 def test_hidden_topics_are_never_touched_by_the_communication_page(stack, demo):
     anna = demo["anna.schmidt@example.com"]
-    from selfservice.service import build_service
+    from selfservice.bootstrap import wiring as build_service
     from selfservice.settings import get_settings
 
     service = build_service(get_settings())

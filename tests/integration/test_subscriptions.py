@@ -12,12 +12,12 @@ import pytest
 from itsdangerous.timed import TimestampSigner
 
 from devstack.demo import seed_demo_profiles
+from selfservice.bootstrap import wiring as build_service
 from selfservice.domain.models import Source
 from selfservice.mail import EmailRenderer
-from selfservice.service import build_service
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET, get_settings
-from selfservice.subscriptions import evidence_matches
 from selfservice.tokens import Purpose, TokenSigner
+from selfservice.usecases.subscription import evidence_matches
 
 UA = "Mozilla/5.0 (test)"
 

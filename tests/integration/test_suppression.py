@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from devstack.demo import seed_demo_profiles
+from selfservice.bootstrap import wiring as build_service
 from selfservice.domain.models import Source, address_hash
 from selfservice.mail import EmailRenderer
-from selfservice.service import build_service
 from selfservice.settings import get_settings
 from tests.integration.conftest import StateMachineStack
 

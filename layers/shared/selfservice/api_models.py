@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from selfservice.domain.changes import ProfilePatch
+from selfservice.domain.changes import MAX_EMAIL_LENGTH, FieldsInput, PreferencesPatch, ProfilePatch, ServicesInput
 from selfservice.domain.models import (
     FieldValue,
     Language,
@@ -23,6 +23,26 @@ from selfservice.domain.models import (
     ServiceBooking,
     SubscriptionStatus,
 )
+
+
+class NewProfile(BaseModel):
+    """Create a profile: only the email is required; the rest is optional initial data."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: Annotated[str, StringConstraints(min_length=3, max_length=MAX_EMAIL_LENGTH)]
+    locale: Language = "de"
+    fields: FieldsInput | None = Field(default=None, max_length=64)
+    preferences: PreferencesPatch | None = None
+    services: ServicesInput | None = Field(default=None, max_length=64)
+    subscribe: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = Field(
+        default=None,
+        max_length=32,
+        description="Topics the customer asked for: the profile stays pending until they confirm the email.",
+    )
+
+    def initial_data(self) -> ProfilePatch:
+        return ProfilePatch(fields=self.fields, preferences=self.preferences, services=self.services)
 
 
 class ProfileUpdate(ProfilePatch):

@@ -43,7 +43,6 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from botocore.exceptions import ClientError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from selfservice import aws
 from selfservice.catalog import Catalog
 from selfservice.domain.changes import MAX_EMAIL_LENGTH, checked_email, mark_suppressed
 from selfservice.domain.errors import DomainError, InvalidInput, NotFound, TemporarilyUnavailable, VersionConflict
@@ -59,10 +58,11 @@ from selfservice.domain.review import (
     review_need,
 )
 from selfservice.mail import Mailer
-from selfservice.service import ProfileService, build_service
 from selfservice.settings import Settings
 from selfservice.storage import CampaignRunRepository, review_shard_key
 from selfservice.tokens import LIFETIMES, Purpose
+from selfservice.usecases.access import link
+from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
 
@@ -332,7 +332,7 @@ class DeadLetters:
 
 @dataclass
 class ReviewCampaigns:
-    profiles: ProfileService
+    profiles: Adapters
     runs: CampaignRunRepository
     ses: Any
     dead_letters: DeadLetters
@@ -604,13 +604,13 @@ class ReviewCampaigns:
 
     def review_links(self, profile: Profile, need: ReviewNeed) -> dict[str, str]:
         """The link contract with the hosted pages: the focus fields first, or "everything is correct"."""
-        manage = self.profiles.link(profile, Purpose.MANAGE, "/link")
+        manage = link(self.profiles, profile, Purpose.MANAGE, "/link")
         focus = ",".join(need.focus)
         return {
             "manage_link": f"{manage}&next=/profile%3Ffocus%3D{focus}" if focus else f"{manage}&next=/profile",
             "confirm_link": f"{manage}&next=/review",
             "settings_link": manage,
-            "unsubscribe_url": self.profiles.link(profile, Purpose.UNSUBSCRIBE, "/unsubscribe/one-click"),
+            "unsubscribe_url": link(self.profiles, profile, Purpose.UNSUBSCRIBE, "/unsubscribe/one-click"),
         }
 
     def _send(self, profile: Profile, need: ReviewNeed, now: dt.datetime, context: dict[str, str]) -> LedgerEntry:
@@ -699,16 +699,3 @@ class ReviewCampaigns:
         due = next_review_at(profile, self.catalog)
         if due is None or due > now:
             repository.reindex(profile)
-
-
-def build_campaigns(settings: Settings, **overrides: Any) -> ReviewCampaigns:
-    """The composition root of the campaign steps; tests override single parts."""
-    profiles = overrides.pop("profiles", None) or build_service(settings)
-    parts: dict[str, Any] = {
-        "profiles": profiles,
-        "runs": CampaignRunRepository(settings.table_name, aws.client("dynamodb")),
-        "ses": aws.client("sesv2"),
-        "dead_letters": DeadLetters(aws.client("sqs"), settings.review_dead_letter_queue_url),
-    }
-    parts.update(overrides)
-    return ReviewCampaigns(**parts)

@@ -650,14 +650,3 @@ class CampaignRunRepository:
         except ClientError as error:
             raise _translate(error) from error
         return _from_item(response.get("Attributes", {}))
-
-    def recent(self, campaign: str, limit: int = 10) -> list[dict[str, Any]]:
-        """The newest runs first (for dashboards and tests)."""
-        response = self._client.query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues=_to_item({":pk": f"CAMPAIGN#{campaign}", ":prefix": "RUN#"}),
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        return [_from_item(item) for item in response.get("Items", [])]

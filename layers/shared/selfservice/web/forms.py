@@ -10,7 +10,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qs
 
 from selfservice.catalog import Catalog
-from selfservice.domain.changes import PreferencesPatch, ProfilePatch, checked_field_value
+from selfservice.domain.changes import PreferencesPatch, ProfilePatch, checked_email, checked_field_value
 from selfservice.domain.errors import InvalidInput
 from selfservice.domain.models import FieldValueType, Profile, RequestType
 
@@ -44,6 +44,17 @@ def first(form: FormData, name: str) -> str:
 def message_of(error: InvalidInput, translate: Translate) -> str:
     params = {key: translate(str(value)) for key, value in error.params.items()}
     return translate(error.reason).format(**params)
+
+
+def email_address(form: FormData, translate: Translate) -> str:
+    """The form's address in the domain's normal form (the domain's check), or FormErrors for ``email``."""
+    raw = first(form, "email")
+    if not raw:
+        raise FormErrors({"email": translate("Please enter your email address, like name@example.com.")})
+    try:
+        return checked_email(raw)
+    except InvalidInput as error:
+        raise FormErrors({"email": message_of(error, translate)}) from None
 
 
 def version_of(form: FormData) -> int | None:

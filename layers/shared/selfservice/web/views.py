@@ -279,3 +279,15 @@ def review(profile: Profile, catalog: Catalog, language: str) -> dict[str, Any]:
             for spec in catalog.fields
         ],
     }
+
+
+def subscribe_topics(catalog: Catalog, language: str, chosen: set[str]) -> list[dict[str, Any]]:
+    """The topics offered on the subscribe page, with the ones already ticked."""
+    return [
+        {"id": t.id, "name": t.name.get(language), "description": t.description.get(language), "on": t.id in chosen}
+        for t in catalog.visible_topics()
+    ]
+
+
+def topic_names(catalog: Catalog, language: str, topic_ids: list[str]) -> list[str]:
+    return [t.name.get(language) for topic_id in topic_ids if (t := catalog.topic(topic_id))]

@@ -1,0 +1,89 @@
+"""The JSON API's answers to what goes wrong: never a 500 or a stack trace for something the caller can fix."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.metrics import MetricUnit
+
+from selfservice.api_models import problem, validation_problems
+from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, TemporarilyUnavailable, VersionConflict
+from selfservice.observability import log_unexpected
+
+router = Router()
+logger = Logger(child=True)
+metrics = Metrics()
+
+
+def json_response(status: HTTPStatus, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
+@router.exception_handler(RequestValidationError)
+def invalid_request(error: RequestValidationError) -> Response[dict[str, Any]]:
+    status, payload = validation_problems(error.errors())
+    return json_response(status, payload)
+
+
+@router.exception_handler(InvalidInput)
+def invalid_input(error: InvalidInput) -> Response[dict[str, Any]]:
+    return json_response(HTTPStatus.UNPROCESSABLE_ENTITY, problem("invalid_value", error.message, error.field))
+
+
+@router.exception_handler(NotFound)
+def not_found(_: NotFound) -> Response[dict[str, Any]]:
+    return json_response(HTTPStatus.NOT_FOUND, problem("not_found", "no such profile"))
+
+
+@router.exception_handler(AlreadyExists)
+def already_exists(_: AlreadyExists) -> Response[dict[str, Any]]:
+    return json_response(
+        HTTPStatus.CONFLICT, problem("already_exists", "a profile with this email address exists", "email")
+    )
+
+
+@router.exception_handler(VersionConflict)
+def version_conflict(error: VersionConflict) -> Response[dict[str, Any]]:
+    metrics.add_metric(name="VersionConflict", unit=MetricUnit.Count, value=1)
+    return json_response(
+        HTTPStatus.PRECONDITION_FAILED,
+        problem("version_conflict", "the profile was changed in the meantime; read it again and retry", "version"),
+    )
+
+
+@router.exception_handler(TemporarilyUnavailable)
+def unavailable(_: TemporarilyUnavailable) -> Response[dict[str, Any]]:
+    return json_response(
+        HTTPStatus.SERVICE_UNAVAILABLE, problem("unavailable", "please retry shortly"), {"Retry-After": "2"}
+    )
+
+
+@router.exception_handler(Exception)
+def unexpected(error: Exception) -> Response[dict[str, Any]]:
+    """A bug, not bad input: a plain 500 without details for the caller, a log line without personal data."""
+    log_unexpected(logger, error, "unexpected error in the API")
+    return json_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR, problem("internal_error", "something went wrong on our side")
+    )
+
+
+@router.exception_handler(NotFoundError)
+def no_route(_: NotFoundError) -> Response[dict[str, Any]]:
+    return json_response(HTTPStatus.NOT_FOUND, problem("no_route", "no such endpoint"))
+
+
+def body_too_large() -> dict[str, Any]:
+    """The proxy response for a body over the limit (checked before routing: Powertools parses the
+    body for validation before any middleware runs)."""
+    return {
+        "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(problem("body_too_large", "the request body is too large", "body")),
+    }

@@ -1,0 +1,174 @@
+"""The composition root: the one place that turns settings into wired adapters and use-case ports.
+
+Every handler asks :func:`wiring` for what it needs. Parts are built on first use (a cold start
+pays only for what its function touches) and kept for warm invocations. Tests replace single
+parts with :func:`override`; a reset of the cached boto3 clients (:func:`selfservice.aws.reset_clients`,
+done between tests) makes the next call build everything again against the new endpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Any
+
+from selfservice import aws
+from selfservice.campaigns import DeadLetters, ReviewCampaigns
+from selfservice.catalog import Catalog
+from selfservice.domain.models import Profile
+from selfservice.domain.review import next_review_at
+from selfservice.events import EventPublisher
+from selfservice.mail import EmailRenderer, Mailer
+from selfservice.settings import DEVELOPMENT_TOKEN_SECRET, Settings, get_settings
+from selfservice.storage import CampaignRunRepository, ProfileRepository
+from selfservice.tokens import Purpose, TokenSigner
+from selfservice.usecases import access
+from selfservice.usecases.ports import Adapters
+from selfservice.web.render import PageRenderer
+from selfservice.web.session import SessionCodec
+
+
+def load_token_secrets(settings: Settings) -> list[str]:
+    """Signing secrets, newest last: from SSM on AWS (cached 5 min), the development default locally."""
+    if not settings.token_secret_parameter:
+        return [DEVELOPMENT_TOKEN_SECRET]
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_parameter(settings.token_secret_parameter, decrypt=True, max_age=300)
+    return [secret.strip() for secret in str(value).split(",") if secret.strip()]
+
+
+class Wiring:
+    """Real adapters for one set of settings, each built when first asked for."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        return aws.client("dynamodb")
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return self.settings.catalog
+
+    @cached_property
+    def repository(self) -> ProfileRepository:
+        catalog = self.catalog
+        return ProfileRepository(
+            self.settings.table_name,
+            self.dynamodb,
+            schedule=lambda profile: next_review_at(profile, catalog),
+            shard_count=self.settings.review_shard_count,
+        )
+
+    @cached_property
+    def mailer(self) -> Mailer:
+        settings = self.settings
+        return Mailer(
+            aws.client("sesv2"),
+            self.repository,
+            settings.sender_address,
+            settings.ses_configuration_set,
+            settings.stage,
+            suppression=self.repository,
+        )
+
+    @cached_property
+    def email_renderer(self) -> EmailRenderer:
+        return EmailRenderer(self.settings.content_dir)
+
+    @cached_property
+    def publisher(self) -> EventPublisher:
+        settings = self.settings
+        return EventPublisher(aws.client("events"), settings.event_bus_name, settings.powertools_metrics_namespace)
+
+    def signer(self) -> TokenSigner:
+        """Asked for on every use, so a rotated secret is picked up within the parameter cache time."""
+        return TokenSigner(load_token_secrets(self.settings))
+
+    @cached_property
+    def adapters(self) -> Adapters:
+        """What the use cases work with."""
+        return Adapters(
+            settings=self.settings,
+            catalog=self.catalog,
+            repository=self.repository,
+            mailer=self.mailer,
+            renderer=self.email_renderer,
+            publisher=self.publisher,
+            signer=self.signer,
+        )
+
+    def link(self, profile: Profile, purpose: Purpose, path: str) -> str:
+        """A link with a token for ``profile`` (the local stack's demo profiles show theirs)."""
+        return access.link(self.adapters, profile, purpose, path)
+
+    @cached_property
+    def campaigns(self) -> ReviewCampaigns:
+        return ReviewCampaigns(
+            profiles=self.adapters,
+            runs=CampaignRunRepository(self.settings.table_name, self.dynamodb),
+            ses=aws.client("sesv2"),
+            dead_letters=DeadLetters(aws.client("sqs"), self.settings.review_dead_letter_queue_url),
+        )
+
+    @cached_property
+    def pages(self) -> PageRenderer:
+        return PageRenderer(self.settings.content_dir)
+
+    @cached_property
+    def sessions(self) -> SessionCodec:
+        return SessionCodec(load_token_secrets(self.settings))
+
+    def is_current(self) -> bool:
+        """False once the cached boto3 clients were reset (tests switch endpoints between runs)."""
+        built = self.__dict__.get("dynamodb")
+        return built is None or built is aws.client("dynamodb")
+
+
+_MAX_WIRINGS = 4
+"""Pages and API build links from the request's domain when PUBLIC_BASE_URL is empty (see
+:mod:`selfservice.origin`), so a process may see a few settings; each keeps its own wiring."""
+_wirings: OrderedDict[Settings, Wiring] = OrderedDict()
+_overrides: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def wiring(settings: Settings | None = None) -> Wiring:
+    """The wiring for ``settings`` (default: this process's settings), built once and reused."""
+    settings = settings or get_settings()
+    with _lock:
+        found = _wirings.get(settings)
+        if found is None or not found.is_current():
+            found = Wiring(settings)
+            found.__dict__.update(_overrides)
+            _wirings[settings] = found
+        _wirings.move_to_end(settings)
+        while len(_wirings) > _MAX_WIRINGS:
+            _wirings.popitem(last=False)
+        return found
+
+
+def adapters(settings: Settings | None = None) -> Adapters:
+    """The use cases' ports for ``settings`` (default: this process's settings)."""
+    return wiring(settings).adapters
+
+
+@contextmanager
+def override(**parts: Any) -> Iterator[None]:
+    """Tests: replace parts (``repository=…``, ``campaigns=…``) of every wiring built meanwhile."""
+    with _lock:
+        saved = dict(_overrides)
+        _overrides.update(parts)
+        _wirings.clear()
+    try:
+        yield
+    finally:
+        with _lock:
+            _overrides.clear()
+            _overrides.update(saved)
+            _wirings.clear()

@@ -1,0 +1,101 @@
+"""Access without passwords: links that carry a signed token, a fresh link by email, signing out everywhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from aws_lambda_powertools import Logger
+
+from selfservice.domain.errors import NotFound
+from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source, address_hash
+from selfservice.mail import SendOutcome
+from selfservice.tokens import LIFETIMES, InvalidToken, Purpose
+from selfservice.usecases.ports import Adapters
+
+logger = Logger(child=True)
+
+RATE_WINDOW = dt.timedelta(hours=1)
+NEW_LINKS_PER_ADDRESS = 3
+NEW_LINKS_PER_CLIENT = 10
+
+
+def link(adapters: Adapters, profile: Profile, purpose: Purpose, path: str) -> str:
+    """An absolute link to ``path`` carrying a token for ``profile`` and ``purpose``."""
+    token = adapters.signer().issue(profile.id, profile.token_version, purpose)
+    return f"{adapters.settings.public_base_url.rstrip('/')}{path}?token={token}"
+
+
+def check_token_version(profile: Profile, token_version: int) -> None:
+    """ "Sign out on all devices" bumped the profile's token version: older links and sessions end."""
+    if profile.token_version != token_version:
+        raise InvalidToken("revoked")
+
+
+def open_link(adapters: Adapters, token: str) -> Profile:
+    """The profile a manage link is for (raises InvalidToken/ExpiredToken/NotFound)."""
+    profile_id, token_version = adapters.signer().verify(token, Purpose.MANAGE)
+    profile = adapters.repository.get(profile_id)
+    check_token_version(profile, token_version)
+    return profile
+
+
+def signed_in_profile(adapters: Adapters, profile_id: str, token_version: int) -> Profile:
+    """The profile of a session (one GetItem); InvalidToken when it was signed out everywhere meanwhile."""
+    try:
+        profile = adapters.repository.get(profile_id)
+    except NotFound:
+        raise InvalidToken("gone") from None
+    check_token_version(profile, token_version)
+    return profile
+
+
+def send_self_service_link(adapters: Adapters, profile_id: str, source: Source) -> SendOutcome:
+    """Email the customer a link to their pages (transactional: sent even without newsletter consent)."""
+    profile = adapters.repository.get(profile_id)
+    email = adapters.renderer.render(
+        "self_service_link",
+        profile.locale,
+        marketing=False,
+        link=link(adapters, profile, Purpose.MANAGE, "/link"),
+        valid_days=LIFETIMES[Purpose.MANAGE].days,
+        first_name=profile.value_of("first_name") or "",
+        recipient=profile.email,
+        company=adapters.settings.company_name,
+    )
+    outcome = adapters.mailer.send(profile, email, source, now=adapters.clock())
+    logger.info("self-service link sent", extra={"profile_id": profile_id, "message_id": outcome.message_id})
+    return outcome
+
+
+def request_new_link(adapters: Adapters, email: str, client: str) -> None:
+    """Send a fresh link if the address is known; the caller answers the same way either way.
+
+    ``email`` has passed :func:`~selfservice.domain.changes.checked_email`. Limited per address
+    and per client, so the form can be used neither to flood an inbox nor to probe many addresses.
+    """
+    now = adapters.clock()
+    repository = adapters.repository
+    hashed = address_hash(email)
+    client_key = hashlib.sha256(f"client:{client}".encode()).hexdigest()
+    if not repository.count_attempt(f"client:{client_key}", NEW_LINKS_PER_CLIENT, RATE_WINDOW, now):
+        logger.info("new-link request over the client limit")
+        return
+    if not repository.count_attempt(f"address:{hashed}", NEW_LINKS_PER_ADDRESS, RATE_WINDOW, now):
+        logger.info("new-link request over the address limit")
+        return
+    profile = repository.find_by_email(email)
+    if profile is None:
+        return
+    send_self_service_link(adapters, profile.id, Source.PAGE)
+
+
+def sign_out_everywhere(adapters: Adapters, current: Profile, source: Source) -> Profile:
+    """Bump the token version: every older link and session stops working."""
+    now = adapters.clock()
+    updated = current.model_copy(
+        update={"token_version": current.token_version + 1, "version": current.version + 1, "updated_at": now}
+    )
+    entry = LedgerEntry(profile_id=current.id, at=now, kind=LedgerKind.SIGNED_OUT_EVERYWHERE, source=source)
+    adapters.repository.save(updated, current.version, [entry])
+    return updated

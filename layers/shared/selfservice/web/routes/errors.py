@@ -1,0 +1,68 @@
+"""What a customer sees when a page cannot be shown: sign in again, an expired form, no such page, our fault."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+
+from selfservice.observability import log_unexpected
+from selfservice.web.pages import CsrfRefused, SignInNeeded, current
+
+router = Router()
+logger = Logger(child=True)
+
+
+@router.exception_handler(SignInNeeded)
+def sign_in_needed(_error: SignInNeeded) -> Response[str]:
+    r = current(router)
+    lang = r.language()
+    _ = r.translator(lang)
+    return r.message(
+        lang,
+        _("Please open your personal link"),
+        [_("Your session has ended or this page needs your personal link from one of our emails.")],
+        status=HTTPStatus.UNAUTHORIZED,
+        offer_new_link=True,
+    )
+
+
+@router.exception_handler(CsrfRefused)
+def csrf_refused(_error: CsrfRefused) -> Response[str]:
+    r = current(router)
+    lang = r.language()
+    _ = r.translator(lang)
+    return r.message(
+        lang,
+        _("This form has expired"),
+        [_("Nothing was changed. Please go back, reload the page and try again.")],
+        status=HTTPStatus.FORBIDDEN,
+    )
+
+
+@router.exception_handler(NotFoundError)
+def no_page(_error: NotFoundError) -> Response[str]:
+    r = current(router)
+    lang = r.language()
+    _ = r.translator(lang)
+    return r.message(
+        lang, _("Page not found"), [_("Please use the links in our emails or the menu.")], status=HTTPStatus.NOT_FOUND
+    )
+
+
+@router.exception_handler(Exception)
+def unexpected(error: Exception) -> Response[str]:
+    """Never a stack trace for the customer: log it (without personal data) and apologise."""
+    log_unexpected(logger, error, "unexpected error on a page")
+    r = current(router)
+    lang = r.language()
+    _ = r.translator(lang)
+    return r.message(
+        lang,
+        _("Something went wrong"),
+        [_("Please try again in a moment."), _("If it keeps happening, contact us.")],
+        status=HTTPStatus.INTERNAL_SERVER_ERROR,
+    )
