@@ -9,7 +9,7 @@ import json
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -22,12 +22,13 @@ from selfservice.api_errors import router as errors
 from selfservice.api_models import NewProfile, ProfileOut, ProfileUpdate, history_out
 from selfservice.domain.errors import InvalidInput
 from selfservice.domain.models import Profile, Source
+from selfservice.observability import new_tracer
 from selfservice.settings import get_settings
 from selfservice.usecases import access, profiles
 from selfservice.usecases.ports import Adapters
 
 logger = Logger()
-tracer = Tracer()
+tracer = new_tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
 app.include_router(errors)

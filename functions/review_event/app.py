@@ -11,7 +11,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Literal
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -24,9 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from selfservice.bootstrap import wiring
 from selfservice.campaigns import MalformedEvent
+from selfservice.observability import new_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = new_tracer()
 metrics = Metrics()
 
 IDEMPOTENCY_PARTITION = "IDEMPOTENCY#event-review"

@@ -8,17 +8,18 @@ close the run summary (whatever was not accounted for counts as failed) and publ
 
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from selfservice.bootstrap import wiring
 from selfservice.campaigns import PERIODIC
+from selfservice.observability import new_tracer
 from selfservice.settings import MAX_REVIEW_BATCH_SIZE
 
 logger = Logger()
-tracer = Tracer()
+tracer = new_tracer()
 metrics = Metrics()
 
 

@@ -8,16 +8,17 @@ SES at the run's rate and record it; SES or DynamoDB throttling raises
 
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from selfservice.bootstrap import wiring
+from selfservice.observability import new_tracer
 from selfservice.settings import MAX_REVIEW_BATCH_SIZE
 
 logger = Logger()
-tracer = Tracer()
+tracer = new_tracer()
 metrics = Metrics()
 
 

@@ -7,7 +7,7 @@ dead-letter queue, so nothing is lost and the rest goes on.
 import datetime as dt
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -15,9 +15,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from selfservice.bootstrap import wiring
 from selfservice.feedback import SesFeedback, record_feedback
+from selfservice.observability import new_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = new_tracer()
 metrics = Metrics()
 
 

@@ -9,15 +9,16 @@ GET never changes anything; every change is a POST with a CSRF token.
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from selfservice.observability import new_tracer
 from selfservice.web.routes import ROUTERS
 
 logger = Logger()
-tracer = Tracer()
+tracer = new_tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 for router in ROUTERS:

@@ -13,7 +13,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 Language = Literal["de", "en"]
@@ -229,6 +228,8 @@ def parse_catalog(data: object) -> Catalog:
 
 def load_catalog(path: Path) -> Catalog:
     """Read and validate the catalog file at ``path``."""
+    import yaml  # imported when the catalog is first read, not with the handler
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:

@@ -11,16 +11,26 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any, Protocol
-
-import css_inline
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from typing import TYPE_CHECKING, Any, Protocol
 
 from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source, address_hash
 from selfservice.domain.review import why_not_marketing
 
-_INLINER = css_inline.CSSInliner(keep_style_tags=True)
+if TYPE_CHECKING:
+    import css_inline
+    from jinja2 import Environment
+
+# Jinja2 and css-inline are imported when the first email is rendered, not when a handler is
+# imported: most requests of the API and the pages send no email.
+
+
+@cache
+def _inliner() -> css_inline.CSSInliner:
+    import css_inline
+
+    return css_inline.CSSInliner(keep_style_tags=True)
 
 
 @dataclass(frozen=True)
@@ -45,8 +55,15 @@ class EmailRenderer:
     """Renders ``emails/<type>.<language>.html`` and ``.txt``; the subject is the template's ``subject`` block."""
 
     def __init__(self, content_dir: Path) -> None:
-        self._env = Environment(
-            loader=FileSystemLoader(content_dir),
+        self._content_dir = content_dir
+
+    @cached_property
+    def _env(self) -> Environment:
+        """Built on the first render (a request that sends no email never imports Jinja2)."""
+        from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+        return Environment(
+            loader=FileSystemLoader(self._content_dir),
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
             undefined=StrictUndefined,
             trim_blocks=True,
@@ -58,7 +75,7 @@ class EmailRenderer:
         html_template = self._env.get_template(f"emails/{email_type}.{language}.html")
         text_template = self._env.get_template(f"emails/{email_type}.{language}.txt")
         subject = "".join(html_template.blocks["subject"](html_template.new_context(context))).strip()
-        html = _INLINER.inline(html_template.render(context))
+        html = _inliner().inline(html_template.render(context))
         text = text_template.render(context).strip() + "\n"
         return RenderedEmail(email_type, language, subject, html, text, marketing)
 

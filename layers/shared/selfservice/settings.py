@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from selfservice.catalog import Catalog, cached_catalog
 
@@ -21,8 +22,20 @@ MAX_REVIEW_BATCH_SIZE = 1000
 """The most profiles one review sender invocation accepts; ``ReviewBatchSize``'s MaxValue in template.yaml."""
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+class Settings(BaseModel):
+    """Each field from the environment variable of its name in any case (``TABLE_NAME``), else its
+    default; values given to the constructor win over the environment.
+
+    (What pydantic-settings does for these plain fields, without importing it: a cold start saves
+    its import.)
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        environment = {name.lower(): value for name, value in os.environ.items()}
+        from_environment = {name: environment[name] for name in type(self).model_fields if name in environment}
+        super().__init__(**{**from_environment, **values})
 
     stage: str = "local"
     table_name: str = "selfservice-local"

@@ -11,7 +11,6 @@ import datetime as dt
 import re
 from typing import Annotated, Any
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from selfservice.catalog import Catalog, FieldSpec
@@ -65,6 +64,8 @@ class ProfilePatch(_Input):
 
 def checked_email(address: str, field: str = "email") -> str:
     """A syntactically valid address (no DNS lookup: the Lambda may have no internet route)."""
+    from email_validator import EmailNotValidError, validate_email  # imported by the first address checked
+
     try:
         return validate_email(address, check_deliverability=False).normalized
     except EmailNotValidError:

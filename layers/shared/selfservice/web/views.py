@@ -6,8 +6,6 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from babel.dates import format_date
-
 from selfservice.catalog import Catalog, FieldSpec
 from selfservice.domain.models import CustomerRequest, LedgerEntry, LedgerKind, Profile, SubscriptionStatus
 from selfservice.domain.review import completeness, missing_required_fields, stale_fields
@@ -234,6 +232,8 @@ def _change_line(entry_field: str, before: Any, after: Any, catalog: Catalog, la
         )
     elif entry_field == "preferences.paused_until":
         label = _("Pause")
+        from babel.dates import format_date
+
         old = format_date(dt.datetime.fromisoformat(old), format="long", locale=language) if old else ""
         new = format_date(dt.datetime.fromisoformat(new), format="long", locale=language) if new else ""
     elif section == "services" and (service := catalog.service(key)):
