@@ -210,12 +210,17 @@ class Provisioner:
         content_uri = self._resolve(properties.get("ContentUri"))
         runtimes = [str(runtime) for runtime in self._resolve(properties.get("CompatibleRuntimes")) or []]
         built = str(metadata.get("BuildMethod", ""))
-        # A makefile-built layer (target-platform wheels) holds Python too when its runtimes say so.
+        # A makefile-built layer (target-platform wheels) holds Python too when its runtimes say so
+        # and its folder has a package (the content layer is makefile-built too, and holds none).
+        folder = (self.template.root / content_uri).resolve() if isinstance(content_uri, str) else None
         is_python = built.startswith("python") or (
-            built == "makefile" and any(r.startswith("python") for r in runtimes)
+            built == "makefile"
+            and any(r.startswith("python") for r in runtimes)
+            and folder is not None
+            and any(path.is_file() for path in folder.glob("*/__init__.py"))
         )
-        if is_python and isinstance(content_uri, str):
-            self.python_layer_dirs.append((self.template.root / content_uri).resolve())
+        if is_python and folder is not None:
+            self.python_layer_dirs.append(folder)
 
     # ------------------------------------------------------------------- data
 

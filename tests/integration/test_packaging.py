@@ -5,8 +5,8 @@ runtime and architecture the template declares (its Globals), on whatever machin
 
 * every function and layer of the template is in the build, and is current (the same files as
   its source folder): a function folder per function, the shared layer built by
-  ``layers/shared/Makefile``, the content layer (no build method: ``sam package`` zips its
-  folder as it is);
+  ``layers/shared/Makefile``, the content layer built by ``templates/Makefile`` (the folder with
+  its page catalogs compiled to ``.mo`` files, which hold every translation of their ``.po``);
 * the shared layer holds exactly its pinned requirements and what they need on Lambda (markers
   evaluated for Lambda's Python and platform), and no test or development packages;
 * every third-party package the handlers and the shared package import (found by parsing their
@@ -25,6 +25,7 @@ only the run test installs packages (marked ``network``).
 from __future__ import annotations
 
 import ast
+import gettext
 import json
 import re
 import shutil
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from babel.messages.pofile import read_po
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -329,7 +331,17 @@ def test_layer_is_built_and_current(layer_id: str, build: Build) -> None:
     if (RESOURCES[layer_id].get("Metadata") or {}).get("BuildMethod"):
         assert folder.is_relative_to(BUILD_DIR), f"{layer_id}: has a BuildMethod but was not built"
         package_names = [path.name for path in source.iterdir() if (path / "__init__.py").is_file()]
-        assert package_names, f"{layer_id}: no Python package in {source}"
+        if not package_names:  # content: the folder without its build file, catalogs compiled
+            expected = {
+                name: data
+                for name, data in source_files(source).items()
+                if name != "Makefile" and not name.endswith((".po", ".pot"))
+            }
+            built = {name: data for name, data in source_files(folder).items() if not name.endswith(".mo")}
+            assert built == expected, (
+                f"{layer_id}: the built content differs from {source.relative_to(REPOSITORY)} "
+                f"(stale build? run `make build`): {sorted(set(built) ^ set(expected))}"
+            )
         for name in package_names:
             assert source_files(folder / "python" / name) == source_files(source / name), (
                 f"{layer_id}: python/{name} differs from its source; the build is stale (run `make build`)"
@@ -346,6 +358,31 @@ def test_content_layer_holds_catalog_and_templates(build: Build) -> None:
     assert len(content) == 1, "exactly one layer must hold catalog.yaml (CONTENT_DIR=/opt)"
     assert (content[0] / "emails").is_dir(), "the content layer has no email templates"
     assert (content[0] / "pages").is_dir(), "the content layer has no page templates"
+
+
+def test_content_layer_holds_compiled_page_catalogs(build: Build) -> None:
+    """Each .po catalog is compiled into the layer at build time (a cold start loads it, compiles
+    nothing), with every translation of its source; the sources themselves stay out of the layer."""
+    content = next(build.code_folder(lid) for lid in LAYER_IDS if (build.code_folder(lid) / "catalog.yaml").is_file())
+    sources = sorted((REPOSITORY / "templates").rglob("*.po"))
+    assert sources, "no .po catalogs in templates/"
+    assert not [path for path in content.rglob("*") if path.suffix in (".po", ".pot")], "catalog sources in the layer"
+    for po_file in sources:
+        relative = po_file.relative_to(REPOSITORY / "templates")
+        mo_file = content / relative.with_suffix(".mo")
+        assert mo_file.is_file(), f"{relative} was not compiled into the content layer ({mo_file} missing)"
+        with po_file.open("rb") as handle:
+            catalog = read_po(handle)
+        with mo_file.open("rb") as handle:
+            compiled = gettext.GNUTranslations(handle)
+        translated = [message for message in catalog if message.id and message.string and not message.fuzzy]
+        assert translated, f"{relative} has no translations"
+        wrong = {
+            str(message.id): compiled.gettext(str(message.id))
+            for message in translated
+            if isinstance(message.id, str) and compiled.gettext(message.id) != message.string
+        }
+        assert not wrong, f"{mo_file.name} does not translate as {relative} does: {wrong}"
 
 
 def test_shared_layer_holds_no_dev_packages(build: Build, layer_distributions: dict[str, LayerDistribution]) -> None:
@@ -606,9 +643,15 @@ for language in ("de", "en"):
     )
     subjects[language] = email.subject
     print(f"{config['function']} subject ({language}): {email.subject}")
+from selfservice.web.render import LANGUAGES, load_translations
+
+page_texts = {language: load_translations(settings.content_dir, language).gettext("This link has expired")
+              for language in LANGUAGES}
 catalog = settings.catalog
 paths = sysconfig.get_paths()
 result = {
+    "page_texts": page_texts,
+    "po_compiled_at_start": "babel.messages.pofile" in sys.modules,
     "handler_callable": callable(handler),
     "subjects": subjects,
     "content_dir": str(settings.content_dir),
@@ -701,6 +744,10 @@ def test_function_runs_from_its_built_artifacts(
         f"the catalog is read from {found['catalog_path']}, not from the content layer at /opt/catalog.yaml"
     )
     assert found["catalog_topics"] > 0, "the catalog loaded from the content layer has no topics"
+    assert found["page_texts"] == {"de": "Dieser Link ist abgelaufen", "en": "This link has expired"}, (
+        f"pages from the content layer are not translated: {found['page_texts']}"
+    )
+    assert not found["po_compiled_at_start"], "a page catalog was compiled at start, not loaded as built"
     assert _under(found["selfservice"], opt / "python"), (
         f"selfservice was imported from {found['selfservice']}, not from the shared layer (/opt/python)"
     )
