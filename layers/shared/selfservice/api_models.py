@@ -28,7 +28,7 @@ from selfservice.domain.models import (
 class NewProfile(BaseModel):
     """Create a profile: only the email is required; the rest is optional initial data."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)  # built at first POST
 
     email: Annotated[str, StringConstraints(min_length=3, max_length=MAX_EMAIL_LENGTH)]
     locale: Language = "de"

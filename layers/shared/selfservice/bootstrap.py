@@ -13,10 +13,9 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selfservice import aws
-from selfservice.campaigns import DeadLetters, ReviewCampaigns
 from selfservice.catalog import Catalog
 from selfservice.domain.models import Profile
 from selfservice.domain.review import next_review_at
@@ -29,6 +28,9 @@ from selfservice.usecases import access
 from selfservice.usecases.ports import Adapters
 from selfservice.web.render import PageRenderer
 from selfservice.web.session import SessionCodec
+
+if TYPE_CHECKING:  # the review campaigns are imported by the functions that run them
+    from selfservice.campaigns import ReviewCampaigns
 
 
 def load_token_secrets(settings: Settings) -> list[str]:
@@ -109,6 +111,8 @@ class Wiring:
 
     @cached_property
     def campaigns(self) -> ReviewCampaigns:
+        from selfservice.campaigns import DeadLetters, ReviewCampaigns
+
         return ReviewCampaigns(
             profiles=self.adapters,
             runs=CampaignRunRepository(self.settings.table_name, self.dynamodb),

@@ -8,9 +8,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import formatdate, make_msgid
 from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,8 +19,8 @@ if TYPE_CHECKING:
     import css_inline
     from jinja2 import Environment
 
-# Jinja2 and css-inline are imported when the first email is rendered, not when a handler is
-# imported: most requests of the API and the pages send no email.
+# Jinja2, css-inline and the email package are imported when the first email is rendered or
+# built, not when a handler is imported: most requests of the API and the pages send no email.
 
 
 @cache
@@ -82,6 +79,10 @@ class EmailRenderer:
 
 def build_mime(email: RenderedEmail, sender: str, recipient: str, extra_headers: dict[str, str]) -> bytes:
     """A multipart/alternative message: the plain-text part first, the HTML part preferred."""
+    from email.message import EmailMessage
+    from email.policy import SMTP
+    from email.utils import formatdate, make_msgid
+
     message = EmailMessage(policy=SMTP)
     message["From"] = sender
     message["To"] = recipient

@@ -38,7 +38,8 @@ _PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Validators are built when the first change is validated: a cold start that only reads pays nothing.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 class PreferencesPatch(_Input):

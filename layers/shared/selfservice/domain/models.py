@@ -177,6 +177,9 @@ class RequestStatus(StrEnum):
 class CustomerRequest(_Model):
     """A request the customer submitted; customer service works on it and closes it."""
 
+    # Built when the first request is read or submitted (most cold starts never touch one).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
     id: str = Field(default_factory=new_id)
     profile_id: str
     type: RequestType
