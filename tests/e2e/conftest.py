@@ -37,6 +37,12 @@ class LocalStack:
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
+    def restart(self) -> None:
+        """Start a new local stack in place of this stopped one (fresh demo data, new ports)."""
+        fresh = start_local_stack()
+        self.process, self.http, self.aws, self.log = fresh.process, fresh.http, fresh.aws, fresh.log
+        self.startup_seconds = fresh.startup_seconds
+
     def client(self, service: str) -> Any:
         return boto3.client(
             service,
@@ -95,6 +101,15 @@ def local_stack() -> Iterator[LocalStack]:
     stack = start_local_stack()
     yield stack
     stop_local_stack(stack)
+
+
+@pytest.fixture(autouse=True)
+def _local_stack_is_running(request: pytest.FixtureRequest) -> None:
+    """A test may stop its module's stack (Ctrl-C): the tests that run after it get a new one."""
+    if "local_stack" in request.fixturenames:
+        stack = request.getfixturevalue("local_stack")
+        if stack.process.poll() is not None:
+            stack.restart()
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -1,8 +1,9 @@
 """A customer in a real browser (Debian's headless Chromium, driven by Playwright).
 
-From the link in an email in the outbox through every page; after each step the stored item is
-read back through the AWS endpoint. Every page is checked with axe-core in both languages and
-photographed at 360 px width (test-artifacts/screenshots/).
+From the link in an email in the outbox through every page; after each step the customer sees the
+change on the page and an API client reads it back through the JSON API (`/api/profiles/{id}`).
+Every page is checked with axe-core in both languages and photographed at 360 px width
+(test-artifacts/screenshots/).
 """
 
 from __future__ import annotations
@@ -42,30 +43,11 @@ def link_from_outbox(stack: LocalStack, address: str) -> str:
     return re.search(r'href="(http://[^"]+/link\?token=[^"]+)"', mail["html"]).group(1).replace("&amp;", "&")
 
 
-def table(stack: LocalStack) -> str:
-    [name] = stack.client("dynamodb").list_tables()["TableNames"]
-    return str(name)
-
-
-def stored(stack: LocalStack, address: str) -> dict[str, Any]:
-    """The profile item, read through the AWS endpoint (boto3), not through the product."""
-    dynamodb = stack.client("dynamodb")
-    claims = dynamodb.get_item(TableName=table(stack), Key={"pk": {"S": f"EMAIL#{address}"}, "sk": {"S": "EMAIL"}})
-    profile_id = claims["Item"]["profile_id"]["S"]
-    item = dynamodb.get_item(
-        TableName=table(stack), ConsistentRead=True, Key={"pk": {"S": f"PROFILE#{profile_id}"}, "sk": {"S": "PROFILE"}}
-    )["Item"]
-    from boto3.dynamodb.types import TypeDeserializer
-
-    return {key: TypeDeserializer().deserialize(value) for key, value in item.items()}
-
-
-def items_of(stack: LocalStack, profile_id: str) -> list[dict[str, Any]]:
-    return stack.client("dynamodb").query(
-        TableName=table(stack),
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"PROFILE#{profile_id}"}},
-    )["Items"]
+def api_profile(stack: LocalStack, address: str) -> dict[str, Any]:
+    """The profile as the JSON API shows it to the shop or customer service."""
+    answer = requests.get(f"{stack.http}/api/profiles", params={"email": address}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
 
 
 def no_horizontal_overflow(page: Page) -> bool:
@@ -74,6 +56,7 @@ def no_horizontal_overflow(page: Page) -> bool:
 
 def test_customer_walks_through_every_step_from_the_email_link(local_stack: LocalStack, phone: Page):
     address = "ben.miller@example.com"
+    profile_id = api_profile(local_stack, address)["id"]
     phone.goto(link_from_outbox(local_stack, address))
     expect(phone.locator("h1")).to_have_text("Hello Ben")
     assert "token=" not in phone.url, "the token leaves the address bar"
@@ -84,9 +67,12 @@ def test_customer_walks_through_every_step_from_the_email_link(local_stack: Loca
     phone.get_by_label("City").fill("Manchester")
     phone.get_by_role("button", name="Save").click()
     expect(phone.get_by_role("status")).to_have_text("Saved.")
-    profile = stored(local_stack, address)
-    assert profile["fields"]["city"]["value"] == "Manchester"
-    assert profile["fields"]["last_name"]["value"] == "Miller"
+    phone.reload()
+    expect(phone.get_by_label("City")).to_have_value("Manchester")
+    expect(phone.get_by_label("Last name")).to_have_value("Miller")
+    fields = api_profile(local_stack, address)["fields"]
+    assert fields["city"]["value"] == "Manchester"
+    assert fields["last_name"]["value"] == "Miller"
 
     # a topic, the frequency, a pause
     phone.get_by_role("link", name="Communication").click()
@@ -96,17 +82,21 @@ def test_customer_walks_through_every_step_from_the_email_link(local_stack: Loca
     phone.get_by_role("button", name="Save").click()
     expect(phone.get_by_role("status")).to_have_text("Saved.")
     expect(phone.get_by_text(re.compile("Paused until"))).to_be_visible()
-    preferences = stored(local_stack, address)["preferences"]
+    expect(phone.get_by_role("checkbox", name=re.compile("^News"))).to_be_checked()
+    expect(phone.get_by_role("radio", name="Monthly")).to_be_checked()
+    preferences = api_profile(local_stack, address)["preferences"]
     assert preferences["topics"]["news"] is True
     assert preferences["frequency"] == "monthly"
     assert preferences["paused_until"]
 
     # a service
     phone.get_by_role("link", name="Services").click()
-    phone.get_by_role("group", name="Delivery Plus").get_by_label("Yearly (2 months free)").check()
+    yearly = phone.get_by_role("group", name="Delivery Plus").get_by_label("Yearly (2 months free)")
+    yearly.check()
     phone.get_by_role("button", name="Save").click()
     expect(phone.get_by_role("status")).to_have_text("Saved.")
-    assert stored(local_stack, address)["services"]["delivery_plus"]["option"] == "yearly"
+    expect(yearly).to_be_checked()
+    assert api_profile(local_stack, address)["services"]["delivery_plus"]["option"] == "yearly"
 
     # a request
     phone.get_by_role("link", name="Requests").click()
@@ -115,29 +105,38 @@ def test_customer_walks_through_every_step_from_the_email_link(local_stack: Loca
     phone.get_by_role("button", name="Send request").click()
     expect(phone.get_by_role("status")).to_have_text("Thank you! We have received your request.")
     expect(phone.get_by_role("cell", name=re.compile("Can I change my delivery day"))).to_be_visible()
-    profile_id = str(stored(local_stack, address)["pk"]).removeprefix("PROFILE#")
-    requests_stored = [i for i in items_of(local_stack, profile_id) if i["sk"]["S"].startswith("REQUEST#")]
-    assert [r["message"]["S"] for r in requests_stored] == ["Can I change my delivery day?"]
 
-    # the history shows what happened, in words
+    # the history shows what happened, in words; the API's history has the same changes
     phone.get_by_role("link", name="History").click()
     expect(phone.get_by_text("City: – → Manchester")).to_be_visible()
+    history = requests.get(f"{local_stack.http}/api/profiles/{profile_id}/history", timeout=10).json()["entries"]
+    cities = [
+        (change["before"], change["after"])
+        for entry in history
+        for change in entry.get("changes") or []
+        if change["field"] == "fields.city"
+    ]
+    assert cities == [(None, "Manchester")]
 
-    # download the data
+    # download the data: everything above is in it, the request included
     phone.get_by_role("link", name="Privacy").click()
     with phone.expect_download() as download_info:
         phone.get_by_role("link", name="Download my data").click()
     document = json.loads(Path(download_info.value.path()).read_text(encoding="utf-8"))
     assert document["profile"]["fields"]["city"]["value"] == "Manchester"
-    assert document["requests"][0]["message"] == "Can I change my delivery day?"
+    assert document["profile"]["preferences"]["frequency"] == "monthly"
+    assert document["profile"]["services"]["delivery_plus"]["option"] == "yearly"
+    assert [request["message"] for request in document["requests"]] == ["Can I change my delivery day?"]
 
-    # delete the profile
+    # delete the profile: gone for the customer and for every API client
     phone.get_by_role("link", name="Continue to deletion").click()
     phone.get_by_role("button", name="Yes, delete everything").click()
     expect(phone.locator("h1")).to_have_text("Your profile is deleted")
-    assert items_of(local_stack, profile_id) == []
     answer = requests.get(f"{local_stack.http}/api/profiles", params={"email": address}, timeout=10)
     assert answer.status_code == 404
+    assert requests.get(f"{local_stack.http}/api/profiles/{profile_id}", timeout=10).status_code == 404
+    assert requests.get(f"{local_stack.http}/api/profiles/{profile_id}/history", timeout=10).status_code == 404
+    assert phone.goto(f"{local_stack.http}/profile").status == 401, "the session ends with the profile"
 
 
 @pytest.mark.parametrize("language", ["de", "en"])

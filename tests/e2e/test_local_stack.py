@@ -19,7 +19,7 @@ def test_demo_profile_is_served_by_email(local_stack):
     assert profile["status"] == "subscribed"
 
 
-def test_api_write_is_visible_through_the_aws_endpoint(local_stack):
+def test_api_write_is_visible_to_the_next_reader(local_stack):
     profile = requests.get(f"{local_stack.http}/api/profiles", params={"email": DEMO_ADDRESS}, timeout=10).json()
     answer = requests.patch(
         f"{local_stack.http}/api/profiles/{profile['id']}",
@@ -28,13 +28,24 @@ def test_api_write_is_visible_through_the_aws_endpoint(local_stack):
         timeout=10,
     )
     assert answer.status_code == 200, answer.text
-    dynamodb = local_stack.client("dynamodb")
-    [table] = dynamodb.list_tables()["TableNames"]
-    item = dynamodb.get_item(
-        TableName=table, Key={"pk": {"S": f"PROFILE#{profile['id']}"}, "sk": {"S": "PROFILE"}}, ConsistentRead=True
-    )["Item"]
-    assert item["fields"]["M"]["city"]["M"]["value"]["S"] == "Potsdam"
-    assert item["version"]["N"] == str(profile["version"] + 1)
+    read = requests.get(f"{local_stack.http}/api/profiles/{profile['id']}", timeout=10)
+    assert read.status_code == 200
+    assert read.json()["fields"]["city"]["value"] == "Potsdam"
+    assert read.json()["version"] == profile["version"] + 1
+    assert read.headers["ETag"] == f'"{profile["version"] + 1}"'
+    stale = requests.patch(
+        f"{local_stack.http}/api/profiles/{profile['id']}",
+        json={"fields": {"city": "Berlin"}},
+        headers={"If-Match": f'"{profile["version"]}"'},
+        timeout=10,
+    )
+    assert stale.status_code == 412, "a writer holding the old version is refused"
+
+
+def test_the_aws_endpoint_answers_the_readme_command(local_stack):
+    """README: `aws --endpoint-url ... dynamodb scan --table-name selfservice-local-ProfileTable --select COUNT`."""
+    counted = local_stack.client("dynamodb").scan(TableName="selfservice-local-ProfileTable", Select="COUNT")
+    assert counted["Count"] > 0, "the demo data is there"
 
 
 def test_new_profile_then_self_service_link_lands_in_the_outbox(local_stack):

@@ -20,6 +20,7 @@ from devstack.dynamodb import install_transactions_patch, uninstall_transactions
 from devstack.events import EventDelivery, install_events_patch, uninstall_events_patch
 from devstack.lambdas import install_lambda_patch, uninstall_lambda_patch
 from devstack.stepfunctions import install_stepfunctions_patch, uninstall_stepfunctions_patch
+from tests import slate
 from tests.conftest import Stack
 
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -123,12 +124,16 @@ def machines(stack: Stack) -> Iterator[StateMachineStack]:
     try:
         yield StateMachineStack(stack)
     finally:
+        # Nothing a test started may run on into the next test (moto's data is shared by the session).
+        finished = slate.wait_for_executions(stack.baseline)
+        stack.runtime.drain()
         uninstall_transactions_patch()
         uninstall_stepfunctions_patch()
         uninstall_events_patch()
         uninstall_lambda_patch()
         stack.runtime.shutdown()
         stack.runtime.env.restore()
+    assert finished, "a state machine execution was still running after the test"
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import botocore.endpoint
 import pytest
 from cfnlint.api import lint
 from moto.core.exceptions import JsonRESTError
@@ -127,6 +128,15 @@ def campaign_runs(machines: StateMachineStack) -> list[dict[str, Any]]:
         ExpressionAttributeValues={":pk": {"S": "CAMPAIGN#periodic"}, ":run": {"S": "RUN#"}},
     )["Items"]
     return items
+
+
+@pytest.fixture
+def sdk_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The AWS SDK's pauses between retries of a throttled call, recorded instead of slept: every
+    retry still happens, the test just does not wait for it."""
+    pauses: list[float] = []
+    monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=pauses.append))
+    return pauses
 
 
 # --- the definitions ----------------------------------------------------------------------------
@@ -269,7 +279,7 @@ def test_a_periodic_run_mails_exactly_the_eligible_due_profiles(
 
 
 def test_ses_throttling_is_retried_and_nobody_is_lost(
-    machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch
+    machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch, sdk_backoff: list[float]
 ) -> None:
     due = [make_profile(n, due=True) for n in range(30)]
     write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
@@ -294,11 +304,15 @@ def test_ses_throttling_is_retried_and_nobody_is_lost(
         return result
 
     monkeypatch.setattr(machines.stack.runtime, "invoke", recording_invoke)
+    waits: list[float] = []  # the state machine's backoff, recorded instead of slept
+    monkeypatch.setattr(retrier_decl, "time", SimpleNamespace(sleep=waits.append))
 
     execution = machines.run(PERIODIC, {})
 
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     assert calls["throttled"] == 8
+    assert sdk_backoff, "the SDK did not retry the throttled sends"
+    assert waits, "the state machine did not retry the batch"
     assert "TemporarilyUnavailable" in failures, "the batch was not handed back to the state machine to retry"
     assert sorted(sent_to(machines)) == sorted(p.email for p in due), "someone got no email, or two"
     assert execution.output["sent"] == 30
@@ -306,7 +320,7 @@ def test_ses_throttling_is_retried_and_nobody_is_lost(
 
 
 def test_dynamodb_throttling_while_recording_a_sent_email_does_not_mail_anyone_twice(
-    machines: StateMachineStack,
+    machines: StateMachineStack, sdk_backoff: list[float]
 ) -> None:
     due = [make_profile(n, due=True) for n in range(8)]
     write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
@@ -426,7 +440,7 @@ def test_the_sender_accepts_every_batch_the_template_allows() -> None:
 
 
 def test_a_batch_that_fails_after_every_retry_is_counted_and_the_other_shards_go_on(
-    machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch
+    machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch, sdk_backoff: list[float]
 ) -> None:
     due = [make_profile(n, due=True) for n in range(12)]  # one stuck profile is over 5 %
     write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), due)
@@ -635,26 +649,36 @@ def test_a_malformed_event_fails_clearly_and_is_kept_in_the_dead_letter_queue(
     assert machines.stack.sent_emails() == []
 
 
-def test_an_event_review_waits_until_occurred_at_plus_the_delay(machines: StateMachineStack) -> None:
+def test_an_event_review_waits_until_occurred_at_plus_the_delay(
+    machines: StateMachineStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The Wait is real: the email goes out once occurredAt + delay has passed, not before (also
-    on a machine west of Greenwich, where moto's own Wait would add hours)."""
-    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), [make_profile(4, due=True)])
-    delay = dt.timedelta(hours=int(machines.stack.resources.common_environment["REVIEW_EVENT_DELAY_HOURS"]))
-    occurred = dt.datetime.now(dt.UTC) - delay + dt.timedelta(seconds=5)
+    on a machine west of Greenwich, where moto's own Wait would add hours and this run would not
+    end in time)."""
+    # The template's delay (the local stack runs with none): the purchase happened two days ago.
+    hours = load_template()["Parameters"]["ReviewEventDelayHours"]["Default"]
+    assert hours > 0
+    for function in machines.stack.resources.functions.values():
+        monkeypatch.setitem(function.environment, "REVIEW_EVENT_DELAY_HOURS", str(hours))
+    common = machines.stack.resources.common_environment
+    machines.stack.runtime.env.install_common({**common, "REVIEW_EVENT_DELAY_HOURS": str(hours)})
+    get_settings.cache_clear()
+    delay = dt.timedelta(hours=hours)
+    customer = make_profile(4, due=True)
+    write_profiles(machines.stack.table, machines.stack.aws("dynamodb"), [customer])
+    # occurredAt + delay lies a few seconds ahead, on a whole second (what a Date header can show).
+    due_at = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=4)
+    occurred = due_at - delay
     saved_tz = os.environ.get("TZ")
     os.environ["TZ"] = "America/New_York"
     time.tzset()
     try:
-        started = time.monotonic()
         machines.put_event(
             "shop",
             "PurchaseCompleted",
-            purchase("customer4@example.com", "o-4", 0) | {"occurredAt": occurred.isoformat().replace("+00:00", "Z")},
+            purchase(customer.email, "o-4", 0) | {"occurredAt": occurred.isoformat().replace("+00:00", "Z")},
         )
-        time.sleep(1)
-        assert machines.stack.sent_emails() == [], "sent before the delay had passed"
         [execution] = machines.wait_all(EVENT, timeout=60)
-        waited = time.monotonic() - started
     finally:
         if saved_tz is None:
             os.environ.pop("TZ", None)
@@ -663,8 +687,28 @@ def test_an_event_review_waits_until_occurred_at_plus_the_delay(machines: StateM
         time.tzset()
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     assert execution.output["outcome"] == "sent"
-    assert 3 <= waited < 30
-    assert sent_to(machines) == ["customer4@example.com"]
+
+    # The execution's history: a Wait until occurredAt + delay, and only after it the review step.
+    events = machines.stack.aws("stepfunctions").get_execution_history(executionArn=execution.arn, maxResults=1000)
+    history = events["events"]
+    kinds = [event["type"] for event in history]
+    assert "WaitStateEntered" in kinds, kinds
+    entered = history[kinds.index("WaitStateEntered")]
+    plan = json.loads(entered["stateEnteredEventDetails"]["input"])["plan"]
+    assert dt.datetime.fromisoformat(plan["waitUntil"]) == due_at
+    exited = kinds.index("WaitStateExited")
+    sending = [i for i, event in enumerate(history) if event["type"] == "TaskStateEntered"][-1]
+    assert exited < sending, "the review step ran before the Wait ended"
+    # moto waits whole seconds (AWS to the timestamp): a second early is the emulator, not the product.
+    tolerance = dt.timedelta(seconds=1)
+    assert history[exited]["timestamp"] >= due_at - tolerance
+
+    # What the customer gets: one email, dated no earlier, and the history says when it was sent.
+    assert sent_to(machines) == [customer.email]
+    [message] = [parsed(sent) for sent in machines.stack.sent_emails()]
+    assert message["Date"].datetime >= due_at - tolerance, (message["Date"], due_at)
+    (requested,) = [e for e in repository(machines).history(customer.id) if e.kind == LedgerKind.REVIEW_REQUESTED]
+    assert requested.at >= due_at - tolerance
 
 
 # --- at most one review email per customer per cooldown, under concurrency --------------------
