@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from selfservice.bootstrap import wiring as build_service
+from selfservice.bootstrap import wiring
 from selfservice.domain.models import (
     FieldValue,
     LedgerEntry,
@@ -140,7 +140,7 @@ def _profile(demo: DemoProfile, now: dt.datetime, consent_version: str) -> Profi
 
 def seed_demo_profiles(settings: Settings | None = None) -> list[dict[str, Any]]:
     """Create the demo profiles (once) and return them with a fresh link to their pages."""
-    service = build_service(settings or get_settings())
+    service = wiring(settings or get_settings())
     now = dt.datetime.now(dt.UTC)
     consent = service.catalog.current_consent(now.date())
     seeded = []

@@ -211,10 +211,10 @@ def test_saving_over_a_stale_version_shows_current_values(stack, demo):
 
 def test_hidden_topics_are_never_touched_by_the_communication_page(stack, demo):
     anna = demo["anna.schmidt@example.com"]
-    from selfservice.bootstrap import wiring as build_service
+    from selfservice.bootstrap import wiring
     from selfservice.settings import get_settings
 
-    service = build_service(get_settings())
+    service = wiring(get_settings())
     profile = service.repository.get(anna["profile_id"])
     profile.preferences.topics["partner_offers"] = True
     service.repository.save(profile.model_copy(update={"version": profile.version + 1}), profile.version, [])

@@ -12,7 +12,7 @@ import pytest
 from itsdangerous.timed import TimestampSigner
 
 from devstack.demo import seed_demo_profiles
-from selfservice.bootstrap import wiring as build_service
+from selfservice.bootstrap import wiring
 from selfservice.domain.models import Source
 from selfservice.mail import EmailRenderer
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET, get_settings
@@ -100,7 +100,7 @@ def test_unconfirmed_profile_expires_and_gets_nothing_more(stack, monkeypatch):
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: 10**10)
     assert stack.client.get(link).status_code == 400, "after 48 hours the link no longer works"
     monkeypatch.undo()
-    service = build_service(get_settings())
+    service = wiring(get_settings())
     pending = service.repository.find_by_email("neu@example.com")
     marketing = EmailRenderer(get_settings().content_dir).render(
         "self_service_link", "de", marketing=True, link="x", valid_days=1, first_name="", recipient="r", company="c"
@@ -225,7 +225,7 @@ def test_switching_language_on_a_link_page_keeps_the_link(stack, anna):
 def test_a_suppressed_address_gets_no_confirmation_email(stack):
     from selfservice.domain.models import address_hash
 
-    build_service(get_settings()).repository.suppress(
+    wiring(get_settings()).repository.suppress(
         address_hash("bounced@example.com"), "hard_bounce", dt.datetime.now(dt.UTC)
     )
     answer = stack.request("POST", "/api/profiles", {"email": "bounced@example.com", "subscribe": ["news"]})

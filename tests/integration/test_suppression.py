@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.demo import seed_demo_profiles
-from selfservice.bootstrap import wiring as build_service
+from selfservice.bootstrap import wiring
 from selfservice.domain.models import Source, address_hash
 from selfservice.mail import EmailRenderer
 from selfservice.settings import get_settings
@@ -52,7 +52,7 @@ def test_hard_bounce_suppresses_the_address_and_the_next_marketing_email_is_skip
     assert execution.status == "SUCCEEDED"
     assert machines.stack.sent_emails() == []
     # And any marketing send through the mailer is skipped and logged as skipped.
-    service = build_service(get_settings())
+    service = wiring(get_settings())
     stored = service.repository.get(clara["profile_id"])
     email = EmailRenderer(get_settings().content_dir).render(
         "self_service_link", "de", marketing=True, link="x", valid_days=1, first_name="", recipient="r", company="c"
