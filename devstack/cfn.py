@@ -9,6 +9,7 @@ pseudo parameters and the physical ids of resources created locally.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -17,29 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from samtranslator.plugins.globals.globals import Globals
+from samtranslator.yaml_helper import intrinsics_multi_constructor
 
 ACCOUNT_ID = "123456789012"
 REGION = "eu-central-1"
-
-_FUNCTION_TAGS = (
-    "And",
-    "Base64",
-    "Cidr",
-    "Equals",
-    "FindInMap",
-    "GetAZs",
-    "If",
-    "ImportValue",
-    "Join",
-    "Length",
-    "Not",
-    "Or",
-    "Select",
-    "Split",
-    "Sub",
-    "ToJsonString",
-    "Transform",
-)
 
 
 class TemplateError(Exception):
@@ -47,43 +30,25 @@ class TemplateError(Exception):
 
 
 class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that understands CloudFormation short-form tags."""
+    """SafeLoader with CloudFormation short-form tags (``!Ref`` ...), read as SAM reads them: with
+    samtranslator's own constructor (``!GetAtt A.B`` becomes ``{"Fn::GetAtt": ["A", "B"]}``)."""
 
 
-def _construct_node(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    raise TemplateError(f"unsupported YAML node {node!r}")
-
-
-def _tag_constructor(tag: str) -> Callable[[yaml.SafeLoader, yaml.Node], Any]:
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-        value = _construct_node(loader, node)
-        if tag == "Ref":
-            return {"Ref": value}
-        if tag == "Condition":
-            return {"Condition": value}
-        if tag == "GetAtt":
-            if isinstance(value, str):
-                logical_id, _, attribute = value.partition(".")
-                return {"Fn::GetAtt": [logical_id, attribute]}
-            return {"Fn::GetAtt": value}
-        return {f"Fn::{tag}": value}
-
-    return construct
-
-
-for _tag in ("Ref", "Condition", "GetAtt", *_FUNCTION_TAGS):
-    _CfnLoader.add_constructor(f"!{_tag}", _tag_constructor(_tag))
+_CfnLoader.add_multi_constructor("!", intrinsics_multi_constructor)
 
 
 def load_yaml(text: str) -> Any:
     """Parse YAML that may contain CloudFormation short-form tags."""
     return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """A SAM template (``template.yaml``, or the one ``sam build`` writes) as a mapping; the one
+    reader of the template for the local stack and the tests."""
+    document = load_yaml(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict):
+        raise TemplateError(f"{path} is not a YAML mapping")
+    return document
 
 
 @dataclass
@@ -105,7 +70,7 @@ class Template:
     @classmethod
     def load(cls, path: Path) -> Template:
         """Read and parse ``path``."""
-        document = load_yaml(path.read_text(encoding="utf-8")) or {}
+        document = load_template(path)
         return cls(
             path=path,
             parameters=dict(document.get("Parameters") or {}),
@@ -114,6 +79,18 @@ class Template:
             globals=dict(document.get("Globals") or {}),
             resources=dict(document.get("Resources") or {}),
         )
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        """The resource's Properties with the Globals applied as the SAM transform applies them
+        (maps merge, lists add up, scalars and intrinsics override; ``IgnoreGlobals`` honoured)."""
+        resource = self.resources[logical_id]
+        own = dict(resource.get("Properties") or {})
+        if not self.globals:
+            return own
+        merged = Globals({"Globals": copy.deepcopy(self.globals)}).merge(
+            str(resource.get("Type")), own, logical_id, resource.get("IgnoreGlobals")
+        )
+        return dict(merged)
 
     def resources_of_type(self, *types: str) -> dict[str, dict[str, Any]]:
         """Resources whose Type is one of ``types``, in template order."""
@@ -274,14 +251,3 @@ class Resolver:
             return str(self.resolve_ref(expression))
 
         return _SUB_PATTERN.sub(replace, str(text))
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """SAM Globals semantics for maps: the resource's keys win, nested maps merge."""
-    merged: dict[str, Any] = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

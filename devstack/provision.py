@@ -20,7 +20,7 @@ from typing import Any
 
 from devstack.asl import adapt_definition_for_moto, substitute_definition
 from devstack.aws import AwsClients
-from devstack.cfn import NO_VALUE, Resolver, Template, TemplateError, deep_merge, load_yaml
+from devstack.cfn import NO_VALUE, Resolver, Template, TemplateError, load_yaml
 from devstack.model import (
     FunctionSpec,
     HttpRoute,
@@ -142,7 +142,7 @@ class Provisioner:
         self._in_progress.append(logical_id)
         try:
             creator = self._creators.get(resource_type)
-            properties = dict(resource.get("Properties") or {})
+            properties = self.template.properties(logical_id)  # with the Globals, as SAM merges them
             if creator is not None:
                 creator(logical_id, properties)
             else:
@@ -369,23 +369,22 @@ class Provisioner:
         return self._roles[service]
 
     def _function(self, logical_id: str, properties: dict[str, Any]) -> None:
-        merged = deep_merge(self.template.globals.get("Function") or {}, properties)
-        name = self._name(logical_id, merged.get("FunctionName"), 64)
-        code_uri = self._resolve(merged.get("CodeUri"))
+        name = self._name(logical_id, properties.get("FunctionName"), 64)
+        code_uri = self._resolve(properties.get("CodeUri"))
         if not isinstance(code_uri, str):
             raise TemplateError(f"{logical_id}: only a local CodeUri folder is supported")
-        handler = str(self._resolve(merged.get("Handler", "app.handler")))
-        variables = self._resolve((merged.get("Environment") or {}).get("Variables") or {})
+        handler = str(self._resolve(properties.get("Handler", "app.handler")))
+        variables = self._resolve((properties.get("Environment") or {}).get("Variables") or {})
         environment = {key: env_string(value) for key, value in variables.items()}
-        memory = int(self._resolve(merged.get("MemorySize", 128)))
-        timeout = int(self._resolve(merged.get("Timeout", 3)))
+        memory = int(self._resolve(properties.get("MemorySize", 128)))
+        timeout = int(self._resolve(properties.get("Timeout", 3)))
         response = self.clients("lambda").create_function(
             FunctionName=name,
-            Runtime=str(self._resolve(merged.get("Runtime", "python3.13"))),
+            Runtime=str(self._resolve(properties.get("Runtime", "python3.13"))),
             Role=self._role("lambda.amazonaws.com"),
             Handler=handler,
             Code={"ZipFile": _dummy_zip()},
-            Description=str(self._resolve(merged.get("Description", ""))),
+            Description=str(self._resolve(properties.get("Description", ""))),
             Timeout=timeout,
             MemorySize=memory,
             Environment={"Variables": environment},
@@ -400,18 +399,18 @@ class Provisioner:
             memory_mb=memory,
             timeout_s=timeout,
         )
-        self._async_failure_settings(spec, merged)
+        self._async_failure_settings(spec, properties)
         self._record(logical_id, name, Arn=spec.arn)
         self.resources.functions[logical_id] = spec
         LOG.info("function %s created (handler %s)", logical_id, handler)
-        for event_name, event in (merged.get("Events") or {}).items():
+        for event_name, event in (properties.get("Events") or {}).items():
             self._function_event(spec, str(event_name), event)
 
-    def _async_failure_settings(self, spec: FunctionSpec, merged: dict[str, Any]) -> None:
-        dead_letter = self._resolve(merged.get("DeadLetterQueue") or {})
+    def _async_failure_settings(self, spec: FunctionSpec, properties: dict[str, Any]) -> None:
+        dead_letter = self._resolve(properties.get("DeadLetterQueue") or {})
         if dead_letter.get("Type", "SQS") == "SQS" and dead_letter.get("TargetArn"):
             spec.dead_letter_arn = str(dead_letter["TargetArn"])
-        invoke_config = self._resolve(merged.get("EventInvokeConfig") or {})
+        invoke_config = self._resolve(properties.get("EventInvokeConfig") or {})
         on_failure = (invoke_config.get("DestinationConfig") or {}).get("OnFailure") or {}
         if on_failure.get("Type") == "SQS" and on_failure.get("Destination"):
             spec.dead_letter_arn = str(on_failure["Destination"])

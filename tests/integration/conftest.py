@@ -9,12 +9,9 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from samtranslator.yaml_helper import intrinsics_multi_constructor
 
 from devstack.dynamodb import install_transactions_patch, uninstall_transactions_patch
 from devstack.events import EventDelivery, install_events_patch, uninstall_events_patch
@@ -24,22 +21,6 @@ from tests import slate
 from tests.conftest import Stack
 
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
-TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader with CloudFormation short-form tags (``!Ref`` ...), as SAM reads them; independent of
-    the local stack's own parser, so template tests do not test the local stack with itself."""
-
-
-_CfnLoader.add_multi_constructor("!", intrinsics_multi_constructor)
-
-
-def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
-    """template.yaml (or another SAM template, such as the one ``sam build`` writes) as a mapping."""
-    document = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)
-    assert isinstance(document, dict), f"{path.name} is not a YAML mapping"
-    return document
 
 
 def _send_to_queue(queue_arn: str, body: str) -> None:

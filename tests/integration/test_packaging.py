@@ -43,10 +43,11 @@ from babel.messages.pofile import read_po
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.integration.conftest import load_template
+from devstack.cfn import Template, load_template
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 BUILD_DIR = REPOSITORY / ".aws-sam" / "build"
+TEMPLATE_PATH = REPOSITORY / "template.yaml"
 BUILT_TEMPLATE_PATH = BUILD_DIR / "template.yaml"
 REGION = "eu-central-1"
 LAMBDA_UNZIPPED_LIMIT = 250 * 2**20  # bytes: function code plus all its layers, extracted
@@ -67,7 +68,8 @@ DEV_ONLY_PATTERNS = (r"pytest(-.*)?", r"moto", r"playwright", r"axe-playwright-p
 DEV_ONLY_PATTERNS += (r"mypy-boto3-.*", r".*-stubs", r"types-.*", r"cfn-lint", r"aws-sam-(cli|translator)")
 DEV_ONLY_PATTERNS += (r"boto3", r"pip", r"setuptools", r"wheel")
 
-TEMPLATE = load_template()
+TEMPLATE = load_template(TEMPLATE_PATH)
+SAM_TEMPLATE = Template.load(TEMPLATE_PATH)
 RESOURCES: dict[str, dict[str, Any]] = TEMPLATE.get("Resources") or {}
 GLOBAL_FUNCTION: dict[str, Any] = (TEMPLATE.get("Globals") or {}).get("Function") or {}
 FUNCTION_IDS = sorted(lid for lid, res in RESOURCES.items() if res.get("Type") == "AWS::Serverless::Function")
@@ -75,16 +77,9 @@ LAYER_IDS = sorted(lid for lid, res in RESOURCES.items() if res.get("Type") == "
 
 
 def function_property(function_id: str, name: str, default: Any = None) -> Any:
-    """A function's property with SAM Globals applied (maps merge, lists add up, scalars override)."""
-    own = (RESOURCES[function_id].get("Properties") or {}).get(name)
-    inherited = GLOBAL_FUNCTION.get(name)
-    if isinstance(own, list) and isinstance(inherited, list):
-        return [*inherited, *own]
-    if isinstance(own, dict) and isinstance(inherited, dict):
-        return {**inherited, **own}
-    if own is not None:
-        return own
-    return inherited if inherited is not None else default
+    """A function's property with the Globals applied, as the SAM transform applies them."""
+    value = SAM_TEMPLATE.properties(function_id).get(name)
+    return default if value is None else value
 
 
 @dataclass(frozen=True)
@@ -559,11 +554,10 @@ def function_environment(function_id: str, opt: Path) -> dict[str, str]:
 
     Paths under ``/opt`` are moved to the assembled ``opt`` folder.
     """
-    own = ((RESOURCES[function_id].get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
-    inherited = (GLOBAL_FUNCTION.get("Environment") or {}).get("Variables") or {}
+    variables = (function_property(function_id, "Environment", {}).get("Variables")) or {}
     parameters = TEMPLATE.get("Parameters") or {}
     environment: dict[str, str] = {}
-    for name, raw in {**inherited, **own}.items():
+    for name, raw in variables.items():
         value = raw
         if isinstance(raw, dict) and "Ref" in raw:
             target = str(raw["Ref"])

@@ -30,7 +30,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.ses.models import SESBackend
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
-from devstack.cfn import Template
+from devstack.cfn import Template, load_template
 from devstack.config import REPO_ROOT
 from selfservice.campaigns import RUN_TIMEOUT
 from selfservice.domain.models import (
@@ -44,7 +44,7 @@ from selfservice.domain.models import (
 from selfservice.domain.review import next_review_at, review_shard
 from selfservice.settings import MAX_REVIEW_BATCH_SIZE, get_settings
 from selfservice.storage import CampaignRunRepository, ProfileRepository
-from tests.integration.conftest import StateMachineStack, load_template
+from tests.integration.conftest import StateMachineStack
 
 PERIODIC = "PeriodicReviewStateMachine"
 EVENT = "EventReviewStateMachine"
@@ -397,7 +397,7 @@ def test_a_thousand_due_profiles_in_one_shard_are_all_mailed_at_the_default_batc
     default batch size; only the SES rate is raised so the test does not wait for the pacing."""
     common = machines.stack.resources.common_environment
     batch_size = int(common["REVIEW_BATCH_SIZE"])
-    assert batch_size == int(load_template()["Parameters"]["ReviewBatchSize"]["Default"])
+    assert batch_size == int(load_template(REPO_ROOT / "template.yaml")["Parameters"]["ReviewBatchSize"]["Default"])
     machines.stack.runtime.env.install_common({**common, "SES_MAX_SEND_RATE": "100000"})
     get_settings.cache_clear()
     due = profiles_in_one_shard(1000)
@@ -425,7 +425,7 @@ def test_a_thousand_due_profiles_in_one_shard_are_all_mailed_at_the_default_batc
 
 def test_the_sender_accepts_every_batch_the_template_allows() -> None:
     """One source for the batch limit: the parameter's range is what the sender and the settings accept."""
-    parameter = load_template()["Parameters"]["ReviewBatchSize"]
+    parameter = load_template(REPO_ROOT / "template.yaml")["Parameters"]["ReviewBatchSize"]
     assert parameter["MaxValue"] == MAX_REVIEW_BATCH_SIZE
     assert parameter["Default"] <= MAX_REVIEW_BATCH_SIZE
     spec = importlib.util.spec_from_file_location("review_send_app", REPO_ROOT / "functions/review_send/app.py")
@@ -656,7 +656,7 @@ def test_an_event_review_waits_until_occurred_at_plus_the_delay(
     on a machine west of Greenwich, where moto's own Wait would add hours and this run would not
     end in time)."""
     # The template's delay (the local stack runs with none): the purchase happened two days ago.
-    hours = load_template()["Parameters"]["ReviewEventDelayHours"]["Default"]
+    hours = load_template(REPO_ROOT / "template.yaml")["Parameters"]["ReviewEventDelayHours"]["Default"]
     assert hours > 0
     for function in machines.stack.resources.functions.values():
         monkeypatch.setitem(function.environment, "REVIEW_EVENT_DELAY_HOURS", str(hours))

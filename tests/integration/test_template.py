@@ -22,7 +22,7 @@ import pytest
 from cfnlint.api import ManualArgs, lint_file
 from samtranslator.translator.transform import transform
 
-from tests.integration.conftest import load_template
+from devstack.cfn import load_template
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPOSITORY / "template.yaml"
@@ -71,7 +71,7 @@ def resources_of_type(template: dict[str, Any], *types: str) -> dict[str, dict[s
     return {lid: res for lid, res in (template.get("Resources") or {}).items() if res.get("Type") in types}
 
 
-FUNCTION_IDS = sorted(resources_of_type(load_template(), "AWS::Serverless::Function"))
+FUNCTION_IDS = sorted(resources_of_type(load_template(TEMPLATE_PATH), "AWS::Serverless::Function"))
 
 
 class OfflineManagedPolicyLoader:
@@ -104,7 +104,7 @@ def packaged(template: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return load_template()
+    return load_template(TEMPLATE_PATH)
 
 
 @pytest.fixture(scope="module")
