@@ -205,7 +205,8 @@ def _start(config: StackConfig, stoppers: list[Callable[[], None]]) -> RunningSt
     if werkzeug_logger.level == logging.NOTSET:
         werkzeug_logger.setLevel(logging.WARNING)  # moto's per-request lines would drown everything else
 
-    # moto: its configuration and a clean state.
+    # moto: its configuration and a clean state. Works around: moto's public config (POST /moto-api/config,
+    # ``mock_aws(config=...)`` in tests) has no way back for a server in this process; patch.dict restores it on stop.
     moto_config = mock.patch.dict(default_user_config, MOTO_CONFIG)
     moto_config.start()
     stoppers.append(moto_config.stop)

@@ -108,12 +108,23 @@ def _atomic(original: Any) -> Any:
     return write
 
 
+_NOT_ATOMIC = "moto checks a write's condition and applies the write in two steps another thread can split"
 _PATCHES = (
-    MotoPatch("moto.dynamodb.models", "copy", lambda _original: _CopyModule()),
-    MotoPatch("moto.dynamodb.models.DynamoDBBackend", "transact_write_items", _copying_only_named_items),
-    MotoPatch("moto.dynamodb.models.DynamoDBBackend", "put_item", _atomic),
-    MotoPatch("moto.dynamodb.models.DynamoDBBackend", "update_item", _atomic),
-    MotoPatch("moto.dynamodb.models.DynamoDBBackend", "delete_item", _atomic),
+    MotoPatch(
+        "moto.dynamodb.models",
+        "copy",
+        lambda _original: _CopyModule(),
+        works_around="moto deep-copies every table a TransactWriteItems touches (seconds per transaction)",
+    ),
+    MotoPatch(
+        "moto.dynamodb.models.DynamoDBBackend",
+        "transact_write_items",
+        _copying_only_named_items,
+        works_around="moto rolls a cancelled transaction back from table copies (kept instead: the named items)",
+    ),
+    MotoPatch("moto.dynamodb.models.DynamoDBBackend", "put_item", _atomic, works_around=_NOT_ATOMIC),
+    MotoPatch("moto.dynamodb.models.DynamoDBBackend", "update_item", _atomic, works_around=_NOT_ATOMIC),
+    MotoPatch("moto.dynamodb.models.DynamoDBBackend", "delete_item", _atomic, works_around=_NOT_ATOMIC),
 )
 
 

@@ -205,7 +205,12 @@ def _patched_send_to_targets(rule: Any, original_event: dict[str, Any], transfor
             delivery.deliver(rule, target, event)
 
 
-_SEND = MotoPatch("moto.events.models.Rule", "send_to_targets", lambda _original: _patched_send_to_targets)
+_SEND = MotoPatch(
+    "moto.events.models.Rule",
+    "send_to_targets",
+    lambda _original: _patched_send_to_targets,
+    works_around="moto's EventBridge raises NotImplementedError for Step Functions and Lambda targets",
+)
 
 
 def install_events_patch(delivery: EventDelivery) -> None:

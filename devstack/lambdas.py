@@ -336,7 +336,12 @@ def _patched_invoke(
     return result.payload
 
 
-_INVOKE = MotoPatch("moto.awslambda_simple.models.LambdaSimpleBackend", "invoke", lambda _original: _patched_invoke)
+_INVOKE = MotoPatch(
+    "moto.awslambda_simple.models.LambdaSimpleBackend",
+    "invoke",
+    lambda _original: _patched_invoke,
+    works_around="moto runs Lambda code only in Docker; without it (LambdaSimpleBackend) invoke returns a canned reply",
+)
 
 
 def install_lambda_patch(runtime: LambdaRuntime) -> None:

@@ -38,7 +38,15 @@ def _recording(method: Any) -> Any:
     return wrapper
 
 
-_PATCHES = tuple(MotoPatch("moto.ses.models.SESBackend", name, _recording) for name in _WRAPPED)
+_PATCHES = tuple(
+    MotoPatch(
+        "moto.ses.models.SESBackend",
+        name,
+        _recording,
+        works_around="moto's SES keeps no send time for a message",
+    )
+    for name in _WRAPPED
+)
 
 
 def install_outbox_patch() -> None:

@@ -2,7 +2,9 @@
 
 Each fix replaces one attribute of a moto module or class with something built from moto's own
 attribute (so a wrapper can call it), and puts the original back when the stack stops.
-Installing twice changes nothing.
+Installing twice changes nothing. Every patch names the moto limitation it works around
+(``works_around``); moto has no public hook for any of them (its public configuration covers
+only what ``MOTO_CONFIG`` in ``devstack.app`` sets).
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ from typing import Any
 
 
 class MotoPatch:
-    def __init__(self, owner: str, attribute: str, replacement: Callable[[Any], Any]) -> None:
-        """``owner``: a module path, or a module path and a class (``moto.ses.models.SESBackend``)."""
+    def __init__(self, owner: str, attribute: str, replacement: Callable[[Any], Any], *, works_around: str) -> None:
+        """``owner``: a module path, or a module path and a class (``moto.ses.models.SESBackend``);
+        ``works_around``: the moto limitation the patch exists for, in one line (README lists them)."""
+        if not works_around.strip():
+            raise ValueError(f"{owner}.{attribute}: say which moto limitation the patch works around")
+        self.works_around = works_around
         self._owner_path = owner
         self._attribute = attribute
         self._replacement = replacement

@@ -38,11 +38,17 @@ def _utc_wait(original: Any) -> Any:
 
 
 _PATCHES = (
-    MotoPatch("moto.stepfunctions.parser.models.StepFunctionsParserBackend", "start_execution", _start_with_a_name),
+    MotoPatch(
+        "moto.stepfunctions.parser.models.StepFunctionsParserBackend",
+        "start_execution",
+        _start_with_a_name,
+        works_around='moto names every unnamed execution "None", so the second fails with ExecutionAlreadyExists',
+    ),
     MotoPatch(
         "moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp.Timestamp",
         "_get_wait_seconds",
         _utc_wait,
+        works_around="moto's Wait with Timestamp compares a UTC time with the machine's naive local time",
     ),
 )
 
