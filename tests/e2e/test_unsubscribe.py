@@ -24,15 +24,20 @@ def marketing_mails(local_stack: LocalStack) -> list[dict[str, Any]]:
     """Run the periodic review once and return the review emails it sent."""
     started = requests.post(f"{local_stack.http}/_dev/api/periodic", timeout=30)
     assert started.status_code in (200, 202), started.text
+    [run] = started.json()["executionArns"]
+    sfn = local_stack.client("stepfunctions")
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        executions = requests.get(f"{local_stack.http}/_dev/api/executions", timeout=10).json()
-        if executions and all(e["status"] != "RUNNING" for e in executions):
-            break
+    described = sfn.describe_execution(executionArn=run)
+    while described["status"] == "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.5)
+        described = sfn.describe_execution(executionArn=run)
+    assert described["status"] == "SUCCEEDED", described
     outbox = requests.get(f"{local_stack.http}/_dev/api/outbox", timeout=10).json()
     mails = [m for m in outbox if "List-Unsubscribe" in m["headers"]]
-    assert mails, "the periodic review sent marketing emails with List-Unsubscribe"
+    recipients = {address for mail in mails for address in mail["to"]}
+    assert {"clara.weber@example.com", "eva.fischer@example.com"} <= recipients, (
+        f"the periodic review did not mail the due demo customers; its summary: {described.get('output')}"
+    )
     return mails
 
 

@@ -412,6 +412,10 @@ class ReviewCampaigns:
         rate = send_rate or self.settings.ses_max_send_rate * CAMPAIGN_SHARE_OF_SES_RATE
         pacer = SendPacer(rate, sleep=self.sleep)
         stopped = threading.Event()
+        if found:
+            # What the threads share is made here, once: the link-signing secrets (the SSM client
+            # behind them is created on first use, and creating boto3 clients is not thread-safe).
+            self.profiles.signer()
 
         def review_one(profile_id: str) -> str:
             """ "sent", "failed" or the skip reason of one profile."""
