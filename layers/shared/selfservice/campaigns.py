@@ -414,8 +414,10 @@ class ReviewCampaigns:
         stopped = threading.Event()
         if found:
             # What the threads share is made here, once: the link-signing secrets (the SSM client
-            # behind them is created on first use, and creating boto3 clients is not thread-safe).
+            # behind them is created on first use, and creating boto3 clients is not thread-safe),
+            # and the lazily imported rendering and MIME modules.
             self.profiles.signer()
+            self.profiles.renderer.prepare()
 
         def review_one(profile_id: str) -> str:
             """ "sent", "failed" or the skip reason of one profile."""

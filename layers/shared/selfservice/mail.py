@@ -67,6 +67,16 @@ class EmailRenderer:
             lstrip_blocks=True,
         )
 
+    def prepare(self) -> None:
+        """Import and build what rendering and MIME need, in the calling thread.
+
+        For callers that render from several threads: two threads importing a module at the same
+        time can see it half initialised, so the lazy imports happen here once, before them.
+        """
+        _ = self._env
+        _inliner()
+        build_mime(RenderedEmail("prepare", "en", "prepare", "<p>prepare</p>", "prepare", False), "a@b.c", "d@e.f", {})
+
     def render(self, email_type: str, language: str, *, marketing: bool, **context: Any) -> RenderedEmail:
         context = {"lang": language, **context}
         html_template = self._env.get_template(f"emails/{email_type}.{language}.html")
