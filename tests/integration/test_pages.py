@@ -297,3 +297,33 @@ def test_download_my_data_and_delete_my_profile(stack, demo):
     assert any(item["pk"]["S"].startswith("SUPPRESSED#") for item in stack.items())
     assert get(stack, "/")[0] == 200
     assert get(stack, "/profile")[0] == 401
+
+
+def test_saving_personal_data_reads_the_profile_once_and_writes_once(stack, demo):
+    """One GetItem (session check and the change share it) and one transaction with its ledger entry."""
+    from selfservice import aws
+
+    clara = demo["clara.weber@example.com"]
+    sign_in(stack, clara["link"])
+    _status, html, _ = get(stack, "/profile")
+    calls: list[str] = []
+    aws.client("dynamodb").meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.append(model.name), unique_id="count-profile-save"
+    )
+    form = {
+        "csrf": csrf_of(html),
+        "version": version_of(html),
+        "salutation": "ms",
+        "first_name": "Clara",
+        "last_name": "Weber",
+        "street": "Marktplatz 2",
+        "postal_code": "50667",
+        "city": "Bonn",
+        "phone": "+49 221 123456",
+        "birthday": "",
+    }
+    response = stack.client.post("/profile", data=form)
+    aws.client("dynamodb").meta.events.unregister("before-call.dynamodb", unique_id="count-profile-save")
+    assert response.status_code == 303
+    assert calls == ["GetItem", "TransactWriteItems"]
+    assert profile_item(stack, clara["profile_id"])["fields"]["city"]["value"] == "Bonn"
