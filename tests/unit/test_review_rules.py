@@ -184,7 +184,7 @@ class _DeadLetters:
 def _campaigns(catalog, now, delay_hours=None):
     settings = Settings(review_event_delay_hours=delay_hours)
     profiles = SimpleNamespace(settings=settings, catalog=catalog)
-    return ReviewCampaigns(profiles=profiles, runs=None, ses=None, dead_letters=_DeadLetters(), clock=lambda: now)
+    return ReviewCampaigns(profiles=profiles, runs=None, dead_letters=_DeadLetters(), clock=lambda: now)
 
 
 def _event(detail, source="shop", detail_type="PurchaseCompleted"):

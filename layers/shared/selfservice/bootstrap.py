@@ -116,7 +116,6 @@ class Wiring:
         return ReviewCampaigns(
             profiles=self.adapters,
             runs=CampaignRunRepository(self.settings.table_name, self.dynamodb),
-            ses=aws.client("sesv2"),
             dead_letters=DeadLetters(aws.client("sqs"), self.settings.review_dead_letter_queue_url),
         )
 

@@ -57,7 +57,6 @@ from selfservice.domain.review import (
     review_email_skip_reason,
     review_need,
 )
-from selfservice.mail import Mailer
 from selfservice.settings import Settings
 from selfservice.storage import CampaignRunRepository, review_shard_key
 from selfservice.tokens import LIFETIMES, Purpose
@@ -288,27 +287,6 @@ def parse_trigger(event: Any) -> tuple[str, PurchaseCompleted | ServiceRequestCl
 # --- adapters ------------------------------------------------------------------------------
 
 
-class _CheckedByCaller:
-    """The suppression list as the review step already read it (one BatchGetItem per batch, one
-    lookup per event): a profile reaches the mailer only when its address was not on it."""
-
-    def is_suppressed(self, address_hash: str) -> bool:
-        return False
-
-
-_CHECKED_BY_CALLER = _CheckedByCaller()
-
-
-class _CollectedLedger:
-    """Ledger port for the Mailer that keeps the entry until the caller writes it."""
-
-    def __init__(self) -> None:
-        self.entries: list[LedgerEntry] = []
-
-    def append(self, entry: LedgerEntry) -> None:
-        self.entries.append(entry)
-
-
 class DeadLetters:
     """Keeps events that can never be processed in an SQS queue, for a person to look at."""
 
@@ -334,7 +312,6 @@ class DeadLetters:
 class ReviewCampaigns:
     profiles: Adapters
     runs: CampaignRunRepository
-    ses: Any
     dead_letters: DeadLetters
     clock: Callable[[], dt.datetime] = field(default=partial(dt.datetime.now, dt.UTC))
     sleep: Callable[[float], None] = time.sleep
@@ -639,35 +616,17 @@ class ReviewCampaigns:
             recipient=profile.email,
             company=self.settings.company_name,
         )
-        settings = self.settings
-        ledger = _CollectedLedger()
-        mailer = Mailer(
-            self.ses,
-            ledger,
-            settings.sender_address,
-            settings.ses_configuration_set,
-            settings.stage,
-            suppression=_CHECKED_BY_CALLER,
-        )
         try:
-            outcome = mailer.send(
-                profile,
-                email,
-                Source.SYSTEM,
-                unsubscribe_url=links["unsubscribe_url"],
-                now=now,
-                sent_as=LedgerKind.REVIEW_REQUESTED,
-                context=context,
-            )
+            message_id = self.profiles.mailer.send_claimed(profile, email, links["unsubscribe_url"])
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code in _SES_THROTTLING or "Throttl" in code:
                 raise TemporarilyUnavailable(f"SES {code}") from error
             raise
-        if not outcome.sent:  # the check above covers the Mailer's own rule; kept as a guard
-            raise DomainError(f"the mailer refused a review email: {outcome.skipped_reason}")
-        (entry,) = ledger.entries
-        return entry
+        detail = {**context, "email_type": email.email_type, "subject": email.subject, "message_id": message_id}
+        return LedgerEntry(
+            profile_id=profile.id, at=now, kind=LedgerKind.REVIEW_REQUESTED, source=Source.SYSTEM, detail=detail
+        )
 
     def _record(self, entry: LedgerEntry) -> None:
         """Put the "review requested" entry; its key is fixed by campaign and profile, so a repeat is harmless.

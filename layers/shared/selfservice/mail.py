@@ -155,6 +155,19 @@ class Mailer:
         )
         return str(response.get("MessageId", "")), headers
 
+    @staticmethod
+    def _unsubscribe_headers(unsubscribe_url: str | None) -> dict[str, str]:
+        """RFC 8058 one-click unsubscribe, on every marketing email."""
+        if not unsubscribe_url:
+            raise ValueError("a marketing email needs an unsubscribe URL")
+        return {"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+    def send_claimed(self, profile: Profile, email: RenderedEmail, unsubscribe_url: str) -> str:
+        """A marketing email to a customer the caller has checked (consent, pause, suppression
+        list) and claimed already; the caller records it. Returns SES's message id."""
+        message_id, _headers = self._deliver(profile.email, email, self._unsubscribe_headers(unsubscribe_url))
+        return message_id
+
     def send_internal(self, recipient: str, email: RenderedEmail, reply_to: str | None = None) -> str:
         """An email to the company itself (e.g. the service mailbox); not logged in a customer's history."""
         message_id, _headers = self._deliver(recipient, email, {"Reply-To": reply_to} if reply_to else {})
@@ -187,15 +200,13 @@ class Mailer:
 
         extra: dict[str, str] = {}
         if email.marketing:
-            if not unsubscribe_url:
-                raise ValueError("a marketing email needs an unsubscribe URL")
+            extra = self._unsubscribe_headers(unsubscribe_url)
             reason = why_not_marketing(profile, now)
             if reason is None and self._suppression.is_suppressed(address_hash(profile.email)):
                 reason = "suppressed"
             if reason:
                 log(LedgerKind.EMAIL_SKIPPED, reason=reason)
                 return SendOutcome(sent=False, skipped_reason=reason)
-            extra = {"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
         message_id, headers = self._deliver(profile.email, email, extra)
         log(sent_as, message_id=message_id)
         return SendOutcome(sent=True, message_id=message_id, headers=headers)
