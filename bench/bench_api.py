@@ -43,7 +43,7 @@ from moto import mock_aws
 from devstack.aws import AwsClients
 from devstack.cfn import ACCOUNT_ID, Template
 from devstack.provision import Provisioner
-from selfservice import aws
+from selfservice import aws, bootstrap
 from selfservice.settings import get_settings
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -210,11 +210,11 @@ def local_stack() -> Iterator[dict[str, str]]:
             spec = next(s for s in resources.functions.values() if s.code_dir.resolve() == API_DIR.resolve())
             os.environ.update(spec.environment)
             get_settings.cache_clear()
-            aws.reset_clients()
+            bootstrap.reset()
             yield dict(spec.environment)
     finally:
         get_settings.cache_clear()
-        aws.reset_clients()
+        bootstrap.reset()
         os.environ.clear()
         os.environ.update(saved)
 

@@ -33,7 +33,7 @@ from devstack.demo import seed_demo_profiles
 from devstack.gateway import HttpGateway
 from devstack.lambdas import LambdaRuntime
 from devstack.provision import Provisioner
-from selfservice import aws
+from selfservice import aws, bootstrap
 from selfservice.settings import get_settings
 from selfservice.web.views import SIGNED_IN_PAGES
 
@@ -63,7 +63,7 @@ def main() -> int:
         os.environ.update(resources.common_environment)
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
         get_settings.cache_clear()
-        aws.reset_clients()
+        bootstrap.reset()
         demo = {entry["email"]: entry for entry in seed_demo_profiles()}
         client = Client(HttpGateway(LambdaRuntime(resources)))
         link = demo["eva.fischer@example.com"]["link"].replace("http://127.0.0.1:3000", "")

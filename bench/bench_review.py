@@ -52,7 +52,7 @@ from devstack.lambdas import LambdaRuntime, install_lambda_patch, uninstall_lamb
 from devstack.model import StackResources
 from devstack.provision import Provisioner
 from devstack.stepfunctions import install_stepfunctions_patch, uninstall_stepfunctions_patch
-from selfservice import aws
+from selfservice import aws, bootstrap
 from selfservice.campaigns import CAMPAIGN_SHARE_OF_SES_RATE, SENDS_PER_SECOND_PER_WORKER, RunShape
 from selfservice.catalog import cached_catalog
 from selfservice.domain.models import FieldValue, Preferences, Profile, SubscriptionStatus
@@ -405,7 +405,7 @@ def run_periodic_review(profiles: int, due: int) -> Run:
             os.environ.update(resources.common_environment)
             get_settings.cache_clear()
             cached_catalog.cache_clear()
-            aws.reset_clients()
+            bootstrap.reset()
             table_name = str(resources.refs["ProfileTable"])
             description = AwsClients(None)("dynamodb").describe_table(TableName=table_name)["Table"]
             indexes = [
@@ -422,7 +422,7 @@ def run_periodic_review(profiles: int, due: int) -> Run:
 
             meter = DynamoMeter(moto_table, indexes, key_names)
             install_meter(meter)
-            aws.reset_clients()
+            bootstrap.reset()
             runtime = RecordingRuntime(resources)
             runtime.env.install_common({**resources.common_environment, "SES_MAX_SEND_RATE": LOCAL_SES_RATE})
             get_settings.cache_clear()
@@ -455,7 +455,7 @@ def run_periodic_review(profiles: int, due: int) -> Run:
             )  # fmt: skip
     finally:
         get_settings.cache_clear()
-        aws.reset_clients()
+        bootstrap.reset()
         os.environ.clear()
         os.environ.update(saved)
 

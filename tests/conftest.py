@@ -33,7 +33,6 @@ from devstack.gateway import HttpGateway
 from devstack.lambdas import LambdaRuntime
 from devstack.model import StackResources
 from devstack.provision import Provisioner
-from selfservice import aws as selfservice_aws
 from selfservice.catalog import cached_catalog
 from selfservice.settings import get_settings
 from tests import slate
@@ -180,7 +179,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def _reset_process_caches() -> None:
-    selfservice_aws.reset_clients()
+    # Imported here: the package's loggers must be created after POWERTOOLS_SERVICE_NAME is set above.
+    from selfservice import bootstrap
+
+    bootstrap.reset()
     get_settings.cache_clear()
     cached_catalog.cache_clear()
 

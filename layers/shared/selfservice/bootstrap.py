@@ -2,8 +2,8 @@
 
 Every handler asks :func:`wiring` for what it needs. Parts are built on first use (a cold start
 pays only for what its function touches) and kept for warm invocations. Tests replace single
-parts with :func:`override`; a reset of the cached boto3 clients (:func:`selfservice.aws.reset_clients`,
-done between tests) makes the next call build everything again against the new endpoint.
+parts with :func:`override`; :func:`reset` (between tests, which switch endpoints) forgets the
+wirings and the cached boto3 clients, so the next call builds everything again.
 """
 
 from __future__ import annotations
@@ -127,11 +127,6 @@ class Wiring:
     def sessions(self) -> SessionCodec:
         return SessionCodec(load_token_secrets(self.settings))
 
-    def is_current(self) -> bool:
-        """False once the cached boto3 clients were reset (tests switch endpoints between runs)."""
-        built = self.__dict__.get("dynamodb")
-        return built is None or built is aws.client("dynamodb")
-
 
 _MAX_WIRINGS = 4
 """Pages and API build links from the request's domain when PUBLIC_BASE_URL is empty (see
@@ -146,7 +141,7 @@ def wiring(settings: Settings | None = None) -> Wiring:
     settings = settings or get_settings()
     with _lock:
         found = _wirings.get(settings)
-        if found is None or not found.is_current():
+        if found is None:
             found = Wiring(settings)
             found.__dict__.update(_overrides)
             _wirings[settings] = found
@@ -154,6 +149,13 @@ def wiring(settings: Settings | None = None) -> Wiring:
         while len(_wirings) > _MAX_WIRINGS:
             _wirings.popitem(last=False)
         return found
+
+
+def reset() -> None:
+    """Forget every wiring and the cached boto3 clients (tests and benches switch endpoints)."""
+    with _lock:
+        _wirings.clear()
+    aws.reset_clients()
 
 
 def adapters(settings: Settings | None = None) -> Adapters:

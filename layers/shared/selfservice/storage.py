@@ -142,6 +142,15 @@ class ProfileRepository:
         )
         return _to_item(values)
 
+    def _put_if_version(self, profile: Profile, expected_version: int) -> dict[str, Any]:
+        """The profile put, only over the version the caller read (no lost updates)."""
+        return {
+            "TableName": self._table,
+            "Item": self._profile_item(profile),
+            "ConditionExpression": "attribute_exists(pk) AND version = :expected",
+            "ExpressionAttributeValues": _to_item({":expected": expected_version}),
+        }
+
     def _put_ledger(self, entry: LedgerEntry) -> dict[str, Any]:
         return {"Put": {"TableName": self._table, "Item": self._ledger_item(entry)}}
 
@@ -274,14 +283,7 @@ class ProfileRepository:
         without ``expires_at`` anyway, and the email claim loses its ``expires_at`` too.
         """
         operations: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": self._profile_item(profile),
-                    "ConditionExpression": "attribute_exists(pk) AND version = :expected",
-                    "ExpressionAttributeValues": _to_item({":expected": expected_version}),
-                }
-            },
+            {"Put": self._put_if_version(profile, expected_version)},
             *[self._put_ledger(entry) for entry in entries],
         ]
         if keep:
@@ -331,12 +333,7 @@ class ProfileRepository:
         when another write came first (nothing written).
         """
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=self._profile_item(profile),
-                ConditionExpression="attribute_exists(pk) AND version = :expected",
-                ExpressionAttributeValues=_to_item({":expected": expected_version}),
-            )
+            self._client.put_item(**self._put_if_version(profile, expected_version))
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
