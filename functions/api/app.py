@@ -24,7 +24,7 @@ from selfservice.domain.errors import InvalidInput
 from selfservice.domain.models import Profile, Source
 from selfservice.observability import new_tracer
 from selfservice.settings import get_settings
-from selfservice.usecases import access, profiles
+from selfservice.usecases import access, privacy, profiles
 from selfservice.usecases.ports import Adapters
 
 logger = Logger()
@@ -43,6 +43,12 @@ def adapters() -> Adapters:
 
 def _profile_response(profile: Profile, status: HTTPStatus = HTTPStatus.OK) -> Response[ProfileOut]:
     return json_response(status, ProfileOut.of(profile).model_dump(mode="json"), {"ETag": f'"{profile.version}"'})
+
+
+def _caller() -> dict[str, str]:
+    """Evidence for a consent switched through the API: the signed caller and the request id."""
+    context = app.current_event.request_context
+    return {"caller": context.authorizer.iam.user_arn or "unknown", "request_id": context.request_id or ""}
 
 
 def _if_match(value: str | None) -> int | None:
@@ -88,14 +94,14 @@ def patch_profile(
     expected = _if_match(if_match)
     if expected is None:
         expected = body.version
-    profile = profiles.update_by_id(adapters(), profile_id, body.as_patch(), expected, Source.API)
+    profile = profiles.update_by_id(adapters(), profile_id, body.as_patch(), expected, Source.API, _caller())
     metrics.add_metric(name="ProfileUpdated", unit=MetricUnit.Count, value=1)
     return _profile_response(profile)
 
 
 @app.delete("/api/profiles/<profile_id>", summary="Erase the profile and everything stored about it")
 def delete_profile(profile_id: ProfileId) -> Response[dict[str, Any]]:
-    erased = profiles.delete(adapters(), profile_id)
+    erased = privacy.erase_by_id(adapters(), profile_id, Source.API)
     metrics.add_metric(name="ProfileErased", unit=MetricUnit.Count, value=1)
     return json_response(HTTPStatus.OK, {"erased": True, "items": erased})
 

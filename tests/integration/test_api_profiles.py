@@ -22,8 +22,9 @@ def create(stack, **body):
 
 
 def test_create_read_and_find_by_email(stack):
-    created = create(stack, locale="en", fields={"first_name": "Kim"}, preferences={"topics": {"news": True}})
+    created = create(stack, locale="en", fields={"first_name": "Kim"}, subscribe=["news"])
     assert created["email"] == "kim@example.com"
+    assert created["status"] == "pending"
     assert created["version"] == 1
     assert created["fields"]["first_name"]["value"] == "Kim"
     read = stack.request("GET", f"/api/profiles/{created['id']}")
@@ -51,11 +52,11 @@ def test_unknown_profile_and_unknown_address_are_404(stack):
 
 
 def test_patch_changes_only_what_is_sent_and_records_it(stack):
-    created = create(stack, fields={"first_name": "Kim", "city": "Berlin"}, preferences={"topics": {"offers": True}})
+    created = create(stack, fields={"first_name": "Kim", "city": "Berlin"})
     answer = stack.request(
         "PATCH",
         f"/api/profiles/{created['id']}",
-        {"fields": {"city": "Leipzig"}, "preferences": {"topics": {"news": True}, "frequency": "monthly"}},
+        {"fields": {"city": "Leipzig"}, "preferences": {"topics": {"news": False}, "frequency": "monthly"}},
         headers={"If-Match": '"1"'},
     )
     assert answer.status == 200, answer.text
@@ -63,13 +64,12 @@ def test_patch_changes_only_what_is_sent_and_records_it(stack):
     assert profile["version"] == 2
     assert profile["fields"]["city"]["value"] == "Leipzig"
     assert profile["fields"]["first_name"] == created["fields"]["first_name"]
-    assert profile["preferences"]["topics"] == {"offers": True, "news": True}
+    assert profile["preferences"]["topics"] == {}, "switching off a topic that is off changes nothing"
     history = stack.request("GET", f"/api/profiles/{created['id']}/history").json["entries"]
     assert [entry["kind"] for entry in history] == ["profile_changed", "profile_created"]
     changes = {change["field"]: (change["before"], change["after"]) for change in history[0]["changes"]}
     assert changes == {
         "fields.city": ("Berlin", "Leipzig"),
-        "preferences.topics.news": (False, True),
         "preferences.frequency": ("as_published", "monthly"),
     }
 
@@ -126,7 +126,10 @@ def test_delete_erases_every_item_and_frees_the_address(stack):
     assert stack.items()
     answer = stack.request("DELETE", f"/api/profiles/{created['id']}")
     assert answer.status == 200
-    assert stack.items() == []
+    # The same erasure as the privacy page's: only the address's hash stays, on the suppression list.
+    kept = stack.items()
+    assert [item["item_type"]["S"] for item in kept] == ["suppression"]
+    assert "kim" not in json.dumps(kept).lower()
     assert stack.request("GET", f"/api/profiles/{created['id']}").status == 404
     assert stack.request("POST", "/api/profiles", {"email": "kim@example.com"}).status == 201
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, address_hash
+from selfservice.domain.consent import proven_topics, receiving_topics
+from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, Source, address_hash
 from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
@@ -23,17 +24,60 @@ def records(adapters: Adapters, profile_id: str) -> Records:
 def export_document(
     profile: Profile, ledger: list[LedgerEntry], found: list[CustomerRequest], exported_at: dt.datetime
 ) -> dict[str, Any]:
-    """The download of "my data": profile, requests and the whole ledger, nothing internal."""
+    """The download of "my data": profile, requests, the whole ledger and what it proves, nothing internal."""
     return {
         "exported_at": exported_at.isoformat(),
         "profile": profile.model_dump(mode="json", exclude={"token_version"}),
+        "consents": consent_summary(profile, ledger),
         "requests": [request.model_dump(mode="json") for request in found],
         "history": [entry.model_dump(mode="json") for entry in ledger],
     }
 
 
-def erase(adapters: Adapters, profile: Profile) -> None:
-    """Delete every item of the profile; keep the address only as a hash on the suppression list."""
-    adapters.repository.erase(profile)
+EVIDENCE_CHECK = (
+    "A consent entry's detail keeps evidence_salt and evidence_hash = SHA-256 of "
+    "'<evidence_salt>|<IP address>|<user agent>'; a claimed IP address and user agent match the entry "
+    "when that hash of them equals evidence_hash. Entries made through the API name the caller instead."
+)
+
+
+def consent_summary(profile: Profile, ledger: list[LedgerEntry]) -> dict[str, Any]:
+    """Per topic, the ledger entry that set its current state; ``receiving`` is what the profile gets now.
+
+    Replaying the consent entries gives exactly ``receiving``: a topic the profile receives without a
+    recorded consent, or the other way round, would show here as a mismatch.
+    """
+    proofs = proven_topics(ledger)
+    return {
+        "receiving": receiving_topics(profile),
+        "proven": sorted(topic for topic, proof in proofs.items() if proof.receiving),
+        "topics": [
+            {
+                "topic": proof.topic,
+                "receiving": proof.receiving,
+                "since": proof.since.isoformat(),
+                "source": proof.source.value,
+                "wording_version": proof.wording_version,
+                "entry_id": proof.entry_id,
+            }
+            for proof in sorted(proofs.values(), key=lambda proof: proof.topic)
+        ],
+        "evidence_check": EVIDENCE_CHECK,
+    }
+
+
+def erase(adapters: Adapters, profile: Profile, source: Source) -> int:
+    """Delete every item of the profile; keep the address only as a hash on the suppression list.
+
+    The one erasure, whichever door (the privacy page, customer service through the API): the
+    hash keeps every email away until the address owner confirms a new double opt-in.
+    """
+    erased = adapters.repository.erase(profile)
     adapters.repository.suppress(address_hash(profile.email), "erased", adapters.clock())
-    logger.info("profile erased by the customer", extra={"profile_id": profile.id})
+    logger.info("profile erased", extra={"profile_id": profile.id, "items": erased, "source": source.value})
+    return erased
+
+
+def erase_by_id(adapters: Adapters, profile_id: str, source: Source) -> int:
+    """:func:`erase` for a caller that has not read the profile (the JSON API)."""
+    return erase(adapters, adapters.repository.get(profile_id), source)

@@ -1,10 +1,11 @@
-"""A profile's data: read, find, create, change (optimistic locking, ledger in the same write), erase."""
+"""A profile's data: read, find, create, change (optimistic locking, ledger and consents in the same write)."""
 
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from selfservice.domain.changes import ProfilePatch, apply_patch, checked_email, default_preferences, describe
+from selfservice.domain.changes import ProfilePatch, apply_patch, checked_email, default_preferences
+from selfservice.domain.consent import check_topics_switchable
 from selfservice.domain.errors import AlreadyExists, NotFound, VersionConflict
 from selfservice.domain.models import (
     Language,
@@ -16,6 +17,7 @@ from selfservice.domain.models import (
     address_hash,
 )
 from selfservice.usecases import subscription
+from selfservice.usecases.changes import save_changes
 from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
@@ -55,6 +57,7 @@ def create(
         email=email, locale=locale, preferences=default_preferences(catalog), created_at=now, updated_at=now
     )
     profile, changes = apply_patch(blank, initial, catalog, now)
+    check_topics_switchable(blank, profile)  # topics come with ``subscribe`` (a double opt-in) only
     profile.version = 1
     entry = LedgerEntry(profile_id=profile.id, at=now, kind=LedgerKind.PROFILE_CREATED, source=source, changes=changes)
     opt_in = subscribe is not None
@@ -77,38 +80,36 @@ def create(
 
 
 def update(
-    adapters: Adapters, current: Profile, patch: ProfilePatch, expected_version: int | None, source: Source
+    adapters: Adapters,
+    current: Profile,
+    patch: ProfilePatch,
+    expected_version: int | None,
+    source: Source,
+    evidence: dict[str, str] | None = None,
 ) -> Profile:
-    """Apply ``patch`` to ``current`` (as just read); one conditional transaction with its ledger entry.
+    """Apply ``patch`` to ``current`` (as just read); one conditional transaction with its ledger entries.
 
     With ``expected_version`` a stale caller gets :class:`VersionConflict`. Without it the patch
     applies to ``current`` — still conditional, so a concurrent write in between also gives a
-    conflict rather than a lost update.
+    conflict rather than a lost update. ``evidence`` goes with any consent given or withdrawn.
     """
     if expected_version is not None and expected_version != current.version:
         raise VersionConflict(expected_version, current.version)
     now = adapters.clock()
     updated, changes = apply_patch(current, patch, adapters.catalog, now)
-    if not changes:
-        return current
-    entry = LedgerEntry(profile_id=current.id, at=now, kind=LedgerKind.PROFILE_CHANGED, source=source, changes=changes)
-    adapters.repository.save(updated, current.version, [entry], previous_email=current.email)
-    logger.info(
-        "profile changed",
-        extra={"profile_id": current.id, "fields": [c.field for c in changes], "source": source.value},
-    )
-    adapters.publisher.publish(
-        "ProfileChanged",
-        {"profileId": current.id, "version": updated.version, "source": source.value, "changes": describe(changes)},
-    )
-    return updated
+    return save_changes(adapters, current, updated, changes, source, evidence or {})
 
 
 def update_by_id(
-    adapters: Adapters, profile_id: str, patch: ProfilePatch, expected_version: int | None, source: Source
+    adapters: Adapters,
+    profile_id: str,
+    patch: ProfilePatch,
+    expected_version: int | None,
+    source: Source,
+    evidence: dict[str, str] | None = None,
 ) -> Profile:
     """:func:`update` for a caller that has not read the profile (the JSON API)."""
-    return update(adapters, adapters.repository.get(profile_id), patch, expected_version, source)
+    return update(adapters, adapters.repository.get(profile_id), patch, expected_version, source, evidence)
 
 
 def confirm_all(adapters: Adapters, current: Profile, expected_version: int, source: Source) -> Profile:
@@ -132,11 +133,3 @@ def confirm_all(adapters: Adapters, current: Profile, expected_version: int, sou
     adapters.repository.save(updated, current.version, [entry])
     logger.info("profile confirmed", extra={"profile_id": current.id, "source": source.value})
     return updated
-
-
-def delete(adapters: Adapters, profile_id: str) -> int:
-    """Erase every item of the profile (customer service through the API)."""
-    profile = adapters.repository.get(profile_id)
-    erased = adapters.repository.erase(profile)
-    logger.info("profile erased", extra={"profile_id": profile_id, "items": erased})
-    return erased

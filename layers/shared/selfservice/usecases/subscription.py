@@ -16,7 +16,8 @@ from enum import StrEnum
 from aws_lambda_powertools import Logger
 
 from selfservice.catalog import Catalog
-from selfservice.domain.changes import ProfilePatch, apply_patch, checked_email, default_preferences, describe
+from selfservice.domain.changes import ProfilePatch, apply_patch, checked_email, default_preferences
+from selfservice.domain.consent import receiving_topics
 from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, VersionConflict
 from selfservice.domain.models import (
     Change,
@@ -30,6 +31,7 @@ from selfservice.domain.models import (
 )
 from selfservice.tokens import InvalidToken, Purpose
 from selfservice.usecases.access import link
+from selfservice.usecases.changes import save_changes
 from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
@@ -230,52 +232,14 @@ def opt_down(
     adapters: Adapters, profile_id: str, patch: ProfilePatch, reason: str, evidence: ClientEvidence
 ) -> Profile:
     """Stay, with less: fewer topics, a lower frequency or a pause. Recorded as the choice made."""
+    detail = {"unsubscribe_choice": "opt_down", "reason": _reason(reason), **evidence.as_detail()}
     for _attempt in range(2):
         current = adapters.repository.get(profile_id)
-        now = adapters.clock()
-        updated, changes = apply_patch(current, patch, adapters.catalog, now)
-        if not changes:
-            return current
-        detail = {"unsubscribe_choice": "opt_down", "reason": _reason(reason), **evidence.as_detail()}
-        entries = [
-            LedgerEntry(
-                profile_id=profile_id,
-                at=now,
-                kind=LedgerKind.PROFILE_CHANGED,
-                source=Source.PAGE,
-                changes=changes,
-                detail=detail,
-            )
-        ]
-        dropped = sorted(
-            t for t, on in current.preferences.topics.items() if on and not updated.preferences.topics.get(t)
-        )
-        if dropped:
-            entries.append(
-                LedgerEntry(
-                    profile_id=profile_id,
-                    at=now,
-                    kind=LedgerKind.CONSENT_WITHDRAWN,
-                    source=Source.PAGE,
-                    consent_version=current.consent_version,
-                    topics=dropped,
-                    detail=detail,
-                )
-            )
+        updated, changes = apply_patch(current, patch, adapters.catalog, adapters.clock())
         try:
-            adapters.repository.save(updated, current.version, entries)
+            return save_changes(adapters, current, updated, changes, Source.PAGE, detail)
         except VersionConflict:
             continue
-        adapters.publisher.publish(
-            "ProfileChanged",
-            {
-                "profileId": profile_id,
-                "version": updated.version,
-                "source": Source.PAGE.value,
-                "changes": describe(changes),
-            },
-        )
-        return updated
     raise VersionConflict(-1)
 
 
@@ -286,7 +250,7 @@ def unsubscribe(adapters: Adapters, profile_id: str, source: Source, reason: str
         if current.status == SubscriptionStatus.UNSUBSCRIBED:
             return False
         now = adapters.clock()
-        withdrawn = current.preferences.subscribed_topics()
+        withdrawn = receiving_topics(current)
         updated = current.model_copy(deep=True)
         updated.status = SubscriptionStatus.UNSUBSCRIBED
         updated.preferences.topics = dict.fromkeys(current.preferences.topics, False)
@@ -297,9 +261,10 @@ def unsubscribe(adapters: Adapters, profile_id: str, source: Source, reason: str
         entry = LedgerEntry(
             profile_id=profile_id,
             at=now,
-            kind=LedgerKind.CONSENT_WITHDRAWN,
+            # Leaving before any consent was given (pending, or a shop customer) withdraws none.
+            kind=LedgerKind.CONSENT_WITHDRAWN if withdrawn else LedgerKind.PROFILE_CHANGED,
             source=source,
-            consent_version=current.consent_version,
+            consent_version=current.consent_version if withdrawn else None,
             topics=withdrawn,
             detail=detail,
             changes=[Change(field="status", before=current.status.value, after="unsubscribed")],

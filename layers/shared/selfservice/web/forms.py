@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from email.parser import BytesParser
+from email.policy import default
 from urllib.parse import parse_qs
 
 from selfservice.catalog import Catalog
@@ -34,6 +36,26 @@ def parse_form(body: str | None) -> FormData:
     if not body:
         return {}
     return parse_qs(body[:MAX_FORM_BYTES], keep_blank_values=True, max_num_fields=200)
+
+
+def parse_multipart_form(body: bytes, content_type: str) -> FormData:
+    """A ``multipart/form-data`` body's text fields (RFC 8058 allows it for one-click unsubscribe).
+
+    File parts are ignored; an unreadable body is an empty form.
+    """
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = BytesParser(policy=default).parsebytes(head + body[:MAX_FORM_BYTES])
+    form: FormData = {}
+    if not message.is_multipart():
+        return form
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or part.get_filename() is not None or part.get_content_maintype() != "text":
+            continue
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            form.setdefault(name, []).append(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+    return form
 
 
 def first(form: FormData, name: str) -> str:

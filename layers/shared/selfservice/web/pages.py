@@ -9,6 +9,7 @@ handlers, which run outside them).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -118,6 +119,11 @@ class PageRequest:
 
     @cached_property
     def form(self) -> forms.FormData:
+        content_type = self.event.headers.get("content-type") or ""
+        if content_type.lower().startswith("multipart/form-data"):
+            raw = self.event.body or ""
+            body = base64.b64decode(raw) if self.event.is_base64_encoded else raw.encode()
+            return forms.parse_multipart_form(body, content_type)
         return forms.parse_form(self.event.decoded_body)
 
     def field(self, name: str) -> str:

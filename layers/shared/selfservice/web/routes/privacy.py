@@ -7,6 +7,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 
+from selfservice.domain.models import Source
 from selfservice.usecases import privacy
 from selfservice.web import views
 from selfservice.web.middleware import signed_in, signed_in_form
@@ -52,7 +53,7 @@ def delete_profile() -> Response[str]:
     r = current(router)
     _session, profile = r.sign_in()
     lang = r.language(profile)
-    privacy.erase(r.adapters, profile)
+    privacy.erase(r.adapters, profile, Source.PAGE)
     metrics.add_metric(name="ProfileErasedByCustomer", unit=MetricUnit.Count, value=1)
     _ = r.translator(lang)
     return r.message(

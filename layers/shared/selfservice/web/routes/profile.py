@@ -32,18 +32,30 @@ PatchBuilder = Callable[[PageRequest, Profile, str], ProfilePatch]
 
 
 def saved_notice(r: PageRequest, lang: str) -> str | None:
-    return r.translator(lang)("Saved.") if r.query("saved") == "1" else None
+    _ = r.translator(lang)
+    return _("Saved.") if r.query("saved") == "1" else None
 
 
 def stale_problem(r: PageRequest, lang: str) -> str:
-    return r.translator(lang)(
+    _ = r.translator(lang)
+    return _(
         "Your data was changed elsewhere in the meantime. These are the current values; nothing of yours was saved. "
         "Please make your change again."
     )
 
 
 def form_problem(r: PageRequest, lang: str) -> str:
-    return r.translator(lang)("Please correct the marked fields. Nothing was saved yet.")
+    _ = r.translator(lang)
+    return _("Please correct the marked fields. Nothing was saved yet.")
+
+
+def form_field(path: str) -> str:
+    """The form field a domain error's path belongs to (``fields.city`` → ``city``)."""
+    if path.startswith(("fields.", "services.")):
+        return path.rpartition(".")[2]
+    if path.startswith("preferences.topics."):
+        return "topics"
+    return "frequency"
 
 
 def record_completeness(r: PageRequest, profile: Profile) -> None:
@@ -100,11 +112,12 @@ def save_edit_page(section: str, view: View, build_patch: PatchBuilder) -> Respo
     status, errors, problem = HTTPStatus.UNPROCESSABLE_ENTITY, {}, form_problem(r, lang)
     try:
         patch = build_patch(r, profile, lang)
-        updated = profiles.update(r.adapters, profile, patch, forms.version_of(r.form) or -1, Source.PAGE)
+        evidence = r.evidence().as_detail()
+        updated = profiles.update(r.adapters, profile, patch, forms.version_of(r.form) or -1, Source.PAGE, evidence)
     except forms.FormErrors as error:
         errors = error.errors
     except InvalidInput as error:
-        field = error.field.rpartition(".")[2] if error.field.startswith(("fields.", "services.")) else "frequency"
+        field = form_field(error.field)
         errors = {field: forms.message_of(error, r.translator(lang))}
     except VersionConflict:
         fresh = profiles.get(r.adapters, profile.id)

@@ -1,0 +1,61 @@
+"""Writing a changed profile: the change, the consents it gives or withdraws, the events, in one place."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+
+from selfservice.domain.changes import describe
+from selfservice.domain.consent import (
+    ConsentContext,
+    check_topics_switchable,
+    consent_entries,
+    receiving_topics,
+    settle_status,
+)
+from selfservice.domain.models import Change, LedgerEntry, LedgerKind, Profile, Source, SubscriptionStatus
+from selfservice.usecases.ports import Adapters
+
+logger = Logger(child=True)
+
+
+def save_changes(
+    adapters: Adapters,
+    current: Profile,
+    updated: Profile,
+    changes: list[Change],
+    source: Source,
+    evidence: dict[str, str],
+) -> Profile:
+    """Write a changed profile with its ledger: the change, and each consent it gives or withdraws.
+
+    The one place topic switches become consent entries, whichever door they came through; a
+    confirmed subscription left without topics becomes an unsubscribe here. ``evidence`` (who, how,
+    and e.g. the less-mail form's choice) goes with the change and each consent entry.
+    """
+    if not changes:
+        return current
+    check_topics_switchable(current, updated)
+    settle_status(updated, changes)
+    now = updated.updated_at
+    wording = adapters.catalog.current_consent(now.date()).version
+    consents = consent_entries(current, updated, ConsentContext(source, now, wording, evidence))
+    if any(entry.kind == LedgerKind.CONSENT_GIVEN for entry in consents):
+        updated.consent_version = wording
+    change = LedgerEntry(
+        profile_id=current.id, at=now, kind=LedgerKind.PROFILE_CHANGED, source=source, changes=changes, detail=evidence
+    )
+    adapters.repository.save(updated, current.version, [change, *consents], previous_email=current.email)
+    logger.info(
+        "profile changed",
+        extra={"profile_id": current.id, "fields": [c.field for c in changes], "source": source.value},
+    )
+    adapters.publisher.publish(
+        "ProfileChanged",
+        {"profileId": current.id, "version": updated.version, "source": source.value, "changes": describe(changes)},
+    )
+    if updated.status != current.status and updated.status == SubscriptionStatus.UNSUBSCRIBED:
+        withdrawn = receiving_topics(current)
+        adapters.publisher.publish(
+            "Unsubscribed", {"profileId": current.id, "topics": withdrawn, "source": source.value}
+        )
+    return updated
