@@ -67,6 +67,7 @@ def save_communication(stack, topics: list[str]):
     form = {
         "csrf": csrf_of(html),
         "version": hidden(html, "version"),
+        "topics_shown": "1",  # as the page sends it; a stale tab still does after leaving
         "topic": topics,
         "frequency": "weekly",
         "pause_weeks": "0",
@@ -200,3 +201,77 @@ def test_a_topic_cannot_be_switched_on_without_a_confirmed_subscription(stack, d
         assert save_communication(stack, ["news"]).status_code == 422
     assert walk.profile() == before
     assert walk.new() == []
+
+
+def anna_id() -> str:
+    return next(e for e in seed_demo_profiles() if e["email"] == "anna.schmidt@example.com")["profile_id"]
+
+
+def outbox_to(stack, address: str) -> list:
+    import email
+    from email.policy import default
+
+    found = [email.message_from_string(m.raw_data, policy=default) for m in stack.sent_emails()]
+    return [m for m in found if m["To"] == address]
+
+
+def test_signed_in_customer_leaves_everything_and_subscribes_again_by_double_opt_in(stack):
+    profile_id = anna_id()
+    walk = Walk(stack, profile_id)
+    receiving = walk.receiving()
+    sign_in(stack, profile_id)
+    html = stack.client.get("/communication", headers={"User-Agent": UA}).get_data(as_text=True)
+    assert "Von allem abmelden" in html
+    left = stack.client.post("/communication/leave", data={"csrf": csrf_of(html)}, headers={"User-Agent": UA})
+    assert left.status_code == 303
+    assert walk.new() == [("consent_withdrawn", "page", receiving)]
+
+    overview = stack.client.get("/", headers={"User-Agent": UA}).get_data(as_text=True)
+    assert "Sie erhalten keinen Newsletter." in overview
+    assert 'href="/communication#subscribe"' in overview
+    html = stack.client.get("/communication?left=1", headers={"User-Agent": UA}).get_data(as_text=True)
+    assert "Sie sind von allen Newslettern abgemeldet" in html
+    assert 'action="/communication/subscribe"' in html
+
+    refused = stack.client.post("/communication/subscribe", data={"csrf": csrf_of(html)}, headers={"User-Agent": UA})
+    assert refused.status_code == 422
+    assert 'id="topics-error"' in refused.get_data(as_text=True)
+
+    asked = stack.client.post(
+        "/communication/subscribe", data={"csrf": csrf_of(html), "topic": ["news"]}, headers={"User-Agent": UA}
+    )
+    assert asked.status_code == 303
+    assert walk.new() == [], "nothing is received before the confirmation"
+    assert walk.receiving() == []
+    [confirmation] = outbox_to(stack, "anna.schmidt@example.com")
+    assert "/confirm?token=" in confirmation.get_body(("plain",)).get_content()
+
+    token = TokenSigner([DEVELOPMENT_TOKEN_SECRET]).issue(profile_id, 0, Purpose.CONFIRM)
+    page = stack.client.get(f"/confirm?token={token}", headers={"User-Agent": UA}).get_data(as_text=True)
+    form = {"csrf": csrf_of(page), "token": hidden(page, "token")}
+    assert stack.client.post("/confirm", data=form, headers={"User-Agent": UA}).status_code == 303
+    assert walk.new() == [("consent_given", "confirmation-link", ["news"])]
+    assert walk.receiving() == ["news"]
+
+
+def test_pending_customer_can_resend_the_confirmation_and_saving_keeps_the_requested_topics(stack):
+    html = stack.client.get("/subscribe", headers={"User-Agent": UA}).get_data(as_text=True)
+    form = {"csrf": csrf_of(html), "email": "wartet@example.com", "topic": ["news", "offers"]}
+    stack.client.post("/subscribe", data=form, headers={"User-Agent": UA})
+    profile = stack.request("GET", "/api/profiles", query={"email": "wartet@example.com"}).json
+    sign_in(stack, profile["id"])
+    overview = stack.client.get("/", headers={"User-Agent": UA}).get_data(as_text=True)
+    assert "Bestätigungs-E-Mail noch einmal senden" in overview
+    assert 'action="/communication/resend"' in overview
+
+    page = stack.client.get("/communication", headers={"User-Agent": UA}).get_data(as_text=True)
+    saved = stack.client.post(
+        "/communication",
+        data={"csrf": csrf_of(page), "version": hidden(page, "version"), "frequency": "monthly", "pause_weeks": "0"},
+        headers={"User-Agent": UA},
+    )
+    assert saved.status_code == 303
+    stored = stack.request("GET", f"/api/profiles/{profile['id']}").json
+    assert stored["preferences"]["frequency"] == "monthly"
+    assert stored["preferences"]["topics"] == {"news": True, "offers": True}, "the requested topics wait"
+    assert len(outbox_to(stack, "wartet@example.com")) == 1

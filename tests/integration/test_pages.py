@@ -227,7 +227,13 @@ def test_hidden_topics_are_never_touched_by_the_communication_page(stack, demo):
     assert "partner_offers" not in html
     response = stack.client.post(
         "/communication",
-        data={"csrf": csrf_of(html), "version": version_of(html), "topic": ["news"], "frequency": "monthly"},
+        data={
+            "csrf": csrf_of(html),
+            "version": version_of(html),
+            "topics_shown": "1",
+            "topic": ["news"],
+            "frequency": "monthly",
+        },
     )
     assert response.status_code == 303
     topics = profile_item(stack, anna["profile_id"])["preferences"]["topics"]

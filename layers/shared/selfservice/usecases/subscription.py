@@ -308,3 +308,16 @@ def opt_down_or_leave(
         return leave(adapters, profile_id, Source.PAGE, reason, evidence)
     opt_down(adapters, profile_id, patch, reason, evidence)
     return Choice.STAYED
+
+
+def subscribe_again(adapters: Adapters, profile: Profile, topics: list[str], evidence: ClientEvidence) -> None:
+    """A signed-in customer without a subscription asks for one: a double opt-in like the subscribe
+    form's (the confirmation email proves the consent; nothing is received until it is confirmed)."""
+    subscribe(adapters, profile.email, topics, profile.locale, Source.PAGE, evidence)
+
+
+def resend_confirmation(adapters: Adapters, profile: Profile, evidence: ClientEvidence) -> None:
+    """The confirmation email once more for a pending subscription (same limits as subscribing)."""
+    if profile.status == SubscriptionStatus.PENDING:
+        topics = profile.preferences.subscribed_topics()
+        subscribe(adapters, profile.email, topics, profile.locale, Source.PAGE, evidence)

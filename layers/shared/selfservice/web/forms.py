@@ -109,8 +109,13 @@ def personal_data_patch(form: FormData, catalog: Catalog, today: dt.date, transl
 def communication_patch(
     form: FormData, profile: Profile, catalog: Catalog, now: dt.datetime, translate: Translate
 ) -> ProfilePatch:
-    """Only the topics shown on the page (visible ones) are touched; hidden topics keep their state."""
+    """Only the topics shown on the page (visible ones) are touched; hidden topics keep their state.
+
+    Without a subscription the page shows no topics in this form (they are chosen by subscribing
+    again), so a form without ``topics_shown`` leaves every topic as it is.
+    """
     chosen = set(form.get("topic", []))
+    topics_shown = first(form, "topics_shown") == "1"
     errors: dict[str, str] = {}
     topics: dict[str, bool] = {}
     channels: dict[str, list[str]] = {}
@@ -136,7 +141,7 @@ def communication_patch(
     if errors:
         raise FormErrors(errors)
     preferences = PreferencesPatch(
-        topics=topics,
+        topics=topics if topics_shown else None,
         frequency=frequency,
         channels=channels or None,
         paused_until=now + dt.timedelta(weeks=weeks) if weeks > 0 else None,

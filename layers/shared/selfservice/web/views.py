@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from selfservice.catalog import Catalog, FieldSpec
+from selfservice.domain.consent import receiving_topics
 from selfservice.domain.models import CustomerRequest, LedgerEntry, LedgerKind, Profile, SubscriptionStatus
 from selfservice.domain.review import completeness, missing_required_fields, stale_fields
 from selfservice.web.forms import FormData
@@ -78,17 +79,28 @@ def display_value(spec: FieldSpec, value: Any, language: str) -> str:
     return str(value)
 
 
+def subscription_state(profile: Profile) -> dict[str, Any]:
+    """What the pages say about the subscription: a confirmed one without topics receives nothing."""
+    status = profile.status
+    if status == SubscriptionStatus.SUBSCRIBED and not receiving_topics(profile):
+        status = SubscriptionStatus.NOT_SUBSCRIBED
+    return {"subscription": status, "receiving": status == SubscriptionStatus.SUBSCRIBED, "email": profile.email}
+
+
 def overview(profile: Profile, catalog: Catalog, language: str, now: dt.datetime, _: Translate) -> dict[str, Any]:
     labels = {spec.id: spec.label.get(language) for spec in catalog.fields}
     frequency = catalog.frequency(profile.preferences.frequency)
+    state = subscription_state(profile)
+    status = state["subscription"]
     return {
         "first_name": profile.value_of("first_name") or "",
         "percent": round(completeness(profile, catalog) * 100),
         "missing": [labels[f] for f in missing_required_fields(profile, catalog)],
         "stale": [labels[f] for f in stale_fields(profile, catalog, now)],
-        "status_label": _(STATUS_LABELS[profile.status]),
+        **state,
+        "status_label": _(STATUS_LABELS[status]),
         "paused_until": profile.preferences.paused_until if profile.preferences.is_paused(now) else None,
-        "subscribed": [t.name.get(language) for t in catalog.visible_topics() if profile.preferences.topics.get(t.id)],
+        "subscribed": [t.name.get(language) for t in catalog.visible_topics() if t.id in receiving_topics(profile)],
         "frequency": frequency.label.get(language) if frequency else profile.preferences.frequency,
         "version": profile.version,
     }
@@ -164,6 +176,8 @@ def communication(
         ],
         "paused_until": prefs.paused_until if prefs.is_paused(now) else None,
         "version": profile.version,
+        "consent_text": catalog.current_consent(now.date()).text.get(language),
+        **subscription_state(profile),
     }
 
 

@@ -19,7 +19,7 @@ from selfservice.domain.changes import ProfilePatch
 from selfservice.domain.errors import InvalidInput, VersionConflict
 from selfservice.domain.models import Profile, Source
 from selfservice.domain.review import completeness
-from selfservice.usecases import profiles
+from selfservice.usecases import profiles, subscription
 from selfservice.web import forms, views
 from selfservice.web.middleware import signed_in, signed_in_form
 from selfservice.web.pages import PageRequest, SignInNeeded, current, now
@@ -32,7 +32,15 @@ PatchBuilder = Callable[[PageRequest, Profile, str], ProfilePatch]
 
 
 def saved_notice(r: PageRequest, lang: str) -> str | None:
+    """The notice after a redirect: saved, a confirmation email sent, unsubscribed from everything."""
     _ = r.translator(lang)
+    if r.query("confirm_sent") == "1":
+        return _(
+            "We have sent you an email. Please confirm your subscription with the link in it; "
+            "until then nothing changes."
+        )
+    if r.query("left") == "1":
+        return _("You are unsubscribed from every newsletter. You can subscribe again here at any time.")
     return _("Saved.") if r.query("saved") == "1" else None
 
 
@@ -180,6 +188,50 @@ def save_communication() -> Response[str]:
         communication_view,
         lambda r, profile, lang: forms.communication_patch(r.form, profile, r.catalog, now(), r.translator(lang)),
     )
+
+
+@router.post("/communication/subscribe", middlewares=[signed_in_form])
+def subscribe_again() -> Response[str]:
+    """Subscribe again, signed in: a double opt-in with the topics ticked; nothing changes until confirmed."""
+    r = current(router)
+    session, profile = r.sign_in()
+    lang = r.language(profile)
+    _ = r.translator(lang)
+    topics = r.form.get("topic", [])
+    try:
+        subscription.subscribe_again(r.adapters, profile, topics, r.evidence())
+    except InvalidInput:
+        context = communication_view(r, profile, lang, r.form)
+        errors = {"topics": _("Please choose at least one topic.")}
+        return r.page(
+            "communication",
+            lang,
+            session=session,
+            section="communication",
+            status=HTTPStatus.UNPROCESSABLE_ENTITY,
+            errors=errors,
+            problem=form_problem(r, lang),
+            **context,
+        )
+    metrics.add_metric(name="SubscribeAgainRequested", unit=MetricUnit.Count, value=1)
+    return r.redirect("/communication?confirm_sent=1")
+
+
+@router.post("/communication/resend", middlewares=[signed_in_form])
+def resend_confirmation() -> Response[str]:
+    r = current(router)
+    _session, profile = r.sign_in()
+    subscription.resend_confirmation(r.adapters, profile, r.evidence())
+    return r.redirect("/communication?confirm_sent=1")
+
+
+@router.post("/communication/leave", middlewares=[signed_in_form])
+def unsubscribe_from_everything() -> Response[str]:
+    r = current(router)
+    _session, profile = r.sign_in()
+    if subscription.leave(r.adapters, profile.id, Source.PAGE, "", r.evidence()) == subscription.Choice.UNSUBSCRIBED:
+        metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
+    return r.redirect("/communication?left=1")
 
 
 @router.get("/services", middlewares=[signed_in])
