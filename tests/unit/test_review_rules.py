@@ -261,3 +261,22 @@ def test_only_the_contracted_events_trigger_a_review():
     assert parse_trigger(_event(detail))[0] == "PurchaseCompleted"
     with pytest.raises(MalformedEvent, match="does not trigger a review"):
         parse_trigger(_event(detail, source="somebody-else"))
+
+
+# --- a new subscriber's grace period ------------------------------------------------------------
+
+
+def test_a_new_subscriber_is_not_asked_for_a_review_within_the_grace_period(due, catalog, now):
+    del due.fields["last_name"]  # a gap that would make the review due at once
+    grace = catalog.review.new_subscriber_grace_days * DAY
+    due.subscribed_at = now - DAY
+    assert review_email_skip_reason(due, catalog, now) == SkipReason.NEW_SUBSCRIBER
+    assert next_review_at(due, catalog) == now - DAY + grace, "the review index offers it when the grace ends"
+    assert review_email_skip_reason(due, catalog, now - DAY + grace) is None
+    due.subscribed_at = now - grace - DAY
+    assert review_email_skip_reason(due, catalog, now) is None
+
+
+def test_a_profile_created_just_now_is_in_grace_too(due, catalog, now):
+    due.created_at = now - dt.timedelta(minutes=1)
+    assert review_email_skip_reason(due, catalog, now) == SkipReason.NEW_SUBSCRIBER

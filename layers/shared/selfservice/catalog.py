@@ -101,6 +101,8 @@ class ReviewRules(_Strict):
     interval_days: int = Field(ge=1)
     cooldown_days: int = Field(ge=0)
     event_delay_hours: int = Field(ge=0)
+    new_subscriber_grace_days: int = Field(default=30, ge=0)
+    """No review email this soon after a subscription was confirmed (or a profile created)."""
 
 
 class ConsentWording(_Strict):

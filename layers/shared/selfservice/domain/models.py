@@ -124,6 +124,8 @@ class Profile(_Model):
     skips it); see ``domain.review.claimed_by``."""
     pending_expires_at: dt.datetime | None = None
     """Until a double opt-in is confirmed: when the pending profile disappears (table TTL)."""
+    subscribed_at: dt.datetime | None = None
+    """When the last double opt-in was confirmed (a new subscriber's review grace starts then)."""
 
     @property
     def email_key(self) -> str:

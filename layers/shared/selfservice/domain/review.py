@@ -29,6 +29,8 @@ class SkipReason(StrEnum):
     COOLDOWN = "cooldown"
     FREQUENCY_CAP = "frequency_cap"
     NOT_DUE = "not_due"
+    NEW_SUBSCRIBER = "new_subscriber"
+    """Within the catalog's grace period after subscribing."""
     NOT_FOUND = "not_found"
     """Erased between selection and sending."""
 
@@ -63,7 +65,7 @@ def next_review_at(profile: Profile, catalog: Catalog) -> dt.datetime | None:
         value = profile.fields.get(spec.id)
         if value and spec.max_age_days:
             candidates.append(value.confirmed_at + dt.timedelta(days=spec.max_age_days))
-    due = min(candidates)
+    due = max(min(candidates), grace_ends_at(profile, catalog))
     if profile.last_review_email_at is not None:
         due = max(due, profile.last_review_email_at + dt.timedelta(days=catalog.review.cooldown_days))
     if profile.preferences.paused_until is not None:
@@ -74,6 +76,12 @@ def next_review_at(profile: Profile, catalog: Catalog) -> dt.datetime | None:
         # Due once the cap-th newest email has left the 30-day window.
         due = max(due, sent[cap - 1] + MARKETING_WINDOW)
     return due
+
+
+def grace_ends_at(profile: Profile, catalog: Catalog) -> dt.datetime:
+    """Until when a new subscriber (or a new profile) is not asked for a review."""
+    started = max(profile.created_at, profile.subscribed_at or profile.created_at)
+    return started + dt.timedelta(days=catalog.review.new_subscriber_grace_days)
 
 
 def review_shard(profile_id: str, shard_count: int) -> int:
@@ -175,6 +183,8 @@ def review_email_skip_reason(  # noqa: PLR0911 - one return per reason reads bes
         return SkipReason(blocked)
     if not email_topics(profile, catalog):
         return SkipReason.NO_EMAIL_CHANNEL
+    if now < grace_ends_at(profile, catalog):
+        return SkipReason.NEW_SUBSCRIBER
     cooldown = dt.timedelta(days=catalog.review.cooldown_days)
     if profile.last_review_email_at is not None and now < profile.last_review_email_at + cooldown:
         return SkipReason.COOLDOWN

@@ -191,6 +191,7 @@ def confirm_subscription(adapters: Adapters, token: str, evidence: ClientEvidenc
         update={
             "status": SubscriptionStatus.SUBSCRIBED,
             "consent_version": consent.version,
+            "subscribed_at": now,
             "pending_expires_at": None,
             "version": profile.version + 1,
             "updated_at": now,
