@@ -326,3 +326,38 @@ def test_saving_personal_data_reads_the_profile_once_and_writes_once(stack, demo
     assert response.status_code == 303
     assert calls == ["GetItem", "TransactWriteItems"]
     assert profile_item(stack, clara["profile_id"])["fields"]["city"]["value"] == "Bonn"
+
+
+def new_customer_signed_in(stack) -> str:
+    """A shop customer with no personal data yet, signed in from a self-service link."""
+    created = stack.request("POST", "/api/profiles", {"email": "neukunde@example.com"}).json
+    token = TokenSigner([DEVELOPMENT_TOKEN_SECRET]).issue(created["id"], 0, Purpose.MANAGE)
+    sign_in(stack, f"/link?token={token}")
+    return created["id"]
+
+
+def test_a_first_name_alone_is_saved_and_the_missing_required_fields_are_asked_for(stack):
+    profile_id = new_customer_signed_in(stack)
+    _status, html, _ = get(stack, "/profile")
+    response = stack.client.post(
+        "/profile", data={"csrf": csrf_of(html), "version": version_of(html), "first_name": "Mia"}
+    )
+    assert response.status_code == 303, "required fields never block saving what was entered"
+    assert profile_item(stack, profile_id)["fields"]["first_name"]["value"] == "Mia"
+    _status, html, _ = get(stack, "/profile?saved=1")
+    assert "Es fehlt uns noch: Nachname, Ort." in html
+
+
+def test_everything_is_correct_leads_to_the_missing_required_fields_first(stack):
+    profile_id = new_customer_signed_in(stack)
+    _status, overview, _ = get(stack, "/")
+    assert 'href="/profile?focus=first_name,last_name,city"' in overview
+    assert 'action="/review"' not in overview, "no confirming while required fields are empty"
+    _status, review, _ = get(stack, "/review")
+    assert "Bevor Sie bestätigen, fehlt uns noch: Vorname, Nachname, Ort." in review
+    # a stale tab still posts the old form: it is led to the fields, nothing is confirmed
+    response = stack.client.post("/review", data={"csrf": csrf_of(overview), "version": "1"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/profile?focus=first_name,last_name,city"
+    history = stack.request("GET", f"/api/profiles/{profile_id}/history").json["entries"]
+    assert [entry["kind"] for entry in history] == ["profile_created"]

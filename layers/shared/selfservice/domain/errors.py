@@ -42,5 +42,13 @@ class InvalidInput(DomainError):
         return self.reason.format(**self.params) if self.params else self.reason
 
 
+class MissingFields(DomainError):
+    """Confirming "everything is correct" while required fields are empty: they come first."""
+
+    def __init__(self, fields: list[str]) -> None:
+        super().__init__("missing: " + ", ".join(fields))
+        self.fields = fields
+
+
 class TemporarilyUnavailable(DomainError):
     """A dependency is throttling or down; the caller may retry later."""

@@ -6,7 +6,7 @@ from aws_lambda_powertools import Logger
 
 from selfservice.domain.changes import ProfilePatch, apply_patch, checked_email, default_preferences
 from selfservice.domain.consent import check_topics_switchable
-from selfservice.domain.errors import AlreadyExists, NotFound, VersionConflict
+from selfservice.domain.errors import AlreadyExists, MissingFields, NotFound, VersionConflict
 from selfservice.domain.models import (
     Language,
     LedgerEntry,
@@ -16,6 +16,7 @@ from selfservice.domain.models import (
     SubscriptionStatus,
     address_hash,
 )
+from selfservice.domain.review import missing_required_fields
 from selfservice.usecases import subscription
 from selfservice.usecases.changes import save_changes
 from selfservice.usecases.ports import Adapters
@@ -113,9 +114,14 @@ def update_by_id(
 
 
 def confirm_all(adapters: Adapters, current: Profile, expected_version: int, source: Source) -> Profile:
-    """ "Everything is still correct": every stored field counts as confirmed now."""
+    """ "Everything is still correct": every stored field counts as confirmed now.
+
+    Not while required fields are empty (:class:`MissingFields`): the customer is led to them.
+    """
     if expected_version != current.version:
         raise VersionConflict(expected_version, current.version)
+    if missing := missing_required_fields(current, adapters.catalog):
+        raise MissingFields(missing)
     now = adapters.clock()
     updated = current.model_copy(deep=True)
     for value in updated.fields.values():

@@ -85,7 +85,11 @@ def version_of(form: FormData) -> int | None:
 
 
 def personal_data_patch(form: FormData, catalog: Catalog, today: dt.date, translate: Translate) -> ProfilePatch:
-    """Every catalog field on the page; an empty value clears the field."""
+    """Every catalog field on the page; an empty value clears the field.
+
+    Required fields are asked for (marked, and listed after saving), never a reason to refuse
+    saving what the customer did enter.
+    """
     values: dict[str, FieldValueType | None] = {}
     errors: dict[str, str] = {}
     for spec in catalog.fields:
@@ -93,8 +97,6 @@ def personal_data_patch(form: FormData, catalog: Catalog, today: dt.date, transl
             [v for v in form.get(spec.id, []) if v] if spec.type == "multi_choice" else first(form, spec.id)
         )
         if not raw:
-            if spec.required:
-                errors[spec.id] = translate("Please fill in this field.")
             values[spec.id] = None
             continue
         try:

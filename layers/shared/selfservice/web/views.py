@@ -96,6 +96,7 @@ def overview(profile: Profile, catalog: Catalog, language: str, now: dt.datetime
         "first_name": profile.value_of("first_name") or "",
         "percent": round(completeness(profile, catalog) * 100),
         "missing": [labels[f] for f in missing_required_fields(profile, catalog)],
+        "missing_link": "/profile?focus=" + ",".join(missing_required_fields(profile, catalog)),
         "stale": [labels[f] for f in stale_fields(profile, catalog, now)],
         **state,
         "status_label": _(STATUS_LABELS[status]),
@@ -138,7 +139,8 @@ def personal_data(
         )
     wanted = [f for f in (focus or []) if catalog.field(f)]
     fields.sort(key=lambda field: wanted.index(field["id"]) if field["id"] in wanted else len(wanted))
-    return {"fields": fields, "email": profile.email, "version": profile.version}
+    missing = [labels_by_id(catalog, language)[f] for f in missing_required_fields(profile, catalog)]
+    return {"fields": fields, "email": profile.email, "version": profile.version, "missing": missing}
 
 
 def communication(
@@ -284,10 +286,18 @@ def history(entries: list[LedgerEntry], catalog: Catalog, language: str, _: Tran
     return {"changes": changes, "emails": emails}
 
 
+def labels_by_id(catalog: Catalog, language: str) -> dict[str, str]:
+    return {spec.id: spec.label.get(language) for spec in catalog.fields}
+
+
 def review(profile: Profile, catalog: Catalog, language: str) -> dict[str, Any]:
+    """The review page: every value, and the required ones still missing (they come before confirming)."""
+    missing = missing_required_fields(profile, catalog)
     return {
         "email": profile.email,
         "version": profile.version,
+        "missing": [labels_by_id(catalog, language)[f] for f in missing],
+        "missing_link": "/profile?focus=" + ",".join(missing),
         "fields": [
             {"label": spec.label.get(language), "display": display_value(spec, profile.value_of(spec.id), language)}
             for spec in catalog.fields

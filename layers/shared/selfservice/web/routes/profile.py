@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 
 from selfservice.domain.changes import ProfilePatch
-from selfservice.domain.errors import InvalidInput, VersionConflict
+from selfservice.domain.errors import InvalidInput, MissingFields, VersionConflict
 from selfservice.domain.models import Profile, Source
 from selfservice.domain.review import completeness
 from selfservice.usecases import profiles, subscription
@@ -263,6 +263,8 @@ def confirm_everything() -> Response[str]:
     lang = r.language(profile)
     try:
         confirmed = profiles.confirm_all(r.adapters, profile, forms.version_of(r.form) or -1, Source.PAGE)
+    except MissingFields as missing:
+        return r.redirect(f"/profile?focus={','.join(missing.fields)}")
     except VersionConflict:
         fresh = profiles.get(r.adapters, profile.id)
         context = views.review(fresh, r.catalog, lang)
