@@ -209,7 +209,9 @@ def test_saving_over_a_stale_version_shows_current_values(stack, demo):
     text = response.get_data(as_text=True)
     assert response.status_code == 409
     assert "an anderer Stelle geändert" in text
-    assert 'value="Hamburg"' in text
+    assert 'value="Dresden"' in text, "what the customer typed is kept"
+    assert "Jetzt gespeichert: Hamburg" in text, "next to what is stored now"
+    assert f'name="version" value="{int(version_of(html)) + 1}"' in text, "saving again applies to the new version"
     assert profile_item(stack, anna["profile_id"])["fields"]["city"]["value"] == "Hamburg"
 
 
@@ -361,3 +363,40 @@ def test_everything_is_correct_leads_to_the_missing_required_fields_first(stack)
     assert response.headers["Location"] == "/profile?focus=first_name,last_name,city"
     history = stack.request("GET", f"/api/profiles/{profile_id}/history").json["entries"]
     assert [entry["kind"] for entry in history] == ["profile_created"]
+
+
+def test_the_language_switch_becomes_the_profiles_language_and_so_the_emails(stack, demo):
+    anna = demo["anna.schmidt@example.com"]
+    sign_in(stack, anna["link"])
+    _status, html, _ = get(stack, "/")
+    response = stack.client.post("/language", data={"csrf": csrf_of(html), "lang": "en", "back": "/"})
+    assert response.status_code == 303
+    assert profile_item(stack, anna["profile_id"])["locale"] == "en"
+    stack.request("POST", f"/api/profiles/{anna['profile_id']}/self-service-link")
+    [sent] = [email.message_from_string(m.raw_data, policy=default) for m in stack.sent_emails()]
+    assert sent["To"] == "anna.schmidt@example.com"
+    assert sent.get_body(("plain",)).get_content().startswith("Hello Anna,"), "the email speaks English now"
+
+
+def test_switching_language_on_a_form_with_errors_keeps_what_was_typed(stack, demo):
+    clara = demo["clara.weber@example.com"]
+    sign_in(stack, clara["link"])
+    _status, html, _ = get(stack, "/profile")
+    assert 'formaction="/profile"' in html
+    assert 'form="page-form"' in html
+    before = profile_item(stack, clara["profile_id"])
+    form = claras_personal_data(html, city="Bonn", phone="0151")
+    response = stack.client.post("/profile", data=form)
+    assert response.status_code == 422
+    form["switch_language"] = "en"
+    switched = stack.client.post("/profile", data=form)
+    text = switched.get_data(as_text=True)
+    assert switched.status_code == 200
+    assert '<html lang="en">' in text
+    assert 'value="Bonn"' in text, "typed values stay"
+    assert 'value="0151"' in text
+    assert 'id="phone-error"' in text, "and the error next to its field, now in English"
+    assert "ss_lang=en" in switched.headers.get("Set-Cookie", "")
+    after = profile_item(stack, clara["profile_id"])
+    assert after["locale"] == "en"
+    assert after["fields"] == before["fields"], "nothing but the language is saved"

@@ -101,6 +101,16 @@ def update(
     return save_changes(adapters, current, updated, changes, source, evidence or {})
 
 
+def set_language(adapters: Adapters, current: Profile, language: Language, source: Source) -> Profile:
+    """The language of the pages and of every email from now on (a language switch on a page)."""
+    if current.locale == language:
+        return current
+    try:
+        return update(adapters, current, ProfilePatch(locale=language), None, source)
+    except VersionConflict:
+        return update(adapters, adapters.repository.get(current.id), ProfilePatch(locale=language), None, source)
+
+
 def update_by_id(
     adapters: Adapters,
     profile_id: str,

@@ -26,7 +26,7 @@ from babel import negotiate_locale
 
 from selfservice import bootstrap, origin
 from selfservice.domain.errors import NotFound
-from selfservice.domain.models import Profile
+from selfservice.domain.models import Language, Profile
 from selfservice.settings import get_settings
 from selfservice.tokens import InvalidToken
 from selfservice.usecases import access, privacy, subscription
@@ -147,6 +147,14 @@ class PageRequest:
             return profile.locale
         preferred = accepted_languages(self.event.headers.get("accept-language") or "")
         return negotiate_locale(preferred, LANGUAGES, sep="-", aliases={}) or self.catalog.default_language
+
+    def switched_language(self) -> Language | None:
+        """The language chosen with the switch of a page's own form (what was typed stays), if any."""
+        chosen = self.field("switch_language")
+        return "en" if chosen == "en" else "de" if chosen == "de" else None
+
+    def language_cookie(self, language: str) -> Cookie:
+        return self.cookie(LANGUAGE_COOKIE, language, 365 * 24 * 3600)
 
     def translator(self, language: str) -> Callable[[str], str]:
         """gettext of the page catalog (English is the source language, so it translates to itself)."""

@@ -120,10 +120,10 @@ def personal_data(
     fields = []
     for spec in catalog.fields:
         stored = profile.fields.get(spec.id)
+        stored_value: Any = stored.value if stored else ([] if spec.type == "multi_choice" else "")
+        value = stored_value
         if form is not None:
-            value: Any = form.get(spec.id, []) if spec.type == "multi_choice" else (form.get(spec.id) or [""])[0]
-        else:
-            value = stored.value if stored else ([] if spec.type == "multi_choice" else "")
+            value = form.get(spec.id, []) if spec.type == "multi_choice" else (form.get(spec.id) or [""])[0]
         fields.append(
             {
                 "id": spec.id,
@@ -134,6 +134,8 @@ def personal_data(
                 "value": value,
                 "stale": spec.id in stale,
                 "confirmed_at": stored.confirmed_at if stored else None,
+                # Shown next to what the customer typed when it differs from what is stored.
+                "stored": display_value(spec, stored_value or None, language) if value != stored_value else None,
                 "choices": [{"id": c.id, "label": c.label.get(language)} for c in spec.choices],
             }
         )

@@ -10,12 +10,12 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 
 from selfservice.domain.errors import NotFound
-from selfservice.domain.models import Source
+from selfservice.domain.models import Language, Source
 from selfservice.tokens import ExpiredToken, InvalidToken
-from selfservice.usecases import access
+from selfservice.usecases import access, profiles
 from selfservice.web import forms
 from selfservice.web.middleware import anonymous_form, any_form, signed_in_form
-from selfservice.web.pages import LANGUAGE_COOKIE, current, safe_next
+from selfservice.web.pages import LANGUAGE_COOKIE, PageRequest, SignInNeeded, current, safe_next
 from selfservice.web.render import LANGUAGES
 from selfservice.web.session import SESSION_COOKIE
 
@@ -75,12 +75,22 @@ def new_link() -> Response[str]:
     return r.page("new_link", lang, sent=True, errors={}, form_email="")
 
 
+def remember_language(r: PageRequest, language: Language) -> None:
+    """Signed in, the choice becomes the profile's language: the pages' and every email's."""
+    try:
+        _session, profile = r.sign_in()
+    except SignInNeeded:
+        return
+    profiles.set_language(r.adapters, profile, language, Source.PAGE)
+
+
 @router.post("/language", middlewares=[any_form])
 def switch_language() -> Response[str]:
     r = current(router)
     chosen = r.field("lang")
     if chosen not in LANGUAGES:
         chosen = r.catalog.default_language
+    remember_language(r, "en" if chosen == "en" else "de")
     back = safe_next(r.field("back"))
     if back.partition("?")[0] in ("/language", "/sign-out"):
         back = "/"  # pages answering a POST only

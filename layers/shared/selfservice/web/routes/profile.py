@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from selfservice.domain.changes import ProfilePatch
 from selfservice.domain.errors import InvalidInput, MissingFields, VersionConflict
-from selfservice.domain.models import Profile, Source
+from selfservice.domain.models import Language, Profile, Source
 from selfservice.domain.review import completeness
 from selfservice.usecases import profiles, subscription
 from selfservice.web import forms, views
@@ -47,8 +47,8 @@ def saved_notice(r: PageRequest, lang: str) -> str | None:
 def stale_problem(r: PageRequest, lang: str) -> str:
     _ = r.translator(lang)
     return _(
-        "Your data was changed elsewhere in the meantime. These are the current values; nothing of yours was saved. "
-        "Please make your change again."
+        "Your data was changed elsewhere in the meantime (for example in another window), so nothing was saved yet. "
+        "Your entries are still here, next to what is stored now: please check them and save again."
     )
 
 
@@ -112,10 +112,15 @@ def save_edit_page(section: str, view: View, build_patch: PatchBuilder) -> Respo
     """POST of an editing page: save and redirect, or show the form again with what is wrong.
 
     Wrong values: 422 with each message next to its field and the customer's input kept.
-    Stale version: 409 with the current values, so nothing is overwritten silently.
+    Stale version (another tab saved meanwhile): 409 with the customer's input kept, the current
+    values next to it and the new version, so nothing is overwritten silently and nothing typed is lost.
+    The language switch on the page submits this form too: it shows the form again in the new
+    language, with what was typed, and saves nothing but the language.
     """
     r = current(router)
     session, profile = r.sign_in()
+    if (switched := r.switched_language()) is not None:
+        return show_in_language(r, section, view, build_patch, switched)
     lang = r.language(profile)
     status, errors, problem = HTTPStatus.UNPROCESSABLE_ENTITY, {}, form_problem(r, lang)
     try:
@@ -125,27 +130,48 @@ def save_edit_page(section: str, view: View, build_patch: PatchBuilder) -> Respo
     except forms.FormErrors as error:
         errors = error.errors
     except InvalidInput as error:
-        field = form_field(error.field)
-        errors = {field: forms.message_of(error, r.translator(lang))}
+        errors = {form_field(error.field): forms.message_of(error, r.translator(lang))}
     except VersionConflict:
-        fresh = profiles.get(r.adapters, profile.id)
-        context = view(r, fresh, lang, None)
-        return r.page(
-            section,
-            lang,
-            session=session,
-            section=section,
-            status=HTTPStatus.CONFLICT,
-            errors={},
-            problem=stale_problem(r, lang),
-            **context,
-        )
+        profile = profiles.get(r.adapters, profile.id)
+        status, problem = HTTPStatus.CONFLICT, stale_problem(r, lang)
     else:
         record_completeness(r, updated)
         return r.redirect(f"/{section}?saved=1")
     context = view(r, profile, lang, r.form)
+    conflict = status == HTTPStatus.CONFLICT
     return r.page(
-        section, lang, session=session, section=section, status=status, errors=errors, problem=problem, **context
+        section,
+        lang,
+        session=session,
+        section=section,
+        status=status,
+        errors=errors,
+        problem=problem,
+        conflict=conflict,
+        **context,
+    )
+
+
+def show_in_language(
+    r: PageRequest, section: str, view: View, build_patch: PatchBuilder, lang: Language
+) -> Response[str]:
+    """The editing page again in ``lang``, with the customer's input and its errors (if any), unsaved."""
+    session, profile = r.sign_in()
+    profile = profiles.set_language(r.adapters, profile, lang, Source.PAGE)
+    errors: dict[str, str] = {}
+    try:
+        build_patch(r, profile, lang)
+    except forms.FormErrors as error:
+        errors = error.errors
+    return r.page(
+        section,
+        lang,
+        session=session,
+        section=section,
+        errors=errors,
+        problem=form_problem(r, lang) if errors else None,
+        extra_cookies=[r.language_cookie(lang)],
+        **view(r, profile, lang, r.form),
     )
 
 

@@ -51,9 +51,10 @@ def subscribe_page(
     status: HTTPStatus = HTTPStatus.OK,
     sent: bool = False,
     errors: dict[str, str] | None = None,
+    switched: bool = False,
 ) -> Response[str]:
     wording = r.catalog.current_consent(now().date())
-    form = r.form if errors else {}
+    form = r.form if errors or switched else {}
     _ = r.translator(lang)
     return r.page(
         "subscribe",
@@ -66,6 +67,7 @@ def subscribe_page(
         consent_text=wording.text.get(lang),
         consent_version=wording.version,
         problem=_("Please correct the marked fields. Nothing was saved yet.") if errors else None,
+        extra_cookies=[r.language_cookie(lang)] if switched else None,
     )
 
 
@@ -78,6 +80,8 @@ def subscribe_form() -> Response[str]:
 @router.post("/subscribe", middlewares=[anonymous_form])
 def subscribe() -> Response[str]:
     r = current(router)
+    if (switched := r.switched_language()) is not None:
+        return subscribe_page(r, switched, switched=True)
     lang = r.language()
     _ = r.translator(lang)
     topics = r.form.get("topic", [])
