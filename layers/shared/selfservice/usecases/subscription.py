@@ -72,7 +72,14 @@ def checked_topics(catalog: Catalog, topics: list[str]) -> list[str]:
 
 
 def subscribe(
-    adapters: Adapters, address: str, topics: list[str], locale: Language, source: Source, evidence: ClientEvidence
+    adapters: Adapters,
+    address: str,
+    topics: list[str],
+    locale: Language,
+    source: Source,
+    evidence: ClientEvidence,
+    *,
+    owner_signed_in: bool = False,
 ) -> None:
     """Start a double opt-in: a pending profile and a confirmation email (valid 48 hours).
 
@@ -91,7 +98,10 @@ def subscribe(
     if profile is not None and profile.status == SubscriptionStatus.SUBSCRIBED:
         logger.info("subscribe for a confirmed subscriber ignored", extra={"profile_id": profile.id})
         return
-    if not adapters.repository.count_attempt(f"confirm:{hashed}", 1, CONFIRMATION_RESEND_WINDOW, now):
+    # The per-address limit keeps strangers from flooding an inbox; its signed-in owner is no stranger.
+    if not owner_signed_in and not adapters.repository.count_attempt(
+        f"confirm:{hashed}", 1, CONFIRMATION_RESEND_WINDOW, now
+    ):
         logger.info("confirmation email held back (one per ten minutes)")
         return
     consent = adapters.catalog.current_consent(now.date())
@@ -314,11 +324,11 @@ def opt_down_or_leave(
 def subscribe_again(adapters: Adapters, profile: Profile, topics: list[str], evidence: ClientEvidence) -> None:
     """A signed-in customer without a subscription asks for one: a double opt-in like the subscribe
     form's (the confirmation email proves the consent; nothing is received until it is confirmed)."""
-    subscribe(adapters, profile.email, topics, profile.locale, Source.PAGE, evidence)
+    subscribe(adapters, profile.email, topics, profile.locale, Source.PAGE, evidence, owner_signed_in=True)
 
 
 def resend_confirmation(adapters: Adapters, profile: Profile, evidence: ClientEvidence) -> None:
     """The confirmation email once more for a pending subscription (same limits as subscribing)."""
     if profile.status == SubscriptionStatus.PENDING:
         topics = profile.preferences.subscribed_topics()
-        subscribe(adapters, profile.email, topics, profile.locale, Source.PAGE, evidence)
+        subscribe(adapters, profile.email, topics, profile.locale, Source.PAGE, evidence, owner_signed_in=True)
