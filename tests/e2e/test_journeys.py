@@ -5,6 +5,7 @@ and becomes the language of the emails. Screenshots: test-artifacts/journeys/.""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import requests
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import REPO, LocalStack
+from tests.e2e.test_review_local import EVENT_ARN, executions, review_emails
 
 SHOTS = REPO / "test-artifacts" / "journeys"
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -206,3 +208,16 @@ def test_the_language_switch_keeps_what_was_typed_and_changes_the_emails(
     assert "first_name" not in profile["fields"], "nothing but the language was saved"
     assert api(local_stack, "POST", f"/api/profiles/{profile['id']}/self-service-link").status_code == 202
     assert outbox(local_stack, address)[0]["text"].startswith(TEXT[other]["hello"])
+
+
+def test_a_new_subscriber_is_not_asked_for_a_review_after_a_purchase(
+    local_stack: LocalStack, phone: Page, language: str
+):
+    address = subscribed_customer(local_stack, phone, language)
+    profile_id = api(local_stack, "GET", "/api/profiles", params={"email": address}).json()["id"]
+    before = len(local_stack.client("stepfunctions").list_executions(stateMachineArn=EVENT_ARN)["executions"])
+    assert api(local_stack, "POST", "/_dev/api/purchase", json={"email": address}).status_code == 200
+    outputs = [json.loads(run["output"]) for run in executions(local_stack, EVENT_ARN, before + 1) if "output" in run]
+    [mine] = [output for output in outputs if output.get("profileId") == profile_id]
+    assert mine == {"outcome": "skipped", "reason": "new_subscriber", "profileId": profile_id}
+    assert address not in review_emails(local_stack), "no 'is your information still up to date?' yet"
