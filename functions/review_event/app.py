@@ -71,7 +71,8 @@ class ReviewPlan(BaseModel):
 
     detailType: str = Field(min_length=1)
     eventKey: str = Field(min_length=1)
-    email: str = Field(min_length=3)
+    email: str | None = Field(default=None, min_length=3)
+    profileId: str | None = Field(default=None, min_length=1)
 
 
 class ReviewStep(BaseModel):

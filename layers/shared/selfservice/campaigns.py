@@ -46,7 +46,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, Va
 from selfservice.catalog import Catalog
 from selfservice.domain.changes import MAX_EMAIL_LENGTH, checked_email, mark_suppressed
 from selfservice.domain.errors import DomainError, InvalidInput, NotFound, TemporarilyUnavailable, VersionConflict
-from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source, address_hash
+from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source, address_hash, profile_id_of_request
 from selfservice.domain.review import (
     ReviewNeed,
     SkipReason,
@@ -60,6 +60,7 @@ from selfservice.domain.review import (
 from selfservice.settings import Settings
 from selfservice.storage import CampaignRunRepository, review_shard_key
 from selfservice.tokens import LIFETIMES, Purpose
+from selfservice.usecases import requests
 from selfservice.usecases.access import link
 from selfservice.usecases.ports import Adapters
 
@@ -254,10 +255,31 @@ class ServiceRequestClosed(_Detail):
         return self.requestId
 
 
-TRIGGERS: dict[tuple[str, str], type[PurchaseCompleted] | type[ServiceRequestClosed]] = {
+class RequestClosed(BaseModel):
+    """``Source: self-service``: a request closed through this product's API (README, Events).
+
+    Carries the profile id, not the address; it starts the same review as ``ServiceRequestClosed``.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    requestId: EventId
+    profileId: EventId
+    occurredAt: AwareDatetime
+
+    @property
+    def event_key(self) -> str:
+        return self.requestId
+
+
+Trigger = PurchaseCompleted | ServiceRequestClosed | RequestClosed
+TRIGGERS: dict[tuple[str, str], type[Trigger]] = {
     ("shop", "PurchaseCompleted"): PurchaseCompleted,
     ("customer-service", "ServiceRequestClosed"): ServiceRequestClosed,
+    ("self-service", "RequestClosed"): RequestClosed,
 }
+# A request closed here and the same request closed by an outside service system are one review.
+SAME_REVIEW = {"RequestClosed": "ServiceRequestClosed"}
 
 
 def _problems(error: ValidationError, prefix: str) -> list[str]:
@@ -268,7 +290,7 @@ def _problems(error: ValidationError, prefix: str) -> list[str]:
     ]
 
 
-def parse_trigger(event: Any) -> tuple[str, PurchaseCompleted | ServiceRequestClosed]:
+def parse_trigger(event: Any) -> tuple[str, Trigger]:
     """The detail type and the validated detail of an EventBridge event, or :class:`MalformedEvent`."""
     try:
         envelope = EventBridgeModel.model_validate(event)
@@ -465,7 +487,7 @@ class ReviewCampaigns:
         """
         try:
             detail_type, detail = parse_trigger(event)
-            email = checked_email(detail.email, field="detail.email")
+            email = None if isinstance(detail, RequestClosed) else checked_email(detail.email, field="detail.email")
             now = self.clock()
             if detail.occurredAt > now + _MAX_FUTURE:
                 raise MalformedEvent(["detail.occurredAt: lies in the future"])
@@ -474,13 +496,17 @@ class ReviewCampaigns:
             kept = self.dead_letters.keep(event, problems)
             logger.warning("malformed review event", extra={"problems": problems, "dead_lettered": kept})
             raise MalformedEvent(problems) from None
+        if isinstance(detail, ServiceRequestClosed) and profile_id_of_request(detail.requestId):
+            # The outside system's closing closes the request stored here too (when it is one of ours).
+            requests.close_from_event(self.profiles, detail.requestId)
         hours = self.settings.review_event_delay_hours
         delay = dt.timedelta(hours=self.catalog.review.event_delay_hours if hours is None else hours)
         wait_until = max(now, detail.occurredAt + delay)
+        target = {"profileId": detail.profileId} if isinstance(detail, RequestClosed) else {"email": email}
         return {
-            "detailType": detail_type,
+            "detailType": SAME_REVIEW.get(detail_type, detail_type),
             "eventKey": detail.event_key,
-            "email": email,
+            **target,
             "occurredAt": timestamp(detail.occurredAt),
             "waitUntil": wait_until.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
@@ -493,7 +519,13 @@ class ReviewCampaigns:
         trigger = str(plan["detailType"])
         campaign = f"event:{trigger}:{plan['eventKey']}"
         repository = self.profiles.repository
-        profile = repository.find_by_email(str(plan["email"]))  # a consistent read after the index
+        if plan.get("profileId"):
+            try:
+                profile: Profile | None = repository.get(str(plan["profileId"]))
+            except NotFound:
+                profile = None
+        else:
+            profile = repository.find_by_email(str(plan["email"]))  # a consistent read after the index
         if profile is None:
             logger.info("review event for an unknown address", extra={"trigger": trigger})
             return {"outcome": "unknown_address"}

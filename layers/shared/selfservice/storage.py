@@ -29,8 +29,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from selfservice.domain.errors import AlreadyExists, NotFound, TemporarilyUnavailable, VersionConflict
-from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, normalise_email
+from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, TemporarilyUnavailable, VersionConflict
+from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, normalise_email, profile_id_of_request
 from selfservice.domain.review import review_shard
 
 _serializer = TypeSerializer()
@@ -42,7 +42,17 @@ _THROTTLING = {
     "InternalServerError",
     "ServiceUnavailable",
 }
-_KEY_ATTRIBUTES = ("pk", "sk", "item_type", "email_key", "review_shard", "next_review_at", "expires_at")
+_KEY_ATTRIBUTES = (
+    "pk",
+    "sk",
+    "item_type",
+    "email_key",
+    "review_shard",
+    "next_review_at",
+    "expires_at",
+    "request_status",
+    "request_queued",
+)
 
 ReviewScheduler = Callable[[Profile], dt.datetime | None]
 _BATCH_ATTEMPTS = 6
@@ -106,6 +116,26 @@ def _update_if(client: Any, **arguments: Any) -> bool:
             return False
         raise _translate(error) from error
     return True
+
+
+REQUESTS_BY_STATUS = "RequestsByStatus"
+
+
+def _request_item(request: CustomerRequest) -> dict[str, Any]:
+    """The request's item; ``request_status``/``request_queued`` put it in the RequestsByStatus index."""
+    values: dict[str, Any] = request.model_dump(mode="json")
+    values.update(
+        pk=f"PROFILE#{request.profile_id}",
+        sk=f"REQUEST#{request.id}",
+        item_type="request",
+        request_status=request.status.value,
+        request_queued=f"{request.created_at.astimezone(dt.UTC).isoformat()}#{request.id}",
+    )
+    return _to_item(values)
+
+
+def _request_of(item: dict[str, Any]) -> CustomerRequest:
+    return CustomerRequest.model_validate(_strip(item))
 
 
 class ProfileRepository:
@@ -225,7 +255,7 @@ class ProfileRepository:
             raise NotFound(profile_id)
         profile = _profile_of(profile_items[0])
         ledger = [LedgerEntry.model_validate(_strip(i)) for i in items if str(i["sk"]).startswith("LEDGER#")]
-        found = [CustomerRequest.model_validate(_strip(i)) for i in items if str(i["sk"]).startswith("REQUEST#")]
+        found = [_request_of(i) for i in items if str(i["sk"]).startswith("REQUEST#")]
         ledger.reverse()
         found.sort(key=lambda request: request.created_at, reverse=True)
         return profile, ledger, found
@@ -236,7 +266,7 @@ class ProfileRepository:
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             ExpressionAttributeValues=_to_item({":pk": f"PROFILE#{profile_id}", ":prefix": "REQUEST#"}),
         )
-        found = [CustomerRequest.model_validate(_strip(_from_item(item))) for item in response.get("Items", [])]
+        found = [_request_of(_from_item(item)) for item in response.get("Items", [])]
         return sorted(found, key=lambda request: request.created_at, reverse=True)
 
     # --- writes ------------------------------------------------------------------------
@@ -348,8 +378,6 @@ class ProfileRepository:
             raise _translate(error) from error
 
     def add_request(self, request: CustomerRequest, entry: LedgerEntry) -> None:
-        values: dict[str, Any] = request.model_dump(mode="json")
-        values.update(pk=f"PROFILE#{request.profile_id}", sk=f"REQUEST#{request.id}", item_type="request")
         operations = [
             {
                 "ConditionCheck": {
@@ -358,7 +386,7 @@ class ProfileRepository:
                     "ConditionExpression": "attribute_exists(pk)",
                 }
             },
-            {"Put": {"TableName": self._table, "Item": _to_item(values)}},
+            {"Put": {"TableName": self._table, "Item": _request_item(request)}},
             self._put_ledger(entry),
         ]
         try:
@@ -368,6 +396,76 @@ class ProfileRepository:
                 "ConditionalCheckFailed"
             ]:
                 raise NotFound(request.profile_id) from None
+            raise _translate(error) from error
+
+    def get_request(self, request_id: str) -> CustomerRequest:
+        """One consistent GetItem: the id names the profile's partition."""
+        profile_id = profile_id_of_request(request_id)
+        if profile_id is None:
+            raise NotFound(request_id)
+        key = _to_item({"pk": f"PROFILE#{profile_id}", "sk": f"REQUEST#{request_id}"})
+        try:
+            response = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+        except ClientError as error:
+            raise _translate(error) from error
+        if "Item" not in response:
+            raise NotFound(request_id)
+        return _request_of(_from_item(response["Item"]))
+
+    def list_requests(
+        self, status: str, request_type: str | None, limit: int, cursor: dict[str, Any] | None
+    ) -> tuple[list[CustomerRequest], dict[str, Any] | None]:
+        """A page of requests with ``status``, oldest first, from the sparse RequestsByStatus index.
+
+        ``cursor`` is the previous page's continuation (None for the first page); the second value
+        is this page's, None on the last page. A type filter may make a page shorter than ``limit``.
+        """
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": REQUESTS_BY_STATUS,
+            "KeyConditionExpression": "request_status = :status",
+            "ExpressionAttributeValues": _to_item({":status": status}),
+            "ScanIndexForward": True,
+            "Limit": limit,
+        }
+        if request_type is not None:
+            arguments["FilterExpression"] = "#type = :type"
+            arguments["ExpressionAttributeNames"] = {"#type": "type"}
+            arguments["ExpressionAttributeValues"].update(_to_item({":type": request_type}))
+        if cursor is not None:
+            arguments["ExclusiveStartKey"] = _to_item(cursor)
+        try:
+            response = self._client.query(**arguments)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ValidationException" and cursor is not None:
+                raise InvalidInput("cursor", "is not a cursor of this list") from None
+            raise _translate(error) from error
+        found = [_request_of(_from_item(item)) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return found, _from_item(last) if last else None
+
+    def save_request(self, request: CustomerRequest, expected_version: int, entry: LedgerEntry) -> None:
+        """Write a changed request at ``expected_version`` (else VersionConflict) with its ledger entry."""
+        operations = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _request_item(request),
+                    # Requests stored before versions were kept count as version 1.
+                    "ConditionExpression": "attribute_exists(pk) AND "
+                    "(version = :expected OR attribute_not_exists(version))",
+                    "ExpressionAttributeValues": _to_item({":expected": expected_version}),
+                }
+            },
+            self._put_ledger(entry),
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=operations)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "TransactionCanceledException" and _failure_codes(error)[:1] == [
+                "ConditionalCheckFailed"
+            ]:
+                raise VersionConflict(expected_version) from None
             raise _translate(error) from error
 
     def _keys_under(self, profile_id: str) -> Iterator[dict[str, Any]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
+import secrets
 import uuid
 from enum import StrEnum
 from typing import Any, Literal
@@ -60,6 +62,7 @@ class LedgerKind(StrEnum):
     REVIEW_REQUESTED = "review_requested"
     REVIEW_CONFIRMED = "review_confirmed"
     REQUEST_SUBMITTED = "request_submitted"
+    REQUEST_UPDATED = "request_updated"
     SIGNED_OUT_EVERYWHERE = "signed_out_everywhere"
     ADDRESS_SUPPRESSED = "address_suppressed"
 
@@ -176,19 +179,49 @@ class RequestStatus(StrEnum):
     CLOSED = "closed"
 
 
+MAX_REQUEST_TEXT = 4000
+
+
+class RequestReply(_Model):
+    """Customer service's answer to a request, shown to the customer and emailed to them."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    at: dt.datetime
+    text: str = Field(min_length=1, max_length=MAX_REQUEST_TEXT)
+
+
 class CustomerRequest(_Model):
-    """A request the customer submitted; customer service works on it and closes it."""
+    """A request the customer submitted; customer service works on it, replies and closes it.
+
+    Its id starts with the profile's id (``<profile id>-<16 hex>``), so the request is found by its
+    id alone with one consistent read in the profile's partition (no index for lookups by id).
+    """
 
     # Built when the first request is read or submitted (most cold starts never touch one).
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    id: str = Field(default_factory=new_id)
+    id: str
     profile_id: str
     type: RequestType
-    message: str = Field(max_length=4000)
+    message: str = Field(max_length=MAX_REQUEST_TEXT)
     status: RequestStatus = RequestStatus.OPEN
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
+    replies: list[RequestReply] = Field(default_factory=list)
+    version: int = 1
+
+
+REQUEST_ID_PATTERN = r"^[0-9a-f]{32}-[0-9a-f]{16}$"
+
+
+def new_request_id(profile_id: str) -> str:
+    return f"{profile_id}-{secrets.token_hex(8)}"
+
+
+def profile_id_of_request(request_id: str) -> str | None:
+    """The profile a request id belongs to, or None for an id this product did not issue."""
+    return request_id[:32] if re.fullmatch(REQUEST_ID_PATTERN, request_id) else None
 
 
 def address_hash(address: str) -> str:

@@ -1,13 +1,42 @@
-"""Customer requests: stored with a status the customer sees, routed to customer service (bus + mailbox)."""
+"""Customer requests: submitted on the pages, worked on by customer service through the API.
+
+The customer sees the status and every reply on the requests page and gets an email for each reply
+and when the request is closed. The message goes to the service mailbox and the API only, never
+onto the bus; events name the request, its type and its status.
+"""
 
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from selfservice.domain.models import CustomerRequest, LedgerEntry, LedgerKind, Profile, RequestType, Source
+from selfservice.domain.errors import InvalidInput, NotFound, VersionConflict
+from selfservice.domain.models import (
+    MAX_REQUEST_TEXT,
+    CustomerRequest,
+    LedgerEntry,
+    LedgerKind,
+    Profile,
+    RequestReply,
+    RequestStatus,
+    RequestType,
+    Source,
+    new_request_id,
+)
+from selfservice.tokens import Purpose
+from selfservice.usecases.access import link
 from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
+
+PAGE_SIZE = 50
+
+
+class RequestClosed(Exception):
+    """A closed request takes no further change (a new question is a new request)."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
 
 
 def submit_request(
@@ -16,7 +45,14 @@ def submit_request(
     """Store the request, put RequestSubmitted on the bus and email the service mailbox."""
     settings = adapters.settings
     now = adapters.clock()
-    request = CustomerRequest(profile_id=profile.id, type=request_type, message=message, created_at=now, updated_at=now)
+    request = CustomerRequest(
+        id=new_request_id(profile.id),
+        profile_id=profile.id,
+        type=request_type,
+        message=message,
+        created_at=now,
+        updated_at=now,
+    )
     entry = LedgerEntry(
         profile_id=profile.id,
         at=now,
@@ -44,3 +80,126 @@ def submit_request(
 
 def requests_of(adapters: Adapters, profile_id: str) -> list[CustomerRequest]:
     return adapters.repository.requests(profile_id)
+
+
+def get_request(adapters: Adapters, request_id: str) -> CustomerRequest:
+    return adapters.repository.get_request(request_id)
+
+
+def list_requests(
+    adapters: Adapters,
+    status: RequestStatus,
+    request_type: RequestType | None,
+    cursor: dict[str, str] | None,
+    limit: int = PAGE_SIZE,
+) -> tuple[list[CustomerRequest], dict[str, str] | None]:
+    """A page of requests with ``status``, oldest first, and where the next page starts (or None)."""
+    return adapters.repository.list_requests(status.value, request_type.value if request_type else None, limit, cursor)
+
+
+def update_request(
+    adapters: Adapters,
+    request_id: str,
+    status: RequestStatus | None,
+    reply: str | None,
+    expected_version: int | None,
+    source: Source = Source.CUSTOMER_SERVICE,
+) -> CustomerRequest:
+    """Customer service moves a request on (in progress, closed) and/or replies to it.
+
+    One conditional write with its ledger entry: of two concurrent changes one wins, the other
+    gets :class:`VersionConflict`. The customer gets an email for a reply and for the closing.
+    """
+    text = (reply or "").strip() if reply is not None else None
+    if text is not None and not text:
+        raise InvalidInput("reply", "must not be empty")
+    if text is not None and len(text) > MAX_REQUEST_TEXT:
+        raise InvalidInput("reply", "at most {max} characters", max=MAX_REQUEST_TEXT)
+    if status == RequestStatus.OPEN:
+        raise InvalidInput("status", "a request can be moved to in_progress or closed")
+    if status is None and text is None:
+        raise InvalidInput("status", "send a status, a reply or both")
+    current = adapters.repository.get_request(request_id)
+    if expected_version is not None and expected_version != current.version:
+        raise VersionConflict(expected_version, current.version)
+    if current.status == RequestStatus.CLOSED:
+        raise RequestClosed(request_id)
+    now = adapters.clock()
+    updated = current.model_copy(deep=True)
+    if text is not None:
+        updated.replies.append(RequestReply(at=now, text=text))
+    if status is not None:
+        updated.status = status
+    updated.updated_at = now
+    updated.version = current.version + 1
+    entry = LedgerEntry(
+        profile_id=current.profile_id,
+        at=now,
+        kind=LedgerKind.REQUEST_UPDATED,
+        source=source,
+        changes=[],
+        detail={
+            "request_id": request_id,
+            "type": current.type.value,
+            "status": updated.status.value,
+            "replied": "yes" if text is not None else "no",
+        },
+    )
+    adapters.repository.save_request(updated, current.version, entry)
+    logger.info(
+        "request updated",
+        extra={"request_id": request_id, "status": updated.status.value, "replied": text is not None},
+    )
+    _publish(adapters, updated, closed_now=updated.status == RequestStatus.CLOSED)
+    if text is not None or updated.status == RequestStatus.CLOSED:
+        _tell_customer(adapters, updated, text)
+    return updated
+
+
+def close_from_event(adapters: Adapters, request_id: str) -> CustomerRequest | None:
+    """A ``ServiceRequestClosed`` from an outside service system closes the stored request too.
+
+    Ids this product did not issue, unknown or already closed requests change nothing.
+    """
+    try:
+        return update_request(adapters, request_id, RequestStatus.CLOSED, None, None, Source.CUSTOMER_SERVICE)
+    except (NotFound, RequestClosed):
+        return None
+    except VersionConflict:
+        # Someone changed it in the same moment: try once more on the fresh version.
+        try:
+            return update_request(adapters, request_id, RequestStatus.CLOSED, None, None, Source.CUSTOMER_SERVICE)
+        except (NotFound, RequestClosed):
+            return None
+
+
+def _publish(adapters: Adapters, request: CustomerRequest, *, closed_now: bool) -> None:
+    detail = {
+        "requestId": request.id,
+        "profileId": request.profile_id,
+        "type": request.type.value,
+        "status": request.status.value,
+        "occurredAt": request.updated_at.isoformat(),
+    }
+    adapters.publisher.publish("RequestClosed" if closed_now else "RequestUpdated", detail)
+
+
+def _tell_customer(adapters: Adapters, request: CustomerRequest, reply: str | None) -> None:
+    """The customer's email about a reply or the closing, with a link back to their requests."""
+    try:
+        profile = adapters.repository.get(request.profile_id)
+    except NotFound:
+        return
+    email = adapters.renderer.render(
+        "request_update",
+        profile.locale,
+        marketing=False,
+        link=link(adapters, profile, Purpose.MANAGE, "/link") + "&next=/requests",
+        reply=reply,
+        closed=request.status == RequestStatus.CLOSED,
+        submitted_at=request.created_at,
+        first_name=profile.value_of("first_name") or "",
+        recipient=profile.email,
+        company=adapters.settings.company_name,
+    )
+    adapters.mailer.send(profile, email, Source.CUSTOMER_SERVICE, now=adapters.clock())
