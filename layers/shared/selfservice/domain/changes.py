@@ -64,11 +64,17 @@ class ProfilePatch(_Input):
 
 
 def checked_email(address: str, field: str = "email") -> str:
-    """A syntactically valid address (no DNS lookup: the Lambda may have no internet route)."""
+    """A syntactically valid address in its normal form, or :class:`InvalidInput`.
+
+    The one normalisation of an address the service knows, for storing and for looking up alike:
+    surrounding whitespace dropped, Unicode in NFC, the domain lower-cased and in Unicode (an IDN
+    given as ``xn--`` punycode reads as the same domain). ``Profile.email_key`` lower-cases the
+    result once more for uniqueness and lookup. No DNS lookup: the Lambda may have no internet route.
+    """
     from email_validator import EmailNotValidError, validate_email  # imported by the first address checked
 
     try:
-        return validate_email(address, check_deliverability=False).normalized
+        return validate_email(address.strip(), check_deliverability=False).normalized
     except EmailNotValidError:
         raise InvalidInput(field, "this is not a valid email address") from None
 
