@@ -118,3 +118,25 @@ def test_submitted_values_are_not_echoed_in_errors(stack, existing):
     answer = stack.request("PATCH", f"/api/profiles/{existing}", {"fields": {"phone": secret}})
     assert answer.status == 422
     assert secret not in answer.text
+
+
+@pytest.mark.parametrize(
+    "preferences",
+    [
+        {"topics": {"news": 1}},
+        {"topics": {"news": "yes"}},
+        {"topics": {"news": "true"}},
+        {"resume": 0},
+        {"paused_until": 1_900_000_000},
+        {"paused_until": "2027-01-01"},
+        {"paused_until": "2027-01-01T10:00:00"},
+    ],
+)
+def test_values_are_what_the_schema_says_not_what_they_could_be_read_as(stack, existing, preferences):
+    before = stack.items()
+    answer = stack.request("PATCH", f"/api/profiles/{existing}", {"preferences": preferences})
+    assert answer.status == 422, answer.text
+    assert answer.json["problems"][0]["field"].startswith("body.preferences.")
+    answer = stack.request("PATCH", f"/api/profiles/{existing}", {"locale": "en", "version": "1"})
+    assert answer.status == 422
+    assert stack.items() == before

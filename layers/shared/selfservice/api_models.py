@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from selfservice.domain.changes import MAX_EMAIL_LENGTH, FieldsInput, PreferencesPatch, ProfilePatch, ServicesInput
 from selfservice.domain.models import (
@@ -48,7 +48,7 @@ class NewProfile(BaseModel):
 class ProfileUpdate(ProfilePatch):
     """PATCH body: a partial update plus, optionally, the version it was based on (or send If-Match)."""
 
-    version: int | None = Field(default=None, ge=1)
+    version: StrictInt | None = Field(default=None, ge=1)
 
     def as_patch(self) -> ProfilePatch:
         return ProfilePatch.model_validate(self.model_dump(exclude={"version"}, exclude_unset=True))
