@@ -2,7 +2,8 @@
 
 Thin: parse and validate the request (Powertools event handler with pydantic validation and the
 OpenAPI document), call one use case of ``selfservice.usecases``, map the result; domain errors
-become problem responses in ``selfservice.api_errors``.
+become problem responses in ``selfservice.api_errors``. A body the API cannot read is refused before
+routing (``selfservice.api_request``).
 """
 
 import json
@@ -17,9 +18,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from selfservice import bootstrap, origin
-from selfservice.api_errors import body_too_large, json_response
+from selfservice.api_errors import RequestRefused, json_response, with_security_headers
 from selfservice.api_errors import router as errors
 from selfservice.api_models import NewProfile, ProfileOut, ProfileUpdate, history_out
+from selfservice.api_request import readable
 from selfservice.domain.errors import InvalidInput
 from selfservice.domain.models import Profile, Source
 from selfservice.observability import new_tracer
@@ -119,6 +121,8 @@ def send_self_service_link(profile_id: ProfileId) -> Response[dict[str, Any]]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Checked before routing: Powertools validates (parses) the body before any middleware runs.
-    if len(event.get("body") or "") > get_settings().max_body_bytes:
-        return body_too_large()
-    return app.resolve(event, context)
+    try:
+        event = readable(event, get_settings().max_body_bytes)
+    except RequestRefused as refused:
+        return with_security_headers(refused.proxy_response())
+    return with_security_headers(app.resolve(event, context))

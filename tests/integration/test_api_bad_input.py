@@ -120,6 +120,104 @@ def test_submitted_values_are_not_echoed_in_errors(stack, existing):
     assert secret not in answer.text
 
 
+# What the API reads: JSON in UTF-8, nested at most 32 deep. Whatever else
+# arrives is a 4xx naming the problem, never a 500, and nothing is stored or sent.
+
+
+def refused(stack, answer, status, error, field):
+    """``answer`` is the JSON problem ``status``/``error`` naming ``field``, without a stack trace."""
+    assert answer.status == status, f"{answer.status} {answer.text[:300]}"
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.json["error"] == error
+    assert answer.json["message"]
+    assert [problem["field"] for problem in answer.json["problems"]] == [field]
+    assert "Traceback" not in answer.text
+
+
+def test_a_body_that_is_not_utf8_is_a_400(stack, existing):
+    before = stack.items()
+    latin1 = '{"email": "jörg@example.com"}'.encode("latin-1")
+    refused(stack, stack.request("POST", "/api/profiles", raw=latin1), 400, "invalid_encoding", "body")
+    broken = b'{"fields": {"city": "\xff\xfe Berlin"}}'
+    refused(stack, stack.request("PATCH", f"/api/profiles/{existing}", raw=broken), 400, "invalid_encoding", "body")
+    assert stack.items() == before
+    assert stack.sent_emails() == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "APPLICATION/JSON",
+        "application/json; charset=utf-8",
+        "Application/Json;Charset=UTF-8",
+        'application/json; charset="utf-8"',
+        " application/json ",
+    ],
+)
+def test_json_is_read_whatever_case_its_media_type_is_written_in(stack, content_type):
+    answer = stack.request(
+        "POST", "/api/profiles", {"email": "kim@example.com"}, headers={"content-type": content_type}
+    )
+    assert answer.status == 201, answer.text
+    assert stack.request("GET", "/api/profiles", query={"email": "kim@example.com"}).json["id"] == answer.json["id"]
+
+
+BODY_TYPES_NOT_READ = [
+    "text/plain",
+    "text/plain; charset=utf-8",
+    "application/xml",
+    "application/merge-patch+json",
+    "application/json-patch+json",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=xyz",
+    "application/octet-stream",
+    "application/json; charset=iso-8859-1",
+    "application/jsonx",
+]
+
+
+@pytest.mark.parametrize("content_type", BODY_TYPES_NOT_READ)
+def test_a_body_of_another_media_type_is_a_415_saying_what_is_read(stack, existing, content_type):
+    before = stack.items()
+    body = '{"email": "kim2@example.com", "fields": {"city": "Leipzig"}}'
+    created = stack.request("POST", "/api/profiles", raw=body, headers={"content-type": content_type})
+    refused(stack, created, 415, "unsupported_media_type", "Content-Type")
+    assert created.headers["Accept"] == "application/json"
+    assert "Accept-Patch" not in created.headers
+    changed = stack.request("PATCH", f"/api/profiles/{existing}", raw=body, headers={"content-type": content_type})
+    refused(stack, changed, 415, "unsupported_media_type", "Content-Type")
+    assert changed.headers["Accept"] == "application/json"
+    assert changed.headers["Accept-Patch"] == "application/json"
+    assert stack.items() == before
+    assert stack.sent_emails() == []
+
+
+def nested(depth: int) -> str:
+    return '{"fields": {"city": ' + "[" * depth + "]" * depth + "}}"
+
+
+@pytest.mark.parametrize("depth", [31, 5_000, 100_000])
+def test_json_nested_deeper_than_32_levels_is_a_400_without_recursion(stack, existing, depth):
+    before = stack.items()
+    answer = stack.request("PATCH", f"/api/profiles/{existing}", raw=nested(depth))  # 2 + depth levels
+    assert answer.status in (400, 413)
+    if answer.status == 400:
+        refused(stack, answer, 400, "too_deep", "body")
+    created = stack.request("POST", "/api/profiles", raw='{"email": "kim2@example.com", "x": ' + "[" * depth + "}")
+    assert created.status in (400, 413)
+    assert stack.items() == before
+
+
+def test_json_nested_32_levels_is_read_and_brackets_in_strings_do_not_count(stack, existing):
+    answer = stack.request("PATCH", f"/api/profiles/{existing}", raw=nested(30))  # 32 levels: read
+    assert answer.status == 422, answer.text  # and refused for what it says
+    assert answer.json["error"] == "invalid_request"
+    city = "[{" * 30 + "Berlin"
+    answer = stack.request("PATCH", f"/api/profiles/{existing}", {"fields": {"city": city}})
+    assert answer.status == 200, answer.text
+    assert answer.json["fields"]["city"]["value"] == city
+
+
 @pytest.mark.parametrize(
     "preferences",
     [

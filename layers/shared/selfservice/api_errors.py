@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -16,14 +17,49 @@ from aws_lambda_powertools.metrics import MetricUnit
 from selfservice.api_models import problem, validation_problems
 from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, TemporarilyUnavailable, VersionConflict
 from selfservice.observability import log_unexpected
+from selfservice.security_headers import TRANSPORT_SECURITY
 
 router = Router()
 logger = Logger(child=True)
 metrics = Metrics()
 
 
+class RequestRefused(Exception):
+    """A request the API does not read: a body too large, of another type, not UTF-8 or nested too
+    deep, or a malformed header. Nothing has run when it is raised; its answer names the problem."""
+
+    def __init__(
+        self, status: HTTPStatus, code: str, message: str, field: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(f"{field}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = dict(headers or {})
+
+    def proxy_response(self) -> dict[str, Any]:
+        """The answer as a Lambda proxy response, for a refusal before routing."""
+        return {
+            "statusCode": self.status.value,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON, **self.headers},
+            "body": json.dumps(problem(self.code, self.message, self.field), separators=(",", ":")),
+        }
+
+
+def with_security_headers(response: dict[str, Any]) -> dict[str, Any]:
+    """The proxy response with the headers every response of the service carries."""
+    response["headers"] = {**(response.get("headers") or {}), **TRANSPORT_SECURITY}
+    return response
+
+
 def json_response(status: HTTPStatus, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
     return Response(status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
+@router.exception_handler(RequestRefused)
+def refused(error: RequestRefused) -> Response[dict[str, Any]]:
+    return json_response(error.status, problem(error.code, error.message, error.field), error.headers)
 
 
 @router.exception_handler(RequestValidationError)
@@ -77,13 +113,3 @@ def unexpected(error: Exception) -> Response[dict[str, Any]]:
 @router.exception_handler(NotFoundError)
 def no_route(_: NotFoundError) -> Response[dict[str, Any]]:
     return json_response(HTTPStatus.NOT_FOUND, problem("no_route", "no such endpoint"))
-
-
-def body_too_large() -> dict[str, Any]:
-    """The proxy response for a body over the limit (checked before routing: Powertools parses the
-    body for validation before any middleware runs)."""
-    return {
-        "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value,
-        "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps(problem("body_too_large", "the request body is too large", "body")),
-    }

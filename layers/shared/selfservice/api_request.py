@@ -1,0 +1,112 @@
+"""What the JSON API reads from a request besides its parameters: the body.
+
+:func:`readable` runs before routing (Powertools parses a body for validation before any middleware
+runs) and refuses, with a 4xx problem, content the API will not read: too large (413), not JSON
+(415), not UTF-8 or nested too deep (400). What it lets through is what Powertools can parse:
+text, with the canonical ``Content-Type: application/json``. Only the content of POST, PUT and PATCH
+is read; the content of other methods has no meaning here and is ignored, as before.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from http import HTTPStatus
+from typing import Any
+
+from selfservice.api_errors import RequestRefused
+
+JSON_MEDIA_TYPE = "application/json"
+METHODS_WITH_CONTENT = frozenset({"POST", "PUT", "PATCH"})
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects read (the deepest body the API takes has 4 levels);
+deeper bodies are refused before parsing, so a parser never recurses on them."""
+
+_MEDIA_TYPE_PARAMETER = re.compile(r";\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=\s*(\"[^\"]*\"|[^;\s]*)\s*")
+_JSON_TOKENS = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
+
+
+def readable(event: dict[str, Any], max_body_bytes: int) -> dict[str, Any]:
+    """``event`` with a body the API can read, or :class:`RequestRefused` saying why it is not."""
+    method = str(event.get("requestContext", {}).get("http", {}).get("method", "")).upper()
+    body = event.get("body")
+    if method not in METHODS_WITH_CONTENT or not body:
+        return event
+    if len(body) > max_body_bytes:  # base64 is longer than what it encodes: a bound, checked before decoding
+        raise RequestRefused(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", "the request body is too large", "body"
+        )
+    headers = {str(name).lower(): value for name, value in (event.get("headers") or {}).items()}
+    _check_media_type(headers.get("content-type"), method)
+    text = _utf8_text(body, bool(event.get("isBase64Encoded")))
+    if json_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise RequestRefused(
+            HTTPStatus.BAD_REQUEST,
+            "too_deep",
+            f"the body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels",
+            "body",
+        )
+    headers["content-type"] = JSON_MEDIA_TYPE
+    return {**event, "headers": headers, "body": text, "isBase64Encoded": False}
+
+
+def media_type(content_type: str) -> tuple[str, dict[str, str]]:
+    """The media type of a Content-Type value, lower-cased (RFC 9110: case-insensitive), and its
+    parameters (names lower-cased, quotes removed)."""
+    kind, _, rest = content_type.partition(";")
+    parameters = {
+        name.lower(): value.strip('"') for name, value in _MEDIA_TYPE_PARAMETER.findall(";" + rest if rest else "")
+    }
+    return kind.strip().lower(), parameters
+
+
+def _check_media_type(content_type: str | None, method: str) -> None:
+    if content_type is None or not content_type.strip():  # no type given: read as JSON, as the API always has
+        return
+    kind, parameters = media_type(content_type)
+    if kind == JSON_MEDIA_TYPE and parameters.get("charset", "utf-8").lower() in ("utf-8", "utf8"):
+        return
+    headers = {"Accept": JSON_MEDIA_TYPE}
+    if method == "PATCH":
+        headers["Accept-Patch"] = JSON_MEDIA_TYPE
+    raise RequestRefused(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as JSON in UTF-8, with Content-Type: application/json",
+        "Content-Type",
+        headers,
+    )
+
+
+def _utf8_text(body: str, is_base64: bool) -> str:
+    if not is_base64:
+        return body
+    try:
+        return base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise RequestRefused(
+            HTTPStatus.BAD_REQUEST, "invalid_encoding", "the body is not text in UTF-8", "body"
+        ) from None
+
+
+def json_depth(text: str, limit: int) -> int:
+    """How deep arrays and objects nest in ``text`` (brackets inside strings do not count); counting
+    stops once past ``limit``. Linear, without parsing: valid JSON or not, nothing recurses."""
+    depth = deepest = 0
+    in_string = False
+    for token in _JSON_TOKENS.finditer(text):
+        char = token.group()
+        if char == '"':
+            in_string = not in_string
+        elif in_string or len(char) == 2:  # inside a string, or an escape pair
+            continue
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        else:
+            depth -= 1
+    return deepest
