@@ -21,8 +21,8 @@ from selfservice import bootstrap, origin
 from selfservice.api_errors import RequestRefused, json_response, with_security_headers
 from selfservice.api_errors import router as errors
 from selfservice.api_models import NewProfile, ProfileOut, ProfileUpdate, history_out
-from selfservice.api_request import readable
-from selfservice.domain.errors import InvalidInput
+from selfservice.api_request import ANY_VERSION, expected_versions, readable
+from selfservice.domain.errors import VersionConflict
 from selfservice.domain.models import Profile, Source
 from selfservice.observability import new_tracer
 from selfservice.settings import get_settings
@@ -45,15 +45,6 @@ def adapters() -> Adapters:
 
 def _profile_response(profile: Profile, status: HTTPStatus = HTTPStatus.OK) -> Response[ProfileOut]:
     return json_response(status, ProfileOut.of(profile).model_dump(mode="json"), {"ETag": f'"{profile.version}"'})
-
-
-def _if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    digits = value.strip().removeprefix("W/").strip('"')
-    if not digits.isdigit():
-        raise InvalidInput("If-Match", 'must be the profile version in quotes, like "3"')
-    return int(digits)
 
 
 @app.get("/api/openapi.json")
@@ -85,12 +76,27 @@ def get_profile(profile_id: ProfileId) -> Response[ProfileOut]:
 def patch_profile(
     profile_id: ProfileId,
     body: ProfileUpdate,
-    if_match: Annotated[str | None, Header(alias="if-match", max_length=32)] = None,
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="if-match",
+            description='The version the change is based on, as the ETag gave it ("3"); or send "version" in the body',
+        ),
+    ] = None,
 ) -> Response[ProfileOut]:
-    expected = _if_match(if_match)
-    if expected is None:
-        expected = body.version
-    profile = profiles.update_by_id(adapters(), profile_id, body.as_patch(), expected, Source.API)
+    versions = expected_versions(if_match)
+    patch = body.as_patch()
+    ports = adapters()
+    if versions is ANY_VERSION:
+        profile = profiles.update_by_id(ports, profile_id, patch, body.version, Source.API)
+    elif len(versions) == 1:
+        [version] = versions
+        profile = profiles.update_by_id(ports, profile_id, patch, version, Source.API)
+    else:  # no tag can match (412), or several versions would do: the current one, if it is among them
+        current = profiles.get(ports, profile_id)
+        if current.version not in versions:
+            raise VersionConflict(min(versions, default=0), current.version)
+        profile = profiles.update(ports, current, patch, current.version, Source.API)
     metrics.add_metric(name="ProfileUpdated", unit=MetricUnit.Count, value=1)
     return _profile_response(profile)
 

@@ -120,7 +120,7 @@ def test_submitted_values_are_not_echoed_in_errors(stack, existing):
     assert secret not in answer.text
 
 
-# What the API reads: JSON in UTF-8, nested at most 32 deep. Whatever else
+# What the API reads: JSON in UTF-8, nested at most 32 deep, versions in If-Match. Whatever else
 # arrives is a 4xx naming the problem, never a 500, and nothing is stored or sent.
 
 
@@ -216,6 +216,83 @@ def test_json_nested_32_levels_is_read_and_brackets_in_strings_do_not_count(stac
     answer = stack.request("PATCH", f"/api/profiles/{existing}", {"fields": {"city": city}})
     assert answer.status == 200, answer.text
     assert answer.json["fields"]["city"]["value"] == city
+
+
+# If-Match is "*" or a list of entity tags (RFC 9110). The profile's ETag is strong ("1"); a weak tag,
+# or one that is no version, never matches it: 412. What is no list of entity tags is a 400.
+IF_MATCH_NEVER_MATCHES = [
+    '"²"',
+    '"٣"',
+    '"¹"',
+    '"01"',
+    '"1.0"',
+    'W/"1"',
+    '"v1"',
+    '""',
+    '"9" , "²"',
+    "",
+    '"1' + "0" * 40 + '"',
+]
+IF_MATCH_MALFORMED = [
+    "²",
+    "1",
+    '" 1"',
+    "yesterday",
+    '"1',
+    '1"',
+    '"1" "2"',
+    'w/"1"',
+    "W/1",
+    "**",
+    '"1";',
+    '"a"b"',
+    '*, "1"',
+]
+
+
+@pytest.mark.parametrize("if_match", IF_MATCH_NEVER_MATCHES)
+def test_an_if_match_no_version_matches_is_a_412(stack, existing, if_match):
+    before = stack.items()
+    answer = stack.request("PATCH", f"/api/profiles/{existing}", {"locale": "en"}, headers={"If-Match": if_match})
+    refused(stack, answer, 412, "version_conflict", "version")
+    assert stack.items() == before
+
+
+@pytest.mark.parametrize("if_match", IF_MATCH_MALFORMED)
+def test_a_malformed_if_match_is_a_400(stack, existing, if_match):
+    before = stack.items()
+    answer = stack.request("PATCH", f"/api/profiles/{existing}", {"locale": "en"}, headers={"If-Match": if_match})
+    refused(stack, answer, 400, "invalid_header", "If-Match")
+    assert stack.items() == before
+
+
+def test_if_match_of_an_unknown_profile_is_a_404(stack):
+    answer = stack.request("PATCH", f"/api/profiles/{'0' * 32}", {"locale": "en"}, headers={"If-Match": '"²"'})
+    assert answer.status == 404
+    assert answer.json["error"] == "not_found"
+
+
+@pytest.mark.parametrize("if_match", ['"1"', "*", ' "1" ', '"7", "1"', '"1",W/"2"', ',"1",,'])
+def test_an_if_match_the_current_version_meets_applies_the_change(stack, existing, if_match):
+    answer = stack.request("PATCH", f"/api/profiles/{existing}", {"locale": "en"}, headers={"If-Match": if_match})
+    assert answer.status == 200, answer.text
+    assert answer.json["locale"] == "en"
+    assert answer.headers["ETag"] == '"2"'
+    stale = stack.request("PATCH", f"/api/profiles/{existing}", {"locale": "de"}, headers={"If-Match": if_match})
+    if if_match != "*":
+        refused(stack, stale, 412, "version_conflict", "version")
+
+
+def test_if_match_star_leaves_the_version_in_the_body_in_charge(stack, existing):
+    answer = stack.request(
+        "PATCH", f"/api/profiles/{existing}", {"locale": "en", "version": 7}, headers={"If-Match": "*"}
+    )
+    refused(stack, answer, 412, "version_conflict", "version")
+
+
+def test_a_wrong_address_is_refused_before_the_version_is_compared(stack, existing):
+    answer = stack.request("PATCH", f"/api/profiles/{existing}", {"email": "no-address"}, headers={"If-Match": '"9"'})
+    refused(stack, answer, 422, "invalid_value", "email")
 
 
 @pytest.mark.parametrize(

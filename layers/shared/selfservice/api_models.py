@@ -13,7 +13,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
-from selfservice.domain.changes import MAX_EMAIL_LENGTH, FieldsInput, PreferencesPatch, ProfilePatch, ServicesInput
+from selfservice.domain.changes import (
+    MAX_EMAIL_LENGTH,
+    FieldsInput,
+    PreferencesPatch,
+    ProfilePatch,
+    ServicesInput,
+    checked_email,
+)
 from selfservice.domain.models import (
     FieldValue,
     Language,
@@ -51,7 +58,12 @@ class ProfileUpdate(ProfilePatch):
     version: StrictInt | None = Field(default=None, ge=1)
 
     def as_patch(self) -> ProfilePatch:
-        return ProfilePatch.model_validate(self.model_dump(exclude={"version"}, exclude_unset=True))
+        """The change as the domain takes it. A new address is checked here, before the version is
+        compared: what the request says wrong is a 422 even when it is also stale."""
+        patch = ProfilePatch.model_validate(self.model_dump(exclude={"version"}, exclude_unset=True))
+        if patch.email is not None:
+            patch.email = checked_email(patch.email)
+        return patch
 
 
 class ProfileOut(BaseModel):

@@ -1,10 +1,13 @@
-"""What the JSON API reads from a request besides its parameters: the body.
+"""What the JSON API reads from a request besides its parameters: the body and ``If-Match``.
 
 :func:`readable` runs before routing (Powertools parses a body for validation before any middleware
 runs) and refuses, with a 4xx problem, content the API will not read: too large (413), not JSON
 (415), not UTF-8 or nested too deep (400). What it lets through is what Powertools can parse:
 text, with the canonical ``Content-Type: application/json``. Only the content of POST, PUT and PATCH
 is read; the content of other methods has no meaning here and is ignored, as before.
+
+:func:`expected_versions` reads ``If-Match`` by RFC 9110: ``*``, or a list of entity tags compared
+strongly with the profile's ETag ``"<version>"``.
 """
 
 from __future__ import annotations
@@ -110,3 +113,53 @@ def json_depth(text: str, limit: int) -> int:
         else:
             depth -= 1
     return deepest
+
+
+# If-Match (RFC 9110 section 13.1.1): "*" / #entity-tag; entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE,
+# etagc = %x21 / %x23-7E / obs-text. A header value arrives decoded, so obs-text is any character past
+# 0x7F. The profile's ETag is strong and its value the version in plain ASCII digits.
+_ENTITY_TAG = re.compile('(W/)?"([\x21\x23-\x7e\x80-\U0010ffff]*)"')
+_VERSION = re.compile(r"[1-9][0-9]{0,17}")
+
+ANY_VERSION = None
+"""``If-Match: *`` (or no If-Match): the header asks for no particular version."""
+
+
+def expected_versions(value: str | None) -> frozenset[int] | None:
+    """The versions ``If-Match`` accepts, or :data:`ANY_VERSION`.
+
+    A weak tag, or a strong one that is not a version, matches no version (an empty set: the
+    precondition fails, 412). A value that is not ``*`` or a list of entity tags is
+    :class:`RequestRefused` (400).
+    """
+    if value is None or value.strip(" \t") == "*":
+        return ANY_VERSION
+    versions: set[int] = set()
+    position = _after_separators(value, 0)
+    while position < len(value):
+        tag = _ENTITY_TAG.match(value, position)
+        if tag is None:
+            raise _malformed_if_match()
+        weak, opaque = tag.groups()
+        if not weak and _VERSION.fullmatch(opaque):
+            versions.add(int(opaque))
+        position = _after_separators(value, tag.end())
+        if position < len(value) and "," not in value[tag.end() : position]:
+            raise _malformed_if_match()  # two tags without a comma between them
+    return frozenset(versions)
+
+
+def _after_separators(value: str, position: int) -> int:
+    """Where the next list element starts: past whitespace and (empty) list elements."""
+    while position < len(value) and value[position] in " \t,":
+        position += 1
+    return position
+
+
+def _malformed_if_match() -> RequestRefused:
+    return RequestRefused(
+        HTTPStatus.BAD_REQUEST,
+        "invalid_header",
+        'must be * or the profile version as an entity tag, like "3" (several separated by commas)',
+        "If-Match",
+    )
