@@ -3,7 +3,7 @@
 Thin: parse and validate the request (Powertools event handler with pydantic validation and the
 OpenAPI document), call one use case of ``selfservice.usecases``, map the result; domain errors
 become problem responses in ``selfservice.api_errors``. A body the API cannot read is refused before
-routing (``selfservice.api_request``).
+routing (``selfservice.api_request``). Every operation declares each status it can answer.
 """
 
 import json
@@ -18,9 +18,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from selfservice import bootstrap, origin
-from selfservice.api_errors import RequestRefused, json_response, with_security_headers
+from selfservice.api_errors import WITH_CONTENT, RequestRefused, documented, json_response, with_security_headers
 from selfservice.api_errors import router as errors
-from selfservice.api_models import NewProfile, ProfileOut, ProfileUpdate, history_out
+from selfservice.api_models import NewProfile, ProfileOut, ProfileUpdate, history_out, openapi_as_answered
 from selfservice.api_request import ANY_VERSION, expected_versions, readable
 from selfservice.domain.errors import VersionConflict
 from selfservice.domain.models import Profile, Source
@@ -36,6 +36,9 @@ app = APIGatewayHttpResolver(enable_validation=True)
 app.include_router(errors)
 
 ProfileId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Profile id")]
+ETAG = {"ETag": {"description": 'The profile version, like "3" (for If-Match)', "schema": {"type": "string"}}}
+NOT_FOUND, CONFLICT, STALE = HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.PRECONDITION_FAILED
+INVALID = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
 def adapters() -> Adapters:
@@ -47,13 +50,23 @@ def _profile_response(profile: Profile, status: HTTPStatus = HTTPStatus.OK) -> R
     return json_response(status, ProfileOut.of(profile).model_dump(mode="json"), {"ETag": f'"{profile.version}"'})
 
 
-@app.get("/api/openapi.json")
+@app.get("/api/openapi.json", responses=documented(HTTPStatus.OK, "This document"))
 def openapi_document() -> Response[dict[str, Any]]:
-    document = app.get_openapi_json_schema(title="Self-service center API", version="1.0.0")
-    return json_response(HTTPStatus.OK, json.loads(document))
+    document = json.loads(app.get_openapi_json_schema(title="Self-service center API", version="1.0.0"))
+    return json_response(HTTPStatus.OK, openapi_as_answered(document))
 
 
-@app.post("/api/profiles", summary="Create a profile (only the email is required)")
+@app.post(
+    "/api/profiles",
+    summary="Create a profile (only the email is required)",
+    responses=documented(
+        HTTPStatus.CREATED,
+        "The new profile",
+        *WITH_CONTENT,
+        CONFLICT,
+        headers={**ETAG, "Location": {"description": "Where the profile is", "schema": {"type": "string"}}},
+    ),
+)
 def create_profile(body: NewProfile) -> Response[ProfileOut]:
     profile = profiles.create(adapters(), body.email, body.locale, body.initial_data(), body.subscribe, Source.API)
     metrics.add_metric(name="ProfileCreated", unit=MetricUnit.Count, value=1)
@@ -62,17 +75,31 @@ def create_profile(body: NewProfile) -> Response[ProfileOut]:
     return response
 
 
-@app.get("/api/profiles", summary="Find a profile by email address")
-def find_profile(email: Annotated[str, Query(min_length=3, max_length=254)]) -> Response[ProfileOut]:
+@app.get(
+    "/api/profiles",
+    summary="Find a profile by email address (read as profile creation reads it: case, Unicode forms, IDN)",
+    responses=documented(HTTPStatus.OK, "The profile", NOT_FOUND, INVALID, headers=ETAG),
+)
+def find_profile(
+    email: Annotated[str, Query(min_length=3, max_length=254, json_schema_extra={"format": "idn-email"})],
+) -> Response[ProfileOut]:
     return _profile_response(profiles.find(adapters(), email))
 
 
-@app.get("/api/profiles/<profile_id>", summary="Read a profile")
+@app.get(
+    "/api/profiles/<profile_id>",
+    summary="Read a profile",
+    responses=documented(HTTPStatus.OK, "The profile", NOT_FOUND, INVALID, headers=ETAG),
+)
 def get_profile(profile_id: ProfileId) -> Response[ProfileOut]:
     return _profile_response(profiles.get(adapters(), profile_id))
 
 
-@app.patch("/api/profiles/<profile_id>", summary="Change fields, preferences or services (optimistic locking)")
+@app.patch(
+    "/api/profiles/<profile_id>",
+    summary="Change fields, preferences or services (optimistic locking)",
+    responses=documented(HTTPStatus.OK, "The changed profile", *WITH_CONTENT, NOT_FOUND, CONFLICT, STALE, headers=ETAG),
+)
 def patch_profile(
     profile_id: ProfileId,
     body: ProfileUpdate,
@@ -101,21 +128,33 @@ def patch_profile(
     return _profile_response(profile)
 
 
-@app.delete("/api/profiles/<profile_id>", summary="Erase the profile and everything stored about it")
+@app.delete(
+    "/api/profiles/<profile_id>",
+    summary="Erase the profile and everything stored about it",
+    responses=documented(HTTPStatus.OK, "What was erased", NOT_FOUND, INVALID),
+)
 def delete_profile(profile_id: ProfileId) -> Response[dict[str, Any]]:
     erased = profiles.delete(adapters(), profile_id)
     metrics.add_metric(name="ProfileErased", unit=MetricUnit.Count, value=1)
     return json_response(HTTPStatus.OK, {"erased": True, "items": erased})
 
 
-@app.get("/api/profiles/<profile_id>/history", summary="Changes, consents and emails, newest first")
+@app.get(
+    "/api/profiles/<profile_id>/history",
+    summary="Changes, consents and emails, newest first",
+    responses=documented(HTTPStatus.OK, "The ledger entries", NOT_FOUND, INVALID),
+)
 def profile_history(
     profile_id: ProfileId, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> Response[dict[str, Any]]:
     return json_response(HTTPStatus.OK, history_out(profiles.history(adapters(), profile_id, limit)))
 
 
-@app.post("/api/profiles/<profile_id>/self-service-link", summary="Email the customer a link to their pages")
+@app.post(
+    "/api/profiles/<profile_id>/self-service-link",
+    summary="Email the customer a link to their pages (a body, if sent, is ignored but must be readable JSON)",
+    responses=documented(HTTPStatus.ACCEPTED, "The email is on its way", *WITH_CONTENT, NOT_FOUND),
+)
 def send_self_service_link(profile_id: ProfileId) -> Response[dict[str, Any]]:
     outcome = access.send_self_service_link(adapters(), profile_id, Source.CUSTOMER_SERVICE)
     metrics.add_metric(name="SelfServiceLinkSent", unit=MetricUnit.Count, value=1)

@@ -30,6 +30,11 @@ from selfservice.domain.models import (
 )
 
 MAX_EMAIL_LENGTH = 254
+EmailInput = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=MAX_EMAIL_LENGTH),
+    Field(json_schema_extra={"format": "idn-email"}),  # checked by checked_email; the schema says what it takes
+]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
@@ -71,7 +76,7 @@ class ProfilePatch(_Input):
     """A partial update. ``fields`` maps a catalog field id to its new value (null clears it);
     ``services`` maps a service id to the booked option (null cancels the booking)."""
 
-    email: Annotated[str, StringConstraints(min_length=3, max_length=MAX_EMAIL_LENGTH)] | None = None
+    email: EmailInput | None = None
     locale: Language | None = None
     fields: FieldsInput | None = Field(default=None, max_length=64)
     preferences: PreferencesPatch | None = None
