@@ -192,6 +192,16 @@ def test_a_body_of_another_media_type_is_a_415_saying_what_is_read(stack, existi
     assert stack.sent_emails() == []
 
 
+def test_the_body_limit_counts_bytes_however_the_body_is_sent(stack, existing):
+    before = stack.items()
+    wide = '{"fields": {"city": "' + "ü" * 8_500 + '"}}'  # under 16 Ki characters, over 16 KiB in UTF-8
+    refused(stack, stack.request("PATCH", f"/api/profiles/{existing}", raw=wide), 413, "body_too_large", "body")
+    binary = b"\xff" * 16_000  # not UTF-8: the gateway passes it base64-encoded, a third longer, yet within the limit
+    refused(stack, stack.request("PATCH", f"/api/profiles/{existing}", raw=binary), 400, "invalid_encoding", "body")
+    refused(stack, stack.request("PATCH", f"/api/profiles/{existing}", raw=binary * 2), 413, "body_too_large", "body")
+    assert stack.items() == before
+
+
 def nested(depth: int) -> str:
     return '{"fields": {"city": ' + "[" * depth + "]" * depth + "}}"
 

@@ -36,13 +36,16 @@ def readable(event: dict[str, Any], max_body_bytes: int) -> dict[str, Any]:
     body = event.get("body")
     if method not in METHODS_WITH_CONTENT or not body:
         return event
-    if len(body) > max_body_bytes:  # base64 is longer than what it encodes: a bound, checked before decoding
-        raise RequestRefused(
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", "the request body is too large", "body"
-        )
+    is_base64 = bool(event.get("isBase64Encoded"))
+    if len(body) > (max_body_bytes * 4 // 3 + 4 if is_base64 else max_body_bytes):
+        raise _too_large()  # longer than any body within the limit: refused before anything is decoded
     headers = {str(name).lower(): value for name, value in (event.get("headers") or {}).items()}
     _check_media_type(headers.get("content-type"), method)
-    text = _utf8_text(body, bool(event.get("isBase64Encoded")))
+    # The limit is in bytes, of what was sent: a character is up to 4, base64 is a third longer.
+    content = _base64_decoded(body) if is_base64 else body.encode("utf-8", "surrogatepass")
+    if len(content) > max_body_bytes:
+        raise _too_large()
+    text = _utf8_text(content) if is_base64 else body
     if json_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise RequestRefused(
             HTTPStatus.BAD_REQUEST,
@@ -82,15 +85,28 @@ def _check_media_type(content_type: str | None, method: str) -> None:
     )
 
 
-def _utf8_text(body: str, is_base64: bool) -> str:
-    if not is_base64:
-        return body
+def _too_large() -> RequestRefused:
+    return RequestRefused(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", "the request body is too large", "body"
+    )
+
+
+def _not_utf8() -> RequestRefused:
+    return RequestRefused(HTTPStatus.BAD_REQUEST, "invalid_encoding", "the body is not text in UTF-8", "body")
+
+
+def _base64_decoded(body: str) -> bytes:
     try:
-        return base64.b64decode(body, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise RequestRefused(
-            HTTPStatus.BAD_REQUEST, "invalid_encoding", "the body is not text in UTF-8", "body"
-        ) from None
+        return base64.b64decode(body, validate=True)
+    except binascii.Error:
+        raise _not_utf8() from None
+
+
+def _utf8_text(content: bytes) -> str:
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _not_utf8() from None
 
 
 def json_depth(text: str, limit: int) -> int:
