@@ -21,7 +21,7 @@ from selfservice import bootstrap, origin
 from selfservice.api_errors import WITH_CONTENT, RequestRefused, documented, json_response, with_security_headers
 from selfservice.api_errors import router as errors
 from selfservice.api_models import NewProfile, ProfileOut, ProfileUpdate, history_out, openapi_as_answered
-from selfservice.api_request import ANY_VERSION, expected_versions, readable
+from selfservice.api_request import ANY_VERSION, expected_versions, parsed_json, readable
 from selfservice.domain.errors import VersionConflict
 from selfservice.domain.models import Profile, Source
 from selfservice.observability import new_tracer
@@ -32,7 +32,7 @@ from selfservice.usecases.ports import Adapters
 logger = Logger()
 tracer = new_tracer()
 metrics = Metrics()
-app = APIGatewayHttpResolver(enable_validation=True)
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parsed_json)
 app.include_router(errors)
 
 ProfileId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Profile id")]

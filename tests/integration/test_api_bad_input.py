@@ -228,6 +228,16 @@ def test_json_nested_32_levels_is_read_and_brackets_in_strings_do_not_count(stac
     assert answer.json["fields"]["city"]["value"] == city
 
 
+@pytest.mark.parametrize("number", ["9" * 5_000, "-" + "1" * 4_301])
+def test_a_number_longer_than_python_reads_is_a_400(stack, existing, number):
+    before = stack.items()
+    answer = stack.request("PATCH", f"/api/profiles/{existing}", raw=f'{{"version": {number}}}')
+    refused(stack, answer, 400, "invalid_json", "body")
+    answer = stack.request("POST", "/api/profiles", raw=f'{{"email": "kim2@example.com", "x": [{number}]}}')
+    refused(stack, answer, 400, "invalid_json", "body")
+    assert stack.items() == before
+
+
 # If-Match is "*" or a list of entity tags (RFC 9110). The profile's ETag is strong ("1"); a weak tag,
 # or one that is no version, never matches it: 412. What is no list of entity tags is a 400.
 IF_MATCH_NEVER_MATCHES = [

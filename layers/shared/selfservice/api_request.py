@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from http import HTTPStatus
 from typing import Any
@@ -55,6 +56,18 @@ def readable(event: dict[str, Any], max_body_bytes: int) -> dict[str, Any]:
         )
     headers["content-type"] = JSON_MEDIA_TYPE
     return {**event, "headers": headers, "body": text, "isBase64Encoded": False}
+
+
+def parsed_json(text: str) -> Any:
+    """The resolver's JSON parser: :func:`json.loads`, where anything the standard library cannot read
+    is a :class:`json.JSONDecodeError` (a 400), also an integer longer than Python converts (4,300
+    digits), which ``json.loads`` refuses with a bare ValueError."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as error:
+        raise json.JSONDecodeError(str(error).partition(":")[0], text, 0) from None
 
 
 def media_type(content_type: str) -> tuple[str, dict[str, str]]:
