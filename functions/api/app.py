@@ -2,7 +2,8 @@
 
 Thin: parse and validate the request (Powertools event handler with pydantic validation and the
 OpenAPI document), call one use case of ``selfservice.usecases``, map the result; domain errors
-become problem responses in ``selfservice.api_errors``.
+become problem responses in ``selfservice.api_errors``. A body the API cannot read is refused before
+routing (``selfservice.api_request``). Every operation declares each status it can answer.
 """
 
 import json
@@ -17,10 +18,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from selfservice import bootstrap, origin
-from selfservice.api_errors import body_too_large, json_response
+from selfservice.api_errors import WITH_CONTENT, RequestRefused, documented, json_response, with_security_headers
 from selfservice.api_errors import router as errors
-from selfservice.api_models import NewProfile, ProfileOut, ProfileUpdate, history_out
-from selfservice.domain.errors import InvalidInput
+from selfservice.api_models import NewProfile, ProfileOut, ProfileUpdate, history_out, openapi_as_answered
+from selfservice.api_request import ANY_VERSION, expected_versions, parsed_json, readable
+from selfservice.domain.errors import VersionConflict
 from selfservice.domain.models import Profile, Source
 from selfservice.observability import new_tracer
 from selfservice.settings import get_settings
@@ -30,10 +32,13 @@ from selfservice.usecases.ports import Adapters
 logger = Logger()
 tracer = new_tracer()
 metrics = Metrics()
-app = APIGatewayHttpResolver(enable_validation=True)
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parsed_json)
 app.include_router(errors)
 
 ProfileId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Profile id")]
+ETAG = {"ETag": {"description": 'The profile version, like "3" (for If-Match)', "schema": {"type": "string"}}}
+NOT_FOUND, CONFLICT, STALE = HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.PRECONDITION_FAILED
+INVALID = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
 def adapters() -> Adapters:
@@ -51,22 +56,23 @@ def _caller() -> dict[str, str]:
     return {"caller": context.authorizer.iam.user_arn or "unknown", "request_id": context.request_id or ""}
 
 
-def _if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    digits = value.strip().removeprefix("W/").strip('"')
-    if not digits.isdigit():
-        raise InvalidInput("If-Match", 'must be the profile version in quotes, like "3"')
-    return int(digits)
-
-
-@app.get("/api/openapi.json")
+@app.get("/api/openapi.json", responses=documented(HTTPStatus.OK, "This document"))
 def openapi_document() -> Response[dict[str, Any]]:
-    document = app.get_openapi_json_schema(title="Self-service center API", version="1.0.0")
-    return json_response(HTTPStatus.OK, json.loads(document))
+    document = json.loads(app.get_openapi_json_schema(title="Self-service center API", version="1.0.0"))
+    return json_response(HTTPStatus.OK, openapi_as_answered(document))
 
 
-@app.post("/api/profiles", summary="Create a profile (only the email is required)")
+@app.post(
+    "/api/profiles",
+    summary="Create a profile (only the email is required)",
+    responses=documented(
+        HTTPStatus.CREATED,
+        "The new profile",
+        *WITH_CONTENT,
+        CONFLICT,
+        headers={**ETAG, "Location": {"description": "Where the profile is", "schema": {"type": "string"}}},
+    ),
+)
 def create_profile(body: NewProfile) -> Response[ProfileOut]:
     profile = profiles.create(adapters(), body.email, body.locale, body.initial_data(), body.subscribe, Source.API)
     metrics.add_metric(name="ProfileCreated", unit=MetricUnit.Count, value=1)
@@ -75,45 +81,86 @@ def create_profile(body: NewProfile) -> Response[ProfileOut]:
     return response
 
 
-@app.get("/api/profiles", summary="Find a profile by email address")
-def find_profile(email: Annotated[str, Query(min_length=3, max_length=254)]) -> Response[ProfileOut]:
+@app.get(
+    "/api/profiles",
+    summary="Find a profile by email address (read as profile creation reads it: case, Unicode forms, IDN)",
+    responses=documented(HTTPStatus.OK, "The profile", NOT_FOUND, INVALID, headers=ETAG),
+)
+def find_profile(
+    email: Annotated[str, Query(min_length=3, max_length=254, json_schema_extra={"format": "idn-email"})],
+) -> Response[ProfileOut]:
     return _profile_response(profiles.find(adapters(), email))
 
 
-@app.get("/api/profiles/<profile_id>", summary="Read a profile")
+@app.get(
+    "/api/profiles/<profile_id>",
+    summary="Read a profile",
+    responses=documented(HTTPStatus.OK, "The profile", NOT_FOUND, INVALID, headers=ETAG),
+)
 def get_profile(profile_id: ProfileId) -> Response[ProfileOut]:
     return _profile_response(profiles.get(adapters(), profile_id))
 
 
-@app.patch("/api/profiles/<profile_id>", summary="Change fields, preferences or services (optimistic locking)")
+@app.patch(
+    "/api/profiles/<profile_id>",
+    summary="Change fields, preferences or services (optimistic locking)",
+    responses=documented(HTTPStatus.OK, "The changed profile", *WITH_CONTENT, NOT_FOUND, CONFLICT, STALE, headers=ETAG),
+)
 def patch_profile(
     profile_id: ProfileId,
     body: ProfileUpdate,
-    if_match: Annotated[str | None, Header(alias="if-match", max_length=32)] = None,
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="if-match",
+            description='The version the change is based on, as the ETag gave it ("3"); or send "version" in the body',
+        ),
+    ] = None,
 ) -> Response[ProfileOut]:
-    expected = _if_match(if_match)
-    if expected is None:
-        expected = body.version
-    profile = profiles.update_by_id(adapters(), profile_id, body.as_patch(), expected, Source.API, _caller())
+    versions = expected_versions(if_match)
+    patch = body.as_patch()
+    ports, evidence = adapters(), _caller()
+    if versions is ANY_VERSION:
+        profile = profiles.update_by_id(ports, profile_id, patch, body.version, Source.API, evidence)
+    elif len(versions) == 1:
+        [version] = versions
+        profile = profiles.update_by_id(ports, profile_id, patch, version, Source.API, evidence)
+    else:  # no tag can match (412), or several versions would do: the current one, if it is among them
+        current = profiles.get(ports, profile_id)
+        if current.version not in versions:
+            raise VersionConflict(min(versions, default=0), current.version)
+        profile = profiles.update(ports, current, patch, current.version, Source.API, evidence)
     metrics.add_metric(name="ProfileUpdated", unit=MetricUnit.Count, value=1)
     return _profile_response(profile)
 
 
-@app.delete("/api/profiles/<profile_id>", summary="Erase the profile and everything stored about it")
+@app.delete(
+    "/api/profiles/<profile_id>",
+    summary="Erase the profile and everything stored about it",
+    responses=documented(HTTPStatus.OK, "What was erased", NOT_FOUND, INVALID),
+)
 def delete_profile(profile_id: ProfileId) -> Response[dict[str, Any]]:
     erased = privacy.erase_by_id(adapters(), profile_id, Source.API)
     metrics.add_metric(name="ProfileErased", unit=MetricUnit.Count, value=1)
     return json_response(HTTPStatus.OK, {"erased": True, "items": erased})
 
 
-@app.get("/api/profiles/<profile_id>/history", summary="Changes, consents and emails, newest first")
+@app.get(
+    "/api/profiles/<profile_id>/history",
+    summary="Changes, consents and emails, newest first",
+    responses=documented(HTTPStatus.OK, "The ledger entries", NOT_FOUND, INVALID),
+)
 def profile_history(
     profile_id: ProfileId, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> Response[dict[str, Any]]:
     return json_response(HTTPStatus.OK, history_out(profiles.history(adapters(), profile_id, limit)))
 
 
-@app.post("/api/profiles/<profile_id>/self-service-link", summary="Email the customer a link to their pages")
+@app.post(
+    "/api/profiles/<profile_id>/self-service-link",
+    summary="Email the customer a link to their pages (a body, if sent, is ignored but must be readable JSON)",
+    responses=documented(HTTPStatus.ACCEPTED, "The email is on its way", *WITH_CONTENT, NOT_FOUND),
+)
 def send_self_service_link(profile_id: ProfileId) -> Response[dict[str, Any]]:
     outcome = access.send_self_service_link(adapters(), profile_id, Source.CUSTOMER_SERVICE)
     metrics.add_metric(name="SelfServiceLinkSent", unit=MetricUnit.Count, value=1)
@@ -125,6 +172,8 @@ def send_self_service_link(profile_id: ProfileId) -> Response[dict[str, Any]]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Checked before routing: Powertools validates (parses) the body before any middleware runs.
-    if len(event.get("body") or "") > get_settings().max_body_bytes:
-        return body_too_large()
-    return app.resolve(event, context)
+    try:
+        event = readable(event, get_settings().max_body_bytes)
+    except RequestRefused as refused:
+        return with_security_headers(refused.proxy_response())
+    return with_security_headers(app.resolve(event, context))

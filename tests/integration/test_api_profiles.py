@@ -36,6 +36,54 @@ def test_create_read_and_find_by_email(stack):
     assert found.json["id"] == created["id"]
 
 
+# Each way of writing one address: the case of either part, Unicode composed (NFC) or decomposed (NFD),
+# an international domain in Unicode or as punycode, whitespace around it.
+ADDRESS = "Jörg.Müller@Bücher.de"
+SAME_ADDRESS = [
+    "jörg.müller@bücher.de",
+    "JÖRG.MÜLLER@BÜCHER.DE",
+    "jörg.müller@xn--bcher-kva.de",
+    "Jo\u0308rg.Mu\u0308ller@Bu\u0308cher.de",  # NFD
+    "JO\u0308RG.MU\u0308LLER@XN--BCHER-KVA.DE",
+    "  Jörg.Müller@Bücher.de\t",
+]
+
+
+def test_every_way_of_writing_an_address_finds_the_profile_it_created(stack):
+    created = create(stack, email=ADDRESS)
+    assert created["email"] == "Jörg.Müller@bücher.de"  # as the customer wrote the local part, the domain normalised
+    for variant in SAME_ADDRESS:
+        found = stack.request("GET", "/api/profiles", query={"email": variant})
+        assert found.status == 200, f"{variant!r}: {found.status} {found.text[:200]}"
+        assert found.json["id"] == created["id"]
+        assert found.headers["ETag"] == '"1"'
+
+
+def test_no_way_of_writing_an_existing_address_creates_a_second_profile(stack):
+    create(stack, email=ADDRESS)
+    before = stack.items()
+    for variant in SAME_ADDRESS:
+        answer = stack.request("POST", "/api/profiles", {"email": variant})
+        assert answer.status == 409, f"{variant!r}: {answer.status}"
+    assert stack.items() == before
+
+
+def test_an_address_created_in_nfd_or_punycode_is_found_in_nfc_and_unicode(stack):
+    created = create(stack, email="JO\u0308RG@XN--BCHER-KVA.DE")
+    assert created["email"] == "JÖRG@bücher.de"
+    found = stack.request("GET", "/api/profiles", query={"email": "jörg@bücher.de"})
+    assert found.status == 200
+    assert found.json["id"] == created["id"]
+
+
+def test_finding_by_what_is_no_address_is_a_422_naming_the_field(stack):
+    create(stack)
+    for not_an_address in ("kim@", "kim@@example.com", "kim example.com", "kim@example..com"):
+        answer = stack.request("GET", "/api/profiles", query={"email": not_an_address})
+        assert answer.status == 422, f"{not_an_address!r}: {answer.status}"
+        assert answer.json["problems"] == [{"field": "email", "reason": "this is not a valid email address"}]
+
+
 def test_duplicate_address_is_a_conflict_and_stores_nothing_more(stack):
     create(stack)
     before = len(stack.items())

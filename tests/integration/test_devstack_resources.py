@@ -291,7 +291,11 @@ def test_the_project_template_is_created_in_moto() -> None:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         table = dynamodb.describe_table(TableName=table_name)["Table"]
         assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-        assert {index["IndexName"] for index in table["GlobalSecondaryIndexes"]} == {"ByEmail", "ReviewDue", "RequestsByStatus"}
+        assert {index["IndexName"] for index in table["GlobalSecondaryIndexes"]} == {
+            "ByEmail",
+            "ReviewDue",
+            "RequestsByStatus",
+        }
         ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
         assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
 

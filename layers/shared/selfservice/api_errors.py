@@ -1,8 +1,13 @@
-"""The JSON API's answers to what goes wrong: never a 500 or a stack trace for something the caller can fix."""
+"""The JSON API's answers to what goes wrong: never a 500 or a stack trace for something the caller can fix.
+
+Every answer is a problem (``api_models.Problem``) with the status it has; :func:`documented`
+declares them in the OpenAPI document, operation by operation.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -11,19 +16,55 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 
-from selfservice.api_models import problem, validation_problems
+from selfservice.api_models import GatewayError, Problem, problem, validation_problems
 from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, TemporarilyUnavailable, VersionConflict
 from selfservice.observability import log_unexpected
+from selfservice.security_headers import TRANSPORT_SECURITY
 
 router = Router()
 logger = Logger(child=True)
 metrics = Metrics()
 
 
+class RequestRefused(Exception):
+    """A request the API does not read: a body too large, of another type, not UTF-8 or nested too
+    deep, or a malformed header. Nothing has run when it is raised; its answer names the problem."""
+
+    def __init__(
+        self, status: HTTPStatus, code: str, message: str, field: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(f"{field}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = dict(headers or {})
+
+    def proxy_response(self) -> dict[str, Any]:
+        """The answer as a Lambda proxy response, for a refusal before routing."""
+        return {
+            "statusCode": self.status.value,
+            "headers": {"Content-Type": content_types.APPLICATION_JSON, **self.headers},
+            "body": json.dumps(problem(self.code, self.message, self.field), separators=(",", ":")),
+        }
+
+
+def with_security_headers(response: dict[str, Any]) -> dict[str, Any]:
+    """The proxy response with the headers every response of the service carries."""
+    response["headers"] = {**(response.get("headers") or {}), **TRANSPORT_SECURITY}
+    return response
+
+
 def json_response(status: HTTPStatus, body: Any, headers: dict[str, str] | None = None) -> Response[Any]:
     return Response(status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
+@router.exception_handler(RequestRefused)
+def refused(error: RequestRefused) -> Response[dict[str, Any]]:
+    return json_response(error.status, problem(error.code, error.message, error.field), error.headers)
 
 
 @router.exception_handler(RequestValidationError)
@@ -79,11 +120,77 @@ def no_route(_: NotFoundError) -> Response[dict[str, Any]]:
     return json_response(HTTPStatus.NOT_FOUND, problem("no_route", "no such endpoint"))
 
 
-def body_too_large() -> dict[str, Any]:
-    """The proxy response for a body over the limit (checked before routing: Powertools parses the
-    body for validation before any middleware runs)."""
-    return {
-        "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE.value,
-        "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": json.dumps(problem("body_too_large", "the request body is too large", "body")),
-    }
+# What each error status means in this API, for the OpenAPI document.
+_MEANING: dict[HTTPStatus, str] = {
+    HTTPStatus.BAD_REQUEST: (
+        "The request cannot be read: the body is not UTF-8, not JSON, or nests deeper than 32 levels; "
+        "or a header is malformed (If-Match)"
+    ),
+    HTTPStatus.FORBIDDEN: "Sent by API Gateway: the request is not signed (SigV4) by a role allowed to call the API",
+    HTTPStatus.NOT_FOUND: "No such profile",
+    HTTPStatus.CONFLICT: "A profile with this email address exists",
+    HTTPStatus.PRECONDITION_FAILED: (
+        "The profile was changed in the meantime (If-Match or version is not its current version): read it and retry"
+    ),
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "The body is larger than the API reads (16 KiB by default)",
+    HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "The body is not sent as application/json (in UTF-8)",
+    HTTPStatus.UNPROCESSABLE_ENTITY: "A value is missing or wrong: each problem names the field and the reason",
+    HTTPStatus.TOO_MANY_REQUESTS: "Sent by API Gateway: over the route's request rate; retry later",
+    HTTPStatus.INTERNAL_SERVER_ERROR: (
+        "A bug on our side (no details); API Gateway answers {message} when the function itself failed"
+    ),
+    HTTPStatus.SERVICE_UNAVAILABLE: (
+        "A dependency is throttling: retry after Retry-After seconds; API Gateway answers {message} "
+        "when the function timed out"
+    ),
+}
+_ANSWERED_BY_GATEWAY = frozenset({HTTPStatus.FORBIDDEN, HTTPStatus.TOO_MANY_REQUESTS})
+_ANSWERED_BY_BOTH = frozenset({HTTPStatus.INTERNAL_SERVER_ERROR, HTTPStatus.SERVICE_UNAVAILABLE})
+_HEADERS: dict[HTTPStatus, dict[str, Any]] = {
+    HTTPStatus.UNSUPPORTED_MEDIA_TYPE: {
+        "Accept": {"description": "The media type the body must have", "schema": {"type": "string"}},
+        "Accept-Patch": {"description": "Sent for PATCH: the media type it reads", "schema": {"type": "string"}},
+    },
+    HTTPStatus.SERVICE_UNAVAILABLE: {
+        "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+    },
+}
+CAN_FAIL: tuple[HTTPStatus, ...] = (
+    HTTPStatus.FORBIDDEN,
+    HTTPStatus.TOO_MANY_REQUESTS,
+    HTTPStatus.INTERNAL_SERVER_ERROR,
+    HTTPStatus.SERVICE_UNAVAILABLE,
+)
+"""What any operation of the API can answer, whatever it is asked."""
+WITH_CONTENT: tuple[HTTPStatus, ...] = (
+    HTTPStatus.BAD_REQUEST,
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+    HTTPStatus.UNPROCESSABLE_ENTITY,
+)
+"""What an operation that reads a body (POST, PATCH) answers to a body it cannot read."""
+
+
+def documented(
+    status: HTTPStatus, description: str, *errors: HTTPStatus, headers: Mapping[str, Any] | None = None
+) -> dict[int, OpenAPIResponse]:
+    """The OpenAPI responses of an operation: its success (the schema of the handler's return type)
+    and each error it can answer, with the problem body the API sends, or API Gateway's body."""
+    success: OpenAPIResponse = {"description": description}
+    if headers:
+        success["headers"] = dict(headers)
+    responses: dict[int, OpenAPIResponse] = {status.value: success}
+    for error in sorted({*errors, *CAN_FAIL}):
+        model: Any = Problem
+        if error in _ANSWERED_BY_GATEWAY:
+            model = GatewayError
+        elif error in _ANSWERED_BY_BOTH:
+            model = Problem | GatewayError
+        response: OpenAPIResponse = {
+            "description": _MEANING[error],
+            "content": {content_types.APPLICATION_JSON: {"model": model}},
+        }
+        if error in _HEADERS:
+            response["headers"] = _HEADERS[error]
+        responses[error.value] = response
+    return responses

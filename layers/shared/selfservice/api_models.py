@@ -11,9 +11,16 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
-from selfservice.domain.changes import MAX_EMAIL_LENGTH, FieldsInput, PreferencesPatch, ProfilePatch, ServicesInput
+from selfservice.domain.changes import (
+    EmailInput,
+    FieldsInput,
+    PreferencesPatch,
+    ProfilePatch,
+    ServicesInput,
+    checked_email,
+)
 from selfservice.domain.models import (
     FieldValue,
     Language,
@@ -28,9 +35,25 @@ from selfservice.domain.models import (
 class NewProfile(BaseModel):
     """Create a profile: only the email is required; the rest is optional initial data."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)  # built at first POST
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        defer_build=True,  # built at first POST
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "kim@example.com",
+                    "locale": "en",
+                    "fields": {"first_name": "Kim", "city": "Berlin"},
+                    "preferences": {"frequency": "monthly", "channels": {"offers": ["email"]}},
+                    "services": {"delivery_plus": "monthly"},
+                    "subscribe": ["news", "offers"],
+                }
+            ]
+        },
+    )
 
-    email: Annotated[str, StringConstraints(min_length=3, max_length=MAX_EMAIL_LENGTH)]
+    email: EmailInput
     locale: Language = "de"
     fields: FieldsInput | None = Field(default=None, max_length=64)
     preferences: PreferencesPatch | None = None
@@ -48,10 +71,23 @@ class NewProfile(BaseModel):
 class ProfileUpdate(ProfilePatch):
     """PATCH body: a partial update plus, optionally, the version it was based on (or send If-Match)."""
 
-    version: int | None = Field(default=None, ge=1)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"fields": {"city": "Leipzig", "postal_code": "04109"}, "preferences": {"topics": {"events": True}}}
+            ]
+        }
+    )
+
+    version: StrictInt | None = Field(default=None, ge=1)
 
     def as_patch(self) -> ProfilePatch:
-        return ProfilePatch.model_validate(self.model_dump(exclude={"version"}, exclude_unset=True))
+        """The change as the domain takes it. A new address is checked here, before the version is
+        compared: what the request says wrong is a 422 even when it is also stale."""
+        patch = ProfilePatch.model_validate(self.model_dump(exclude={"version"}, exclude_unset=True))
+        if patch.email is not None:
+            patch.email = checked_email(patch.email)
+        return patch
 
 
 class ProfileOut(BaseModel):
@@ -78,6 +114,35 @@ def history_out(entries: list[LedgerEntry]) -> dict[str, Any]:
     return {"entries": [entry.model_dump(mode="json") for entry in entries]}
 
 
+class FieldProblem(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    field: str = Field(
+        description="What is wrong: a body path (`fields.city`, `body.email`), a parameter (`query.email`) or a header"
+    )
+    reason: str
+
+
+class Problem(BaseModel):
+    """The body of every error the API itself answers."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # only the OpenAPI document needs it
+
+    error: str = Field(description="Machine-readable code, e.g. `invalid_json`, `unsupported_media_type`, `not_found`")
+    message: str = Field(description="What is wrong, in English; never the submitted values")
+    problems: list[FieldProblem] = Field(
+        default_factory=list, description="One entry per wrong field or header; absent when the error concerns none"
+    )
+
+
+class GatewayError(BaseModel):
+    """The body API Gateway itself answers with (IAM refused, throttled, the function failed or timed out)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    message: str
+
+
 def problem(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"error": code, "message": message}
     if field:
@@ -99,3 +164,41 @@ def validation_problems(errors: Sequence[Any]) -> tuple[HTTPStatus, dict[str, An
         "message": "the request has invalid values",
         "problems": problems,
     }
+
+
+_SCHEMA_REF = "#/components/schemas/"
+_POWERTOOLS_VALIDATION_ERROR = f"{_SCHEMA_REF}HTTPValidationError"
+
+
+def openapi_as_answered(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` (as Powertools generates it) with only the answers the API gives.
+
+    Powertools declares a 422 with its own validation error shape on every operation; this API
+    answers :class:`Problem` instead, and each operation declares its 422 where it can answer one.
+    What is left of Powertools' declaration (an operation that has no 422) goes, and so do the
+    component schemas nothing refers to any more.
+    """
+    for operation in (op for path in document["paths"].values() for op in path.values()):
+        responses: dict[str, Any] = operation["responses"]
+        for status, response in list(responses.items()):
+            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+            if schema.get("$ref") == _POWERTOOLS_VALIDATION_ERROR:
+                del responses[status]
+    schemas: dict[str, Any] = document.get("components", {}).get("schemas", {})
+    used: set[str] = set()
+    pending: list[Any] = [document["paths"]]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            reference = node.get("$ref")
+            if isinstance(reference, str) and reference.startswith(_SCHEMA_REF):
+                name = reference.removeprefix(_SCHEMA_REF)
+                if name not in used and name in schemas:
+                    used.add(name)
+                    pending.append(schemas[name])
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    for name in set(schemas) - used:
+        del schemas[name]
+    return document

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints
 
 from selfservice.catalog import Catalog, FieldSpec
 from selfservice.domain.errors import InvalidInput
@@ -30,7 +30,26 @@ from selfservice.domain.models import (
 )
 
 MAX_EMAIL_LENGTH = 254
+EmailInput = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=MAX_EMAIL_LENGTH),
+    Field(json_schema_extra={"format": "idn-email"}),  # checked by checked_email; the schema says what it takes
+]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339(value: object) -> object:
+    """A time arrives as a datetime (pages) or as RFC 3339 text with its offset (JSON, the schema's
+    ``date-time``); a number or a date alone is no time, whatever pydantic would make of it."""
+    if isinstance(value, dt.datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        return value
+    raise ValueError("must be a date and time with its offset, like 2026-12-24T18:00:00+01:00")
+
+
+DateTimeInput = Annotated[dt.datetime, BeforeValidator(_rfc3339)]
 ShortText = Annotated[str, StringConstraints(max_length=2000)]
 FieldsInput = dict[Id, ShortText | list[Id] | None]
 ServicesInput = dict[Id, Id | None]
@@ -45,18 +64,19 @@ class _Input(BaseModel):
 class PreferencesPatch(_Input):
     """Only the keys present are changed; topics not named keep their state."""
 
-    topics: dict[Id, bool] | None = Field(default=None, max_length=64)
+    # Strict: a consent is true or false, never "yes", 1 or "on" read as true.
+    topics: dict[Id, StrictBool] | None = Field(default=None, max_length=64)
     frequency: Id | None = None
     channels: dict[Id, list[ChannelId]] | None = Field(default=None, max_length=64)
-    paused_until: dt.datetime | None = None
-    resume: bool = Field(default=False, description="End a pause now (paused_until is cleared).")
+    paused_until: DateTimeInput | None = None
+    resume: StrictBool = Field(default=False, description="End a pause now (paused_until is cleared).")
 
 
 class ProfilePatch(_Input):
     """A partial update. ``fields`` maps a catalog field id to its new value (null clears it);
     ``services`` maps a service id to the booked option (null cancels the booking)."""
 
-    email: Annotated[str, StringConstraints(min_length=3, max_length=MAX_EMAIL_LENGTH)] | None = None
+    email: EmailInput | None = None
     locale: Language | None = None
     fields: FieldsInput | None = Field(default=None, max_length=64)
     preferences: PreferencesPatch | None = None
@@ -64,11 +84,17 @@ class ProfilePatch(_Input):
 
 
 def checked_email(address: str, field: str = "email") -> str:
-    """A syntactically valid address (no DNS lookup: the Lambda may have no internet route)."""
+    """A syntactically valid address in its normal form, or :class:`InvalidInput`.
+
+    The one normalisation of an address the service knows, for storing and for looking up alike:
+    surrounding whitespace dropped, Unicode in NFC, the domain lower-cased and in Unicode (an IDN
+    given as ``xn--`` punycode reads as the same domain). ``Profile.email_key`` lower-cases the
+    result once more for uniqueness and lookup. No DNS lookup: the Lambda may have no internet route.
+    """
     from email_validator import EmailNotValidError, validate_email  # imported by the first address checked
 
     try:
-        return validate_email(address, check_deliverability=False).normalized
+        return validate_email(address.strip(), check_deliverability=False).normalized
     except EmailNotValidError:
         raise InvalidInput(field, "this is not a valid email address") from None
 

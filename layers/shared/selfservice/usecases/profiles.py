@@ -29,7 +29,9 @@ def get(adapters: Adapters, profile_id: str) -> Profile:
 
 
 def find(adapters: Adapters, email: str) -> Profile:
-    profile = adapters.repository.find_by_email(email)
+    """The profile of an address, read as :func:`create` reads it (so each way of writing an address
+    that creates a profile also finds it); :class:`InvalidInput` for what is not an address."""
+    profile = adapters.repository.find_by_email(checked_email(email))
     if profile is None:
         raise NotFound("email")
     return profile

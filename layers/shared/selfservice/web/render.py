@@ -21,6 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from selfservice.security_headers import TRANSPORT_SECURITY
+
 if TYPE_CHECKING:
     from jinja2 import Environment
 
@@ -105,8 +107,7 @@ class PageRenderer:
                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
             ),
             "Referrer-Policy": "no-referrer",
-            "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
-            "X-Content-Type-Options": "nosniff",
+            **TRANSPORT_SECURITY,
             "X-Frame-Options": "DENY",
             "Cache-Control": "no-store",
         }

@@ -1,0 +1,86 @@
+"""Schemathesis against the API's own OpenAPI document (``GET /api/openapi.json``).
+
+The API under test is the real handler behind the local stack's HTTP-API gateway, on moto with the
+resources of template.yaml (the ``stack`` fixture), served on a free local port for the length of
+the test. Schemathesis runs as its command line does (``st run``; settings in ``schemathesis.toml``
+beside this file): every phase, deterministic, bounded by max-examples. Each answer must be no server
+error, a status the operation declares, with the declared content type, body and headers; a request
+the document calls invalid must be refused. (IAM is API Gateway's part: the gateway here signs nothing.)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from devstack.gateway import HttpGateway
+
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+SUCCESS = {
+    "POST /api/profiles": 201,
+    "GET /api/profiles": 200,
+    "GET /api/profiles/{profile_id}": 200,
+    "PATCH /api/profiles/{profile_id}": 200,
+    "DELETE /api/profiles/{profile_id}": 200,
+    "GET /api/profiles/{profile_id}/history": 200,
+    "POST /api/profiles/{profile_id}/self-service-link": 202,
+}
+"""Every operation but the document itself (which schemathesis reads, not tests) and its success status."""
+_PROFILE_PATH = re.compile(r"^/api/profiles/[0-9a-f]{32}")
+
+
+@pytest.fixture
+def api_url(stack) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, HttpGateway(stack.runtime), threaded=False)
+    thread = threading.Thread(target=server.serve_forever, name="api-under-schemathesis", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+def answered(events: Path) -> dict[str, set[int]]:
+    """Operation ("GET /api/profiles/{profile_id}") -> the statuses the API answered it with, from the
+    run's NDJSON report (for a path with an existing profile's id)."""
+    statuses: dict[str, set[int]] = defaultdict(set)
+    for line in events.read_text(encoding="utf-8").splitlines():
+        [(kind, event)] = json.loads(line).items()
+        if kind not in ("ScenarioFinished", "FuzzScenarioFinished"):
+            continue
+        for interaction in (event["recorder"].get("interactions") or {}).values():
+            response = interaction.get("response")
+            if not response:
+                continue
+            request = interaction["request"]
+            path = re.sub(r"^https?://[^/]+", "", request["uri"]).split("?")[0]
+            path = _PROFILE_PATH.sub("/api/profiles/{profile_id}", path)
+            statuses[f"{request['method']} {path}"].add(response["status_code"])
+    return statuses
+
+
+def test_the_api_answers_as_its_openapi_document_says(api_url, tmp_path):
+    events = tmp_path / "events.ndjson"
+    command = [
+        *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG)),
+        *("run", f"{api_url}/api/openapi.json", "--no-color"),
+        *("--report", "ndjson", "--report-ndjson-path", str(events)),
+    ]
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False)
+    assert run.returncode == 0, f"schemathesis found failures:\n{run.stdout[-20_000:]}\n{run.stderr[-3_000:]}"
+    assert f"Tested: {len(SUCCESS)}" in run.stdout, run.stdout[-5_000:]
+    statuses = answered(events)
+    for operation, success in SUCCESS.items():
+        assert success in statuses[operation], f"{operation} never succeeded: {sorted(statuses[operation])}"
+    assert all(status < 500 for answers in statuses.values() for status in answers)
