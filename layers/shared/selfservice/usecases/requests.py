@@ -28,11 +28,14 @@ def submit_request(
     adapters.publisher.publish(
         "RequestSubmitted", {"requestId": request.id, "profileId": profile.id, "type": request_type.value}
     )
+    language = adapters.catalog.default_language
+    type_spec = adapters.catalog.request_type(request_type.value)
     email = adapters.renderer.render(
         "service_request",
-        adapters.catalog.default_language,
+        language,
         marketing=False,
         request=request,
+        type_label=type_spec.label.get(language) if type_spec else request_type.value,
         profile=profile,
         recipient=settings.service_mailbox,
         company=settings.company_name,
