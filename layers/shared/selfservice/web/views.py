@@ -8,7 +8,8 @@ from typing import Any
 
 from selfservice.catalog import Catalog, FieldSpec
 from selfservice.domain.models import CustomerRequest, LedgerEntry, LedgerKind, Profile, SubscriptionStatus
-from selfservice.domain.review import completeness, missing_required_fields, stale_fields
+from selfservice.domain.review import completeness, stale_fields
+from selfservice.formats import format_date
 from selfservice.web.forms import FormData
 
 Translate = Callable[[str], str]
@@ -81,11 +82,14 @@ def display_value(spec: FieldSpec, value: Any, language: str) -> str:
 def overview(profile: Profile, catalog: Catalog, language: str, now: dt.datetime, _: Translate) -> dict[str, Any]:
     labels = {spec.id: spec.label.get(language) for spec in catalog.fields}
     frequency = catalog.frequency(profile.preferences.frequency)
+    complete = completeness(profile, catalog)
+    stale = stale_fields(profile, catalog, now)
     return {
         "first_name": profile.value_of("first_name") or "",
-        "percent": round(completeness(profile, catalog) * 100),
-        "missing": [labels[f] for f in missing_required_fields(profile, catalog)],
-        "stale": [labels[f] for f in stale_fields(profile, catalog, now)],
+        "percent": complete.percent,
+        "missing": [labels[f] for f in complete.missing],
+        "stale": [labels[f] for f in stale],
+        "focus": ",".join([*complete.missing, *stale]),
         "status_label": _(STATUS_LABELS[profile.status]),
         "paused_until": profile.preferences.paused_until if profile.preferences.is_paused(now) else None,
         "subscribed": [t.name.get(language) for t in catalog.visible_topics() if profile.preferences.topics.get(t.id)],

@@ -48,7 +48,7 @@ def form_problem(r: PageRequest, lang: str) -> str:
 
 def record_completeness(r: PageRequest, profile: Profile) -> None:
     """Completeness after every save, so the dashboard shows whether profiles get fuller over time."""
-    share = completeness(profile, r.catalog)
+    share = completeness(profile, r.catalog).share
     metrics.add_metric(name="ProfileCompleteness", unit=MetricUnit.Percent, value=round(share * 100, 1))
 
 
