@@ -177,8 +177,8 @@ def test_personal_data_saves_only_changed_fields_and_shows_errors_next_to_fields
     response = stack.client.post("/profile", data=form)
     text = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert re.search(r'id="phone-error">Bitte geben Sie die Nummer international an', text)
-    assert re.search(r'id="birthday-error">Das Datum muss zwischen 1900 und heute liegen', text)
+    assert re.search(r'id="phone-error">Bitte geben Sie die Nummer im Feld „Mobilnummer“ international an', text)
+    assert re.search(r'id="birthday-error">Bitte geben Sie im Feld „Geburtsdatum“ ein Datum zwischen 1900 und', text)
     assert 'aria-invalid="true" aria-describedby="phone-error"' in text
     assert 'value="Bonn"' in text, "the customer's input is kept in the form"
     assert profile_item(stack, clara["profile_id"]) == before, "nothing stored"

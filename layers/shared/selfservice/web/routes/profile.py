@@ -20,7 +20,7 @@ from selfservice.domain.errors import InvalidInput, VersionConflict
 from selfservice.domain.models import Profile, Source
 from selfservice.domain.review import completeness
 from selfservice.usecases import profiles
-from selfservice.web import forms, views
+from selfservice.web import forms, messages, views
 from selfservice.web.middleware import signed_in, signed_in_form
 from selfservice.web.pages import PageRequest, SignInNeeded, current, now
 
@@ -31,19 +31,23 @@ View = Callable[[PageRequest, Profile, str, "forms.FormData | None"], dict[str, 
 PatchBuilder = Callable[[PageRequest, Profile, str], ProfilePatch]
 
 
+# Each helper names the translator ``_`` so that `make i18n` finds its text.
 def saved_notice(r: PageRequest, lang: str) -> str | None:
-    return r.translator(lang)("Saved.") if r.query("saved") == "1" else None
+    _ = r.translator(lang)
+    return _("Saved.") if r.query("saved") == "1" else None
 
 
 def stale_problem(r: PageRequest, lang: str) -> str:
-    return r.translator(lang)(
+    _ = r.translator(lang)
+    return _(
         "Your data was changed elsewhere in the meantime. These are the current values; nothing of yours was saved. "
         "Please make your change again."
     )
 
 
 def form_problem(r: PageRequest, lang: str) -> str:
-    return r.translator(lang)("Please correct the marked fields. Nothing was saved yet.")
+    _ = r.translator(lang)
+    return _("Please correct the marked fields. Nothing was saved yet.")
 
 
 def record_completeness(r: PageRequest, profile: Profile) -> None:
@@ -104,8 +108,7 @@ def save_edit_page(section: str, view: View, build_patch: PatchBuilder) -> Respo
     except forms.FormErrors as error:
         errors = error.errors
     except InvalidInput as error:
-        field = error.field.rpartition(".")[2] if error.field.startswith(("fields.", "services.")) else "frequency"
-        errors = {field: forms.message_of(error, r.translator(lang))}
+        errors = {messages.error_key(error.field): forms.message_of(error, r.translator(lang), r.catalog, lang)}
     except VersionConflict:
         fresh = profiles.get(r.adapters, profile.id)
         context = view(r, fresh, lang, None)
@@ -151,7 +154,7 @@ def save_personal_data() -> Response[str]:
     return save_edit_page(
         "profile",
         personal_data_view,
-        lambda r, _profile, lang: forms.personal_data_patch(r.form, r.catalog, now().date(), r.translator(lang)),
+        lambda r, _profile, lang: forms.personal_data_patch(r.form, r.catalog, now().date(), r.translator(lang), lang),
     )
 
 
@@ -165,7 +168,7 @@ def save_communication() -> Response[str]:
     return save_edit_page(
         "communication",
         communication_view,
-        lambda r, profile, lang: forms.communication_patch(r.form, profile, r.catalog, now(), r.translator(lang)),
+        lambda r, profile, lang: forms.communication_patch(r.form, profile, r.catalog, now(), r.translator(lang), lang),
     )
 
 
@@ -179,7 +182,7 @@ def save_services() -> Response[str]:
     return save_edit_page(
         "services",
         services_view,
-        lambda r, _profile, lang: forms.services_patch(r.form, r.catalog, r.translator(lang)),
+        lambda r, _profile, lang: forms.services_patch(r.form, r.catalog, r.translator(lang), lang),
     )
 
 
