@@ -13,6 +13,7 @@ from selfservice.catalog import Catalog
 from selfservice.domain.changes import PreferencesPatch, ProfilePatch, checked_email, checked_field_value
 from selfservice.domain.errors import InvalidInput
 from selfservice.domain.models import FieldValueType, Profile, RequestType
+from selfservice.usecases.subscription import MAX_NOTE
 from selfservice.web import messages
 
 MAX_FORM_BYTES = 16_384
@@ -161,6 +162,17 @@ def customer_request(form: FormData, translate: Translate) -> tuple[RequestType,
     if errors:
         raise FormErrors(errors)
     return request_type, message
+
+
+def unsubscribe_note(form: FormData) -> str:
+    """The optional words under "something else", cut to the characters the use case keeps.
+
+    Kept only with that reason; it goes into the withdrawal's ledger entry and nowhere else (never
+    into a log line or an event).
+    """
+    if first(form, "reason") != "other":
+        return ""
+    return " ".join(first(form, "reason_text").split())[:MAX_NOTE]
 
 
 def opt_down_patch(form: FormData, catalog: Catalog, now: dt.datetime) -> ProfilePatch:
