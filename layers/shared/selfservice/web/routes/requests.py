@@ -26,7 +26,7 @@ def requests_page() -> Response[str]:
     lang = r.language(profile)
     _ = r.translator(lang)
     notice = _("Thank you! We have received your request.") if r.query("sent") == "1" else None
-    context = views.requests(found, _)
+    context = views.requests(found, r.catalog, lang, _)
     return r.page("requests", lang, session=session, section="requests", errors={}, notice=notice, **context)
 
 
@@ -39,7 +39,7 @@ def submit_request() -> Response[str]:
     try:
         request_type, text = forms.customer_request(r.form, _)
     except forms.FormErrors as error:
-        context = views.requests(requests.requests_of(r.adapters, profile.id), _, r.form)
+        context = views.requests(requests.requests_of(r.adapters, profile.id), r.catalog, lang, _, r.form)
         problem = _("Please correct the marked fields. Nothing was saved yet.")
         return r.page(
             "requests",
