@@ -158,4 +158,4 @@ def test_review_request_is_marketing_with_one_click_unsubscribe_and_working_link
     unsubscribe = message["List-Unsubscribe"].strip("<>")
     check_link(stack, unsubscribe, Purpose.UNSUBSCRIBE, clara["profile_id"])
     assert any("next=/profile" in link and "focus" in link for link in text_links), "the old fields come first"
-    assert any("next=/review" in link for link in text_links), "one click to 'everything is still correct'"
+    assert any("next=/review" in link for link in text_links), "a link to 'everything is still correct'"
