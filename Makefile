@@ -66,4 +66,4 @@ clean:
 ## i18n: extract page texts and update the German catalog (then translate the new entries)
 i18n: $(INSTALLED)
 	$(BIN)/pybabel extract --sort-output --no-location --omit-header -F babel.cfg -k N_ -k translate -k InvalidInput:2 -o templates/pages/locale/messages.pot .
-	$(BIN)/pybabel update --no-fuzzy-matching -i templates/pages/locale/messages.pot -d templates/pages/locale -l de
+	$(BIN)/pybabel update --ignore-obsolete --no-fuzzy-matching -i templates/pages/locale/messages.pot -d templates/pages/locale -l de

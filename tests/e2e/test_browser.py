@@ -119,7 +119,7 @@ def test_customer_walks_through_every_step_from_the_email_link(local_stack: Loca
     assert cities == [(None, "Manchester")]
 
     # download the data: everything above is in it, the request included
-    phone.get_by_role("link", name="Privacy").click()
+    phone.get_by_role("link", name="Privacy", exact=True).click()
     with phone.expect_download() as download_info:
         phone.get_by_role("link", name="Download my data").click()
     document = json.loads(Path(download_info.value.path()).read_text(encoding="utf-8"))

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 TEXT = {
     "de": {
         "leave": "Von allem abmelden",
-        "no_newsletter": "Sie erhalten keinen Newsletter.",
+        "no_newsletter": "Sie erhalten keine Newsletter.",
         "again": "Wieder abonnieren",
         "left": "Sie sind von allen Newslettern abgemeldet",
         "confirm_sent": "Wir haben Ihnen eine E-Mail gesendet",

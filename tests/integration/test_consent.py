@@ -227,7 +227,7 @@ def test_signed_in_customer_leaves_everything_and_subscribes_again_by_double_opt
     assert walk.new() == [("consent_withdrawn", "page", receiving)]
 
     overview = stack.client.get("/", headers={"User-Agent": UA}).get_data(as_text=True)
-    assert "Sie erhalten keinen Newsletter." in overview
+    assert "Sie erhalten keine Newsletter." in overview
     assert 'href="/communication#subscribe"' in overview
     html = stack.client.get("/communication?left=1", headers={"User-Agent": UA}).get_data(as_text=True)
     assert "Sie sind von allen Newslettern abgemeldet" in html

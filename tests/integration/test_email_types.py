@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from selfservice.catalog import cached_catalog
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
 from selfservice.tokens import Purpose, TokenSigner
 
@@ -45,10 +46,21 @@ def check_structure(message: EmailMessage, *, to: str, language: str, email_type
         assert message["List-Unsubscribe-Post"] is None
 
 
+def legal_links(language: str) -> set[str]:
+    """The company's imprint and privacy policy: every footer links them (the company's site, no token)."""
+    company = cached_catalog(EMAILS.parent / "catalog.yaml").company
+    return {company.imprint_url.get(language), company.privacy_policy_url.get(language)}
+
+
 def links(message: EmailMessage) -> tuple[list[str], list[str]]:
+    """The links into the pages, in the text and the HTML part (the footer's legal links checked and left out)."""
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content().replace("&amp;", "&")
-    return LINK.findall(text), re.findall(r'href="(https?://[^"]+)"', html)
+    legal = legal_links(message["Content-Language"])
+    text_links, html_links = LINK.findall(text), re.findall(r'href="(https?://[^"]+)"', html)
+    assert legal <= set(text_links), "the text footer links imprint and privacy policy"
+    assert legal <= set(html_links), "the HTML footer links imprint and privacy policy"
+    return [link for link in text_links if link not in legal], [link for link in html_links if link not in legal]
 
 
 def check_link(stack, link: str, purpose: Purpose, profile_id: str) -> None:
@@ -146,4 +158,4 @@ def test_review_request_is_marketing_with_one_click_unsubscribe_and_working_link
     unsubscribe = message["List-Unsubscribe"].strip("<>")
     check_link(stack, unsubscribe, Purpose.UNSUBSCRIBE, clara["profile_id"])
     assert any("next=/profile" in link and "focus" in link for link in text_links), "the old fields come first"
-    assert any("next=/review" in link for link in text_links), "one click to 'everything is still correct'"
+    assert any("next=/review" in link for link in text_links), "a link to 'everything is still correct'"

@@ -177,8 +177,8 @@ def test_personal_data_saves_only_changed_fields_and_shows_errors_next_to_fields
     response = stack.client.post("/profile", data=form)
     text = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert re.search(r'id="phone-error">Bitte geben Sie die Nummer international an', text)
-    assert re.search(r'id="birthday-error">Das Datum muss zwischen 1900 und heute liegen', text)
+    assert re.search(r'id="phone-error">Bitte geben Sie die Nummer im Feld „Mobilnummer“ international an', text)
+    assert re.search(r'id="birthday-error">Bitte geben Sie im Feld „Geburtsdatum“ ein Datum zwischen 1900 und', text)
     assert 'aria-invalid="true" aria-describedby="phone-error"' in text
     assert 'value="Bonn"' in text, "the customer's input is kept in the form"
     assert profile_item(stack, clara["profile_id"]) == before, "nothing stored"
@@ -400,3 +400,110 @@ def test_switching_language_on_a_form_with_errors_keeps_what_was_typed(stack, de
     after = profile_item(stack, clara["profile_id"])
     assert after["locale"] == "en"
     assert after["fields"] == before["fields"], "nothing but the language is saved"
+
+
+# --- every page: the legal footer; a wrong address; a failed submit ----------------------------
+
+
+def legal_links(language: str) -> list[str]:
+    from selfservice.settings import get_settings
+
+    company = get_settings().catalog.company
+    return [company.imprint_url.get(language), company.privacy_policy_url.get(language)]
+
+
+def footer_of(html: str) -> str:
+    return html[html.index('<footer class="contact">') :]
+
+
+def test_every_page_and_every_error_page_links_imprint_and_privacy_policy(stack, demo):
+    anonymous = {
+        "/subscribe": 200,
+        "/new-link": 200,
+        "/": 200,
+        "/no-such-page": 404,
+        "/profile": 401,
+        "/link?token=broken": 400,
+        "/confirm?token=broken": 400,
+        "/unsubscribe?token=broken": 400,
+    }
+    for path, expected in anonymous.items():
+        status, html, _ = get(stack, path)
+        assert status == expected, path
+        for link in legal_links("de"):
+            assert f'href="{link}"' in footer_of(html), f"{path} ({status}) has no link to {link}"
+    refused = stack.client.post("/subscribe", data={"email": "kim@example.com"})
+    assert refused.status_code == 403
+    assert all(f'href="{link}"' in footer_of(refused.get_data(as_text=True)) for link in legal_links("de"))
+
+    david = demo["david.jones@example.com"]  # an English profile
+    sign_in(stack, david["link"])
+    for path in SIGNED_IN_PAGES:
+        status, html, _ = get(stack, path)
+        assert status == 200, path
+        footer = footer_of(html)
+        assert all(f'href="{link}"' in footer for link in legal_links("en")), path
+        assert ">Legal notice</a>" in footer
+        assert ">Privacy policy</a>" in footer
+
+
+def test_a_wrong_address_offers_the_menu_to_a_signed_in_customer_and_the_start_page_to_anyone_else(stack, demo):
+    status, html, _ = get(stack, "/no-such-page")
+    assert status == 404
+    assert 'class="sections"' not in html
+    assert '<a class="button" href="/">Zur Startseite</a>' in html
+    sign_in(stack, demo["anna.schmidt@example.com"]["link"])
+    status, html, _ = get(stack, "/no-such-page")
+    assert status == 404
+    assert '<nav class="sections"' in html, "the text points to the menu, so the menu is there"
+    assert "oben im Menü" in html
+
+
+def summary_targets(html: str) -> list[str]:
+    """The fields the error summary links to; each must be an element of the page."""
+    summary = r'<div class="notice error error-summary" id="error-summary" tabindex="-1" autofocus.*?</div>'
+    match = re.search(summary, html, re.S)
+    assert match, "a failed submit shows the error summary, focused on load"
+    targets = re.findall(r'href="#([\w-]+)"', match.group(0))
+    for target in targets:
+        assert f'id="{target}"' in html, f"the summary links to #{target}, which the page does not have"
+    return targets
+
+
+def test_after_a_failed_submit_every_form_starts_at_an_error_summary_linking_each_field(stack, demo):
+    sign_in(stack, demo["ben.miller@example.com"]["link"])  # English, no mobile number
+    posts = {
+        "/profile": lambda html: {**claras_personal_data(html), "first_name": "", "postal_code": "!"},
+        "/communication": lambda html: {
+            "csrf": csrf_of(html),
+            "version": version_of(html),
+            "topic": ["offers", "events"],
+            "channel-events": "sms",
+            "frequency": "hourly",
+            "pause_weeks": "3",
+        },
+        "/services": lambda html: {"csrf": csrf_of(html), "version": version_of(html), "delivery_plus": "weekly"},
+        "/requests": lambda html: {"csrf": csrf_of(html), "type": "other", "message": ""},
+    }
+    expected = {
+        "/profile": ["postal_code"],  # an empty required field is asked for, not refused
+        "/communication": ["channel-offers", "channel-events", "frequency", "pause_weeks"],
+        "/services": ["delivery_plus"],
+        "/requests": ["type", "message"],
+    }
+    for path, form in posts.items():
+        _status, html, _ = get(stack, path)
+        response = stack.client.post(path, data=form(html))
+        page = response.get_data(as_text=True)
+        assert response.status_code == 422, path
+        assert summary_targets(page) == expected[path], path
+        assert re.search(r"<title>Error: ", page), f"{path}: the title says there is a problem"
+    stack.client.post("/sign-out", data={"csrf": csrf_of(get(stack, "/")[1])})
+    for path, form, targets in [
+        ("/subscribe", {"email": "no address"}, ["email", "topics"]),
+        ("/new-link", {"email": ""}, ["email"]),
+    ]:
+        _status, html, _ = get(stack, path)
+        response = stack.client.post(path, data={"csrf": csrf_of(html), **form})
+        assert response.status_code == 422, path
+        assert summary_targets(response.get_data(as_text=True)) == targets, path

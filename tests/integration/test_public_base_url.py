@@ -34,9 +34,13 @@ def first_deploy(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stac
 
 
 def links_in_the_only_email(stack: Stack) -> list[str]:
+    """The links into the pages (not the footer's imprint and privacy policy on the company's site)."""
     [sent] = stack.sent_emails()
     message = email.message_from_string(sent.raw_data, policy=default)
-    return LINK.findall(message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    found = LINK.findall(message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    company = get_settings().catalog.company
+    legal = {url.get(message["Content-Language"]) for url in (company.imprint_url, company.privacy_policy_url)}
+    return [link for link in found if link not in legal]
 
 
 def test_api_links_point_at_the_domain_the_shop_called(first_deploy: Stack) -> None:

@@ -247,7 +247,7 @@ def test_a_periodic_run_mails_exactly_the_eligible_due_profiles(
     english = messages[eligible[3].email]
     assert english["Subject"] == "Is your information still up to date?"
     html = english.get_body(preferencelist=("html",)).get_content()
-    assert "Confirm with one click" in html
+    assert "Then confirm it here." in html
     assert "&amp;next=/profile" in html
 
     # The customer's history has one entry for the review email: the request, with the email sent;

@@ -17,7 +17,7 @@ from selfservice.domain.models import Source
 from selfservice.mail import EmailRenderer
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET, get_settings
 from selfservice.tokens import Purpose, TokenSigner
-from selfservice.usecases.subscription import evidence_matches
+from selfservice.usecases.subscription import MAX_NOTE, evidence_matches
 
 UA = "Mozilla/5.0 (test)"
 
@@ -233,3 +233,35 @@ def test_a_suppressed_address_gets_no_confirmation_email(stack):
     assert answer.json["status"] == "not_subscribed"
     assert subscribe(stack, address="bounced@example.com").status_code == 200, "the page answers as always"
     assert messages(stack) == []
+
+
+def test_something_else_keeps_the_customers_words_with_the_withdrawal_only_and_never_logs_them(stack, anna, caplog):
+    page = stack.client.get(unsubscribe_link(anna["profile_id"])).get_data(as_text=True)
+    assert re.search(r'<textarea id="reason_text" name="reason_text" rows="3" maxlength="500"', page)
+    assert MAX_NOTE == 500, "the text box allows what the use case keeps"
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    words = "Ich ziehe\nins Ausland. " + "x" * 600
+    response = stack.client.post(
+        "/unsubscribe",
+        data={"csrf": csrf_of(page), "token": token, "action": "leave", "reason": "other", "reason_text": words},
+    )
+    assert response.status_code == 200
+    withdrawn = history(stack, anna["profile_id"])[0]
+    assert withdrawn["kind"] == "consent_withdrawn"
+    assert withdrawn["detail"]["reason"] == "other"
+    assert withdrawn["detail"]["reason_text"] == ("Ich ziehe ins Ausland. " + "x" * 600)[:500]
+    logged = " ".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
+    assert "unsubscribed" in logged, "the unsubscription itself is logged"
+    assert "ins Ausland" not in logged, "the customer's words are never logged"
+
+
+def test_words_without_something_else_are_not_kept(stack, anna):
+    page = stack.client.get(unsubscribe_link(anna["profile_id"])).get_data(as_text=True)
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    stack.client.post(
+        "/unsubscribe",
+        data={"csrf": csrf_of(page), "token": token, "action": "leave", "reason": "too_many", "reason_text": "typed"},
+    )
+    withdrawn = history(stack, anna["profile_id"])[0]
+    assert withdrawn["detail"]["reason"] == "too_many"
+    assert "reason_text" not in withdrawn["detail"]

@@ -48,6 +48,11 @@ def test_every_text_has_german_and_english(raw):
         (lambda c: c.update(default_frequency="hourly"), "default_frequency"),
         (lambda c: c["topics"].append(copy.deepcopy(c["topics"][0])), "topics[5].id"),
         (lambda c: c["topics"][0].update(colour="red"), "topics[0].colour"),
+        (lambda c: c["company"]["imprint_url"].update(de="http://www.example.com/impressum"), "company.imprint_url.de"),
+        (lambda c: c["company"].pop("privacy_policy_url"), "company.privacy_policy_url"),
+        (lambda c: c["request_types"].pop(1), "request_types"),
+        (lambda c: c["request_types"][0].update(id="refund"), "request_types[0].id"),
+        (lambda c: c["frequencies"][0].pop("cadence"), "frequencies[0].cadence"),
     ],
 )
 def test_invalid_catalog_names_the_wrong_field(raw, edit, field):
@@ -63,3 +68,17 @@ def test_broken_yaml_is_reported(tmp_path):
     broken.write_text("topics: [unclosed\n", encoding="utf-8")
     with pytest.raises(CatalogError, match="not valid YAML"):
         load_catalog(broken)
+
+
+def test_every_request_type_of_the_domain_has_a_name_in_both_languages():
+    from selfservice.domain.models import RequestType
+
+    catalog = load_catalog(CATALOG_FILE)
+    assert {spec.id for spec in catalog.request_types} == {t.value for t in RequestType}
+    assert catalog.request_type("address_change").label.get("de") == "Anschrift oder E-Mail-Adresse ändern"
+
+
+def test_the_legal_pages_are_linked_per_language():
+    company = load_catalog(CATALOG_FILE).company
+    assert company.imprint_url.get("de") != company.imprint_url.get("en")
+    assert company.privacy_policy_url.get("en").startswith("https://")

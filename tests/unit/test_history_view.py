@@ -1,8 +1,10 @@
-"""The history page's split of the ledger into "what happened" and "emails we sent you"."""
+"""The history page: the ledger split into "what happened" and "emails we sent you", in the page's language."""
 
 import datetime as dt
+from pathlib import Path
 
-from selfservice.domain.models import LedgerEntry, LedgerKind, Source
+from selfservice.domain.models import Change, LedgerEntry, LedgerKind, Source
+from selfservice.web.render import load_translations
 from selfservice.web.views import history
 
 AT = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -29,3 +31,75 @@ def test_an_ordinary_email_is_listed_only_among_the_emails_and_a_skipped_one_onl
 
     assert page["emails"] == [sent]
     assert [change["title"] for change in page["changes"]] == ["Email not sent"]
+
+
+def german():
+    return load_translations(Path(__file__).resolve().parents[2] / "templates", "de").gettext
+
+
+def test_an_unsubscription_reads_in_the_pages_language_with_the_customers_reason_and_note(catalog):
+    withdrawn = LedgerEntry(
+        profile_id="p" * 32,
+        at=AT,
+        kind=LedgerKind.CONSENT_WITHDRAWN,
+        source=Source.PAGE,
+        consent_version="2026-01",
+        topics=["offers", "news"],
+        changes=[Change(field="status", before="subscribed", after="unsubscribed")],
+        detail={"reason": "other", "reason_text": "Ich ziehe ins Ausland.", "evidence_hash": "x"},
+    )
+
+    [german_entry] = history([withdrawn], catalog, "de", german())["changes"]
+    [english_entry] = history([withdrawn], catalog, "en", lambda text: text)["changes"]
+
+    assert german_entry["title"] == "Einwilligung widerrufen"
+    assert german_entry["source"] == "von Ihnen auf dieser Seite"
+    assert german_entry["lines"] == [
+        "Newsletter-Abonnement: abonniert → abgemeldet",
+        "Einwilligungstext in der Fassung 2026-01",
+        "Themen: Angebote, Neuigkeiten",
+        "Ihr Grund: Etwas anderes",
+        "Ihre Anmerkung: Ich ziehe ins Ausland.",
+    ]
+    assert english_entry["lines"][0] == "Newsletter subscription: subscribed → unsubscribed"
+    assert not any("status" in line or "evidence" in line for line in german_entry["lines"] + english_entry["lines"])
+
+
+def test_changed_values_are_shown_as_the_customer_knows_them(catalog):
+    changed = LedgerEntry(
+        profile_id="p" * 32,
+        at=AT,
+        kind=LedgerKind.PROFILE_CHANGED,
+        source=Source.API,
+        changes=[
+            Change(field="fields.birthday", before=None, after="1988-06-14"),
+            Change(field="locale", before="de", after="en"),
+            Change(field="preferences.paused_until", before=None, after="2026-12-31T23:30:00+00:00"),
+            Change(field="preferences.channels.offers", before=["email"], after=["email", "sms"]),
+            Change(field="services.delivery_plus", before=None, after="yearly"),
+        ],
+    )
+
+    [entry] = history([changed], catalog, "de", german())["changes"]
+
+    assert entry["source"] == "über den Shop oder den Kundenservice"
+    assert entry["lines"] == [
+        "Geburtsdatum: – → 14. Juni 1988",
+        "Sprache: Deutsch → Englisch",
+        "Pause bis: – → 1. Januar 2027",
+        "Kanäle für „Angebote“: E-Mail → E-Mail, SMS",
+        "Lieferservice Plus: nicht gebucht → Jährlich (2 Monate gratis)",
+    ]
+
+
+def test_a_skipped_email_says_which_and_why_and_a_request_its_type(catalog):
+    skipped = entry(LedgerKind.EMAIL_SKIPPED, subject="Sind Ihre Angaben noch aktuell?", reason="paused")
+    request = entry(LedgerKind.REQUEST_SUBMITTED, request_id="r-1", type="address_change")
+
+    page = history([skipped, request], catalog, "de", german())
+
+    assert page["changes"][0]["lines"] == [
+        "E-Mail: Sind Ihre Angaben noch aktuell?",
+        "Warum: Die Newsletter waren pausiert.",
+    ]
+    assert page["changes"][1]["lines"] == ["Anschrift oder E-Mail-Adresse ändern"]

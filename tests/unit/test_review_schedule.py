@@ -47,4 +47,4 @@ def test_shards_are_stable_and_spread(catalog):
 
 
 def test_completeness_counts_filled_catalog_fields(profile, catalog):
-    assert completeness(profile, catalog) == 3 / len(catalog.fields)
+    assert completeness(profile, catalog).share == 3 / len(catalog.fields)

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -39,9 +39,22 @@ class LocalizedText(_Strict):
         return self.en if language == "en" else self.de
 
 
+class LocalizedUrl(_Strict):
+    """An address per language; only https, so a footer never links to a plain-HTTP page."""
+
+    de: str = Field(pattern=r"^https://[^\s\"'<>]+$")
+    en: str = Field(pattern=r"^https://[^\s\"'<>]+$")
+
+    def get(self, language: str) -> str:
+        return self.en if language == "en" else self.de
+
+
 class Frequency(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     label: LocalizedText
+    """The choice on the communication page ("Weekly digest")."""
+    cadence: LocalizedText
+    """A full sentence under a topic that usually comes at this frequency ("About once a week.")."""
     max_emails_per_30_days: int = Field(ge=1)
 
 
@@ -111,6 +124,25 @@ class ConsentWording(_Strict):
     text: LocalizedText
 
 
+RequestTypeId = Literal["question", "address_change", "complaint", "data_request"]
+"""The request types the domain knows (``selfservice.domain.models.RequestType``)."""
+
+
+class RequestTypeSpec(_Strict):
+    """How a request type is named to the customer and to customer service."""
+
+    id: RequestTypeId
+    label: LocalizedText
+
+
+class Company(_Strict):
+    """The company's legal pages, linked from every page footer and every email footer."""
+
+    imprint_url: LocalizedUrl
+    privacy_policy_url: LocalizedUrl
+    accessibility_statement_url: LocalizedUrl | None = None
+
+
 class Contact(_Strict):
     """How customers reach a person when self-service cannot help."""
 
@@ -128,10 +160,12 @@ class Catalog(_Strict):
     channels: tuple[Channel, ...] = Field(min_length=1)
     topics: tuple[Topic, ...] = Field(min_length=1)
     services: tuple[Service, ...] = ()
+    request_types: tuple[RequestTypeSpec, ...] = Field(min_length=1)
     fields: tuple[FieldSpec, ...] = Field(min_length=1)
     review: ReviewRules
     consent_wordings: tuple[ConsentWording, ...] = Field(min_length=1)
     contact: Contact
+    company: Company
 
     @field_validator("version", mode="before")
     @classmethod
@@ -154,6 +188,9 @@ class Catalog(_Strict):
 
     def frequency(self, frequency_id: str) -> Frequency | None:
         return next((f for f in self.frequencies if f.id == frequency_id), None)
+
+    def request_type(self, type_id: str) -> RequestTypeSpec | None:
+        return next((r for r in self.request_types if r.id == type_id), None)
 
     def current_consent(self, today: dt.date | None = None) -> ConsentWording:
         """The wording in force today: the newest one whose ``valid_from`` has passed."""
@@ -179,6 +216,10 @@ def _check_references(catalog: Catalog) -> None:
     _unique(catalog.topics, "topics")
     _unique(catalog.services, "services")
     _unique(catalog.fields, "fields")
+    _unique(catalog.request_types, "request_types")
+    missing_types = sorted(set(get_args(RequestTypeId)) - {r.id for r in catalog.request_types})
+    if missing_types:
+        raise CatalogError("request_types", f"no label for request type {missing_types[0]!r}")
     _unique(catalog.consent_wordings, "consent_wordings", key="version")
     frequency_ids = {f.id for f in catalog.frequencies}
     channel_ids = {c.id for c in catalog.channels}

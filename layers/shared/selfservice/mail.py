@@ -49,7 +49,12 @@ class SendOutcome:
 
 
 class EmailRenderer:
-    """Renders ``emails/<type>.<language>.html`` and ``.txt``; the subject is the template's ``subject`` block."""
+    """Renders ``emails/<type>.<language>.html`` and ``.txt``; the subject is the template's ``subject`` block.
+
+    Every email's footer links the company's imprint and privacy policy: the templates get
+    ``company_links`` (the ``company`` section of the catalog next to them) and a ``datetime``
+    filter (Babel, the company's time zone) besides what each caller passes.
+    """
 
     def __init__(self, content_dir: Path) -> None:
         self._content_dir = content_dir
@@ -59,13 +64,20 @@ class EmailRenderer:
         """Built on the first render (a request that sends no email never imports Jinja2)."""
         from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-        return Environment(
+        from selfservice.catalog import cached_catalog
+        from selfservice.formats import format_date, format_datetime
+
+        env = Environment(
             loader=FileSystemLoader(self._content_dir),
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        env.globals["company_links"] = cached_catalog(self._content_dir / "catalog.yaml").company
+        env.filters["datetime"] = format_datetime
+        env.filters["date"] = format_date
+        return env
 
     def prepare(self) -> None:
         """Import and build what rendering and MIME need, in the calling thread.

@@ -90,10 +90,37 @@ def review_shard(profile_id: str, shard_count: int) -> int:
     return int.from_bytes(digest[:4], "big") % shard_count
 
 
-def completeness(profile: Profile, catalog: Catalog) -> float:
-    """Share of the catalog's fields that are filled, 0.0 to 1.0."""
-    filled = sum(1 for spec in catalog.fields if profile.value_of(spec.id) is not None)
-    return filled / len(catalog.fields)
+@dataclass(frozen=True)
+class Completeness:
+    """How complete a profile is, by one rule: every catalog field counts, each the same.
+
+    The share and the list of what is missing come from the same fields, so they cannot disagree:
+    the percentage is 100 exactly when nothing is missing.
+    """
+
+    counted: tuple[str, ...]
+    """The fields that count (all catalog fields, in catalog order)."""
+    missing: tuple[str, ...]
+    """The counted fields without a value, in catalog order."""
+
+    @property
+    def share(self) -> float:
+        """0.0 to 1.0."""
+        return (len(self.counted) - len(self.missing)) / len(self.counted) if self.counted else 1.0
+
+    @property
+    def percent(self) -> int:
+        """Whole percent, rounded down: 100 only when nothing is missing, 0 only when nothing is filled."""
+        if not self.missing:
+            return 100
+        filled = len(self.counted) - len(self.missing)
+        return max(filled * 100 // len(self.counted), 1 if filled else 0)
+
+
+def completeness(profile: Profile, catalog: Catalog) -> Completeness:
+    """Which catalog fields are filled and which are missing (see :class:`Completeness`)."""
+    counted = tuple(spec.id for spec in catalog.fields)
+    return Completeness(counted=counted, missing=tuple(f for f in counted if profile.value_of(f) in (None, "", [])))
 
 
 # --- review campaigns: what is due, and whether a review email may go out -------------------

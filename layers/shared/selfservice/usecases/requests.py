@@ -64,11 +64,14 @@ def submit_request(
     adapters.publisher.publish(
         "RequestSubmitted", {"requestId": request.id, "profileId": profile.id, "type": request_type.value}
     )
+    language = adapters.catalog.default_language
+    type_spec = adapters.catalog.request_type(request_type.value)
     email = adapters.renderer.render(
         "service_request",
-        adapters.catalog.default_language,
+        language,
         marketing=False,
         request=request,
+        type_label=type_spec.label.get(language) if type_spec else request_type.value,
         profile=profile,
         recipient=settings.service_mailbox,
         company=settings.company_name,
@@ -190,6 +193,7 @@ def _tell_customer(adapters: Adapters, request: CustomerRequest, reply: str | No
         profile = adapters.repository.get(request.profile_id)
     except NotFound:
         return
+    kind = adapters.catalog.request_type(request.type.value)
     email = adapters.renderer.render(
         "request_update",
         profile.locale,
@@ -198,6 +202,9 @@ def _tell_customer(adapters: Adapters, request: CustomerRequest, reply: str | No
         reply=reply,
         closed=request.status == RequestStatus.CLOSED,
         submitted_at=request.created_at,
+        type_label=kind.label.get(profile.locale)
+        if (kind := adapters.catalog.request_type(request.type.value))
+        else "",
         first_name=profile.value_of("first_name") or "",
         recipient=profile.email,
         company=adapters.settings.company_name,

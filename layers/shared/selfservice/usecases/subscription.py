@@ -39,6 +39,8 @@ logger = Logger(child=True)
 CONFIRMATION_WINDOW = dt.timedelta(hours=48)
 CONFIRMATION_RESEND_WINDOW = dt.timedelta(minutes=10)
 UNSUBSCRIBE_REASONS = ("too_many", "not_relevant", "never_signed_up", "other")
+MAX_NOTE = 500
+"""The most characters of the customer's own words kept with the reason "other"."""
 
 
 @dataclass(frozen=True)
@@ -254,8 +256,14 @@ def opt_down(
     raise VersionConflict(-1)
 
 
-def unsubscribe(adapters: Adapters, profile_id: str, source: Source, reason: str, evidence: ClientEvidence) -> bool:
-    """Leave every topic. Idempotent: False when the profile was already unsubscribed."""
+def unsubscribe(
+    adapters: Adapters, profile_id: str, source: Source, reason: str, evidence: ClientEvidence, note: str = ""
+) -> bool:
+    """Leave every topic. Idempotent: False when the profile was already unsubscribed.
+
+    ``note``: the customer's own words for the reason "other", kept in the withdrawal's ledger entry
+    only (never logged, never on the bus).
+    """
     for _attempt in range(2):
         current = adapters.repository.get(profile_id)
         if current.status == SubscriptionStatus.UNSUBSCRIBED:
@@ -269,6 +277,8 @@ def unsubscribe(adapters: Adapters, profile_id: str, source: Source, reason: str
         updated.version = current.version + 1
         updated.updated_at = now
         detail = {"unsubscribe_choice": "leave", "reason": _reason(reason), **evidence.as_detail()}
+        if note and detail["reason"] == "other":
+            detail["reason_text"] = note[:MAX_NOTE]
         entry = LedgerEntry(
             profile_id=profile_id,
             at=now,
@@ -304,9 +314,11 @@ class Choice(StrEnum):
     STAYED = "stayed"
 
 
-def leave(adapters: Adapters, profile_id: str, source: Source, reason: str, evidence: ClientEvidence) -> Choice:
-    """Unsubscribe from everything (idempotent)."""
-    if unsubscribe(adapters, profile_id, source, reason, evidence):
+def leave(
+    adapters: Adapters, profile_id: str, source: Source, reason: str, evidence: ClientEvidence, note: str = ""
+) -> Choice:
+    """Unsubscribe from everything (idempotent); ``note`` as in :func:`unsubscribe`."""
+    if unsubscribe(adapters, profile_id, source, reason, evidence, note):
         return Choice.UNSUBSCRIBED
     return Choice.ALREADY_UNSUBSCRIBED
 

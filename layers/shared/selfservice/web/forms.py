@@ -15,6 +15,8 @@ from selfservice.catalog import Catalog
 from selfservice.domain.changes import PreferencesPatch, ProfilePatch, checked_email, checked_field_value
 from selfservice.domain.errors import InvalidInput
 from selfservice.domain.models import FieldValueType, Profile, RequestType
+from selfservice.usecases.subscription import MAX_NOTE
+from selfservice.web import messages
 
 MAX_FORM_BYTES = 16_384
 MAX_REQUEST_MESSAGE = 4000
@@ -63,9 +65,9 @@ def first(form: FormData, name: str) -> str:
     return values[0].strip() if values else ""
 
 
-def message_of(error: InvalidInput, translate: Translate) -> str:
-    params = {key: translate(str(value)) for key, value in error.params.items()}
-    return translate(error.reason).format(**params)
+def message_of(error: InvalidInput, translate: Translate, catalog: Catalog | None = None, language: str = "en") -> str:
+    """The page's full sentence for a domain error, naming the field (see :mod:`selfservice.web.messages`)."""
+    return messages.sentence(error, translate, catalog, language)
 
 
 def email_address(form: FormData, translate: Translate) -> str:
@@ -84,7 +86,9 @@ def version_of(form: FormData) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
-def personal_data_patch(form: FormData, catalog: Catalog, today: dt.date, translate: Translate) -> ProfilePatch:
+def personal_data_patch(
+    form: FormData, catalog: Catalog, today: dt.date, translate: Translate, language: str = "en"
+) -> ProfilePatch:
     """Every catalog field on the page; an empty value clears the field.
 
     Required fields are asked for (marked, and listed after saving), never a reason to refuse
@@ -102,14 +106,14 @@ def personal_data_patch(form: FormData, catalog: Catalog, today: dt.date, transl
         try:
             values[spec.id] = checked_field_value(spec, raw, today)
         except InvalidInput as error:
-            errors[spec.id] = message_of(error, translate)
+            errors[spec.id] = message_of(error, translate, catalog, language)
     if errors:
         raise FormErrors(errors)
     return ProfilePatch(fields=values)
 
 
 def communication_patch(
-    form: FormData, profile: Profile, catalog: Catalog, now: dt.datetime, translate: Translate
+    form: FormData, profile: Profile, catalog: Catalog, now: dt.datetime, translate: Translate, language: str = "en"
 ) -> ProfilePatch:
     """Only the topics shown on the page (visible ones) are touched; hidden topics keep their state.
 
@@ -125,21 +129,24 @@ def communication_patch(
         topics[topic.id] = topic.id in chosen
         if len(topic.channels) > 1:
             picked = [c for c in form.get(f"channel-{topic.id}", []) if c in topic.channels]
+            name = topic.name.get(language)
             if topic.id in chosen and not picked:
-                errors[f"channel-{topic.id}"] = translate("Choose at least one channel.")
+                errors[f"channel-{topic.id}"] = translate("Please choose at least one channel for “{field}”.").format(
+                    field=name
+                )
             elif "sms" in picked and not profile.phone:
                 errors[f"channel-{topic.id}"] = translate(
-                    "SMS needs a mobile number. Please add it under personal data first."
-                )
+                    "SMS for “{field}” needs your mobile number. Please add it under Personal data first."
+                ).format(field=name)
             elif picked:
                 channels[topic.id] = sorted(picked)
     frequency = first(form, "frequency") or profile.preferences.frequency
     if catalog.frequency(frequency) is None:
-        errors["frequency"] = translate("Please choose how often.")
+        errors["frequency"] = translate("Please choose how often you would like to hear from us.")
     weeks_raw = first(form, "pause_weeks") or "0"
     weeks = int(weeks_raw) if weeks_raw.isdigit() else -1
     if weeks not in PAUSE_WEEKS:
-        errors["pause_weeks"] = translate("Please choose a pause from the list.")
+        errors["pause_weeks"] = translate("Please choose the length of the pause from the list.")
     if errors:
         raise FormErrors(errors)
     preferences = PreferencesPatch(
@@ -152,13 +159,15 @@ def communication_patch(
     return ProfilePatch(preferences=preferences)
 
 
-def services_patch(form: FormData, catalog: Catalog, translate: Translate) -> ProfilePatch:
+def services_patch(form: FormData, catalog: Catalog, translate: Translate, language: str = "en") -> ProfilePatch:
     services: dict[str, str | None] = {}
     errors: dict[str, str] = {}
     for service in catalog.services:
         option = first(form, service.id)
         if option and service.option(option) is None:
-            errors[service.id] = translate("Please choose an option from the list.")
+            errors[service.id] = translate("Please choose an option for “{field}” from the list.").format(
+                field=service.name.get(language)
+            )
         services[service.id] = option or None
     if errors:
         raise FormErrors(errors)
@@ -176,10 +185,23 @@ def customer_request(form: FormData, translate: Translate) -> tuple[RequestType,
     if not message:
         errors["message"] = translate("Please write your message.")
     elif len(message) > MAX_REQUEST_MESSAGE:
-        errors["message"] = translate("Please shorten your message to 4000 characters.")
+        errors["message"] = translate("Please shorten your message to {max} characters.").format(
+            max=MAX_REQUEST_MESSAGE
+        )
     if errors:
         raise FormErrors(errors)
     return request_type, message
+
+
+def unsubscribe_note(form: FormData) -> str:
+    """The optional words under "something else", cut to the characters the use case keeps.
+
+    Kept only with that reason; it goes into the withdrawal's ledger entry and nowhere else (never
+    into a log line or an event).
+    """
+    if first(form, "reason") != "other":
+        return ""
+    return " ".join(first(form, "reason_text").split())[:MAX_NOTE]
 
 
 def opt_down_patch(form: FormData, catalog: Catalog, now: dt.datetime) -> ProfilePatch:

@@ -13,7 +13,6 @@ process, and what a developer just translated shows at the next start, with no b
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import gettext
 import hashlib
 import io
@@ -21,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from selfservice.formats import format_date, format_datetime
 from selfservice.security_headers import TRANSPORT_SECURITY
 
 if TYPE_CHECKING:
@@ -81,6 +81,8 @@ class PageRenderer:
     def _new_environment(self, language: str) -> Environment:
         from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+        from selfservice.catalog import cached_catalog
+
         env = Environment(
             loader=FileSystemLoader(self._content_dir),
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
@@ -91,9 +93,10 @@ class PageRenderer:
         )
         translations = load_translations(self._content_dir, language)
         env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
-        env.filters["date"] = lambda value: _format_date(value, language)
-        env.filters["datetime"] = lambda value: _format_datetime(value, language)
+        env.filters["date"] = lambda value: format_date(value, language)
+        env.filters["datetime"] = lambda value: format_datetime(value, language)
         env.globals["gettext_reason"] = translations.gettext
+        env.globals["company_links"] = cached_catalog(self._content_dir / "catalog.yaml").company
         return env
 
     def render(self, template: str, language: str, **context: Any) -> str:
@@ -111,21 +114,3 @@ class PageRenderer:
             "X-Frame-Options": "DENY",
             "Cache-Control": "no-store",
         }
-
-
-def _format_date(value: dt.date | dt.datetime | str | None, language: str) -> str:
-    if value in (None, ""):
-        return ""
-    from babel.dates import format_date
-
-    if isinstance(value, str):
-        value = dt.date.fromisoformat(value[:10])
-    return format_date(value, format="long", locale=language)
-
-
-def _format_datetime(value: dt.datetime | None, language: str) -> str:
-    if value is None:
-        return ""
-    from babel.dates import format_datetime, get_timezone
-
-    return format_datetime(value, format="medium", tzinfo=get_timezone("Europe/Berlin"), locale=language)

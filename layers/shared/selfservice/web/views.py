@@ -10,6 +10,7 @@ from selfservice.catalog import Catalog, FieldSpec
 from selfservice.domain.consent import receiving_topics
 from selfservice.domain.models import CustomerRequest, LedgerEntry, LedgerKind, Profile, SubscriptionStatus
 from selfservice.domain.review import completeness, missing_required_fields, stale_fields
+from selfservice.formats import format_date
 from selfservice.web.forms import FormData
 
 Translate = Callable[[str], str]
@@ -39,12 +40,6 @@ STATUS_LABELS = {
     SubscriptionStatus.UNSUBSCRIBED: N_("unsubscribed"),
     SubscriptionStatus.NOT_SUBSCRIBED: N_("not subscribed"),
 }
-REQUEST_TYPES = (
-    ("question", N_("Question")),
-    ("address_change", N_("Change of address or email")),
-    ("complaint", N_("Complaint")),
-    ("data_request", N_("Data protection request")),
-)
 REQUEST_STATUS = {"open": N_("received"), "in_progress": N_("in progress"), "closed": N_("closed")}
 LEDGER_TITLES = {
     LedgerKind.PROFILE_CREATED: N_("Profile created"),
@@ -58,20 +53,41 @@ LEDGER_TITLES = {
     LedgerKind.EMAIL_SKIPPED: N_("Email not sent"),
     LedgerKind.ADDRESS_SUPPRESSED: N_("Address blocked for newsletters (undeliverable or complaint)"),
 }
+# Who or what made a change, as the history says it after the title ("Data changed (by you on this page)").
 SOURCES = {
-    "api": N_("shop or customer service"),
-    "page": N_("you, on this page"),
-    "one-click": N_("one-click unsubscribe"),
-    "confirmation-link": N_("confirmation link"),
-    "customer-service": N_("customer service"),
-    "shop": N_("shop"),
+    "api": N_("by the shop or customer service"),
+    "page": N_("by you on this page"),
+    "one-click": N_("by one-click unsubscribe in your email program"),
+    "confirmation-link": N_("with the link in the confirmation email"),
+    "customer-service": N_("by customer service"),
+    "shop": N_("by the shop"),
     "system": N_("automatically"),
+}
+# The answers of the unsubscribe page's "Would you tell us why?" (the same texts as its options).
+UNSUBSCRIBE_REASONS = {
+    "too_many": N_("Too many emails"),
+    "not_relevant": N_("Not relevant for me"),
+    "never_signed_up": N_("I never signed up"),
+    "other": N_("Something else"),
+}
+# Why a newsletter was not sent (``selfservice.domain.review.why_not_marketing``).
+SKIP_REASONS = {
+    "suppressed": N_("the address cannot receive newsletters (undeliverable or complaint)"),
+    "unconfirmed": N_("the subscription was not confirmed yet"),
+    "not_subscribed": N_("no newsletter subscribed"),
+    "paused": N_("newsletters paused"),
 }
 
 
 def display_value(spec: FieldSpec, value: Any, language: str) -> str:
-    if value is None:
+    """A stored value as the customer reads it: choice labels, dates in the language's form."""
+    if value is None or value == "":
         return ""
+    if spec.type == "date":
+        try:
+            return format_date(str(value), language)
+        except ValueError:
+            return str(value)
     if spec.type in ("choice", "multi_choice"):
         labels = {choice.id: choice.label.get(language) for choice in spec.choices}
         values = value if isinstance(value, list) else [value]
@@ -90,14 +106,19 @@ def subscription_state(profile: Profile) -> dict[str, Any]:
 def overview(profile: Profile, catalog: Catalog, language: str, now: dt.datetime, _: Translate) -> dict[str, Any]:
     labels = {spec.id: spec.label.get(language) for spec in catalog.fields}
     frequency = catalog.frequency(profile.preferences.frequency)
+    complete = completeness(profile, catalog)
+    stale = stale_fields(profile, catalog, now)
+    required_missing = missing_required_fields(profile, catalog)
     state = subscription_state(profile)
     status = state["subscription"]
     return {
         "first_name": profile.value_of("first_name") or "",
-        "percent": round(completeness(profile, catalog) * 100),
-        "missing": [labels[f] for f in missing_required_fields(profile, catalog)],
-        "missing_link": "/profile?focus=" + ",".join(missing_required_fields(profile, catalog)),
-        "stale": [labels[f] for f in stale_fields(profile, catalog, now)],
+        "percent": complete.percent,
+        "missing": [labels[f] for f in complete.missing],
+        "stale": [labels[f] for f in stale],
+        "focus": ",".join([*complete.missing, *stale]),
+        "required_missing": [labels[f] for f in required_missing],
+        "missing_link": "/profile?focus=" + ",".join(required_missing),
         **state,
         "status_label": _(STATUS_LABELS[status]),
         "paused_until": profile.preferences.paused_until if profile.preferences.is_paused(now) else None,
@@ -141,8 +162,14 @@ def personal_data(
         )
     wanted = [f for f in (focus or []) if catalog.field(f)]
     fields.sort(key=lambda field: wanted.index(field["id"]) if field["id"] in wanted else len(wanted))
-    missing = [labels_by_id(catalog, language)[f] for f in missing_required_fields(profile, catalog)]
-    return {"fields": fields, "email": profile.email, "version": profile.version, "missing": missing}
+    address_change = catalog.request_type("address_change")
+    return {
+        "fields": fields,
+        "email": profile.email,
+        "version": profile.version,
+        "missing": [labels_by_id(catalog, language)[f] for f in missing_required_fields(profile, catalog)],
+        "address_change": address_change.label.get(language) if address_change else "",
+    }
 
 
 def communication(
@@ -160,7 +187,7 @@ def communication(
                 "id": topic.id,
                 "name": topic.name.get(language),
                 "description": topic.description.get(language),
-                "expected": expected.label.get(language) if expected else "",
+                "cadence": expected.cadence.get(language) if expected else "",
                 "on": on,
                 "channels": [
                     {
@@ -205,13 +232,20 @@ def services(profile: Profile, catalog: Catalog, language: str) -> dict[str, Any
     return {"services": shown, "version": profile.version}
 
 
-def requests(found: list[CustomerRequest], _: Translate, form: FormData | None = None) -> dict[str, Any]:
+def request_type_label(catalog: Catalog, type_id: str, language: str) -> str:
+    spec = catalog.request_type(type_id)
+    return spec.label.get(language) if spec else type_id
+
+
+def requests(
+    found: list[CustomerRequest], catalog: Catalog, language: str, _: Translate, form: FormData | None = None
+) -> dict[str, Any]:
     return {
-        "request_types": [(key, _(label)) for key, label in REQUEST_TYPES],
+        "request_types": [(spec.id, spec.label.get(language)) for spec in catalog.request_types],
         "requests": [
             {
                 "created_at": r.created_at,
-                "type_label": _(dict(REQUEST_TYPES)[r.type.value]),
+                "type_label": request_type_label(catalog, r.type.value, language),
                 "message": r.message,
                 "status_label": _(REQUEST_STATUS[r.status.value]),
             }
@@ -221,8 +255,11 @@ def requests(found: list[CustomerRequest], _: Translate, form: FormData | None =
     }
 
 
-def _change_line(entry_field: str, before: Any, after: Any, catalog: Catalog, language: str, _: Translate) -> str:
-    """One change as the customer reads it: the catalog's label and values, not internal paths."""
+def _change_line(
+    entry_field: str, before: Any, after: Any, catalog: Catalog, language: str, _: Translate
+) -> str | None:
+    """One change as the customer reads it: the catalog's label and values in the page's language,
+    never internal paths or ids. None for what the entry's title already says."""
     section, _dot, key = entry_field.partition(".")
     old, new = ("" if before is None else str(before)), ("" if after is None else str(after))
     label = _(entry_field)
@@ -239,7 +276,7 @@ def _change_line(entry_field: str, before: Any, after: Any, catalog: Catalog, la
             (_("subscribed") if after else _("not subscribed")),
         )
     elif entry_field.startswith("preferences.channels.") and (topic := catalog.topic(entry_field.rsplit(".", 1)[1])):
-        label = _("Channel for %(topic)s") % {"topic": topic.name.get(language)}
+        label = _("Channels for “%(topic)s”") % {"topic": topic.name.get(language)}
         names = {c.id: c.label.get(language) for c in catalog.channels}
         old, new = ", ".join(names.get(c, c) for c in before or []), ", ".join(names.get(c, c) for c in after or [])
     elif entry_field == "preferences.frequency":
@@ -249,20 +286,59 @@ def _change_line(entry_field: str, before: Any, after: Any, catalog: Catalog, la
             (f.label.get(language) if (f := catalog.frequency(str(after))) else new),
         )
     elif entry_field == "preferences.paused_until":
-        label = _("Pause")
-        from babel.dates import format_date
-
-        old = format_date(dt.datetime.fromisoformat(old), format="long", locale=language) if old else ""
-        new = format_date(dt.datetime.fromisoformat(new), format="long", locale=language) if new else ""
+        label = _("Pause until")
+        old = format_date(dt.datetime.fromisoformat(old), language) if old else ""
+        new = format_date(dt.datetime.fromisoformat(new), language) if new else ""
     elif section == "services" and (service := catalog.service(key)):
         label = service.name.get(language)
         old = o.label.get(language) if before and (o := service.option(before)) else _("not booked")
         new = o.label.get(language) if after and (o := service.option(after)) else _("not booked")
+    elif entry_field == "status":
+        label = _("Newsletter subscription")
+        old, new = (_(STATUS_LABELS[SubscriptionStatus(v)]) if v in STATUS_VALUES else v for v in (old, new))
+    elif entry_field == "suppressed":
+        return None  # the title says it: "Address blocked for newsletters"
     elif entry_field == "email":
         label = _("Email address")
     elif entry_field == "locale":
         label = _("Language")
+        old, new = (_language_name(v, language) for v in (old, new))
     return f"{label}: {old or '–'} → {new or '–'}"
+
+
+STATUS_VALUES = {status.value for status in SubscriptionStatus}
+
+
+def _language_name(code: str, language: str) -> str:
+    """A language code as the page's language names it ("de": "Deutsch" or "German")."""
+    if not code:
+        return ""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        return Locale.parse(code).get_language_name(language) or code
+    except (ValueError, UnknownLocaleError):
+        return code
+
+
+def _detail_lines(entry: LedgerEntry, catalog: Catalog, language: str, _: Translate) -> list[str]:
+    """What an entry's detail adds for the customer: the reason given, the request's type."""
+    lines = []
+    detail = entry.detail
+    if entry.kind == LedgerKind.CONSENT_WITHDRAWN and detail.get("reason") in UNSUBSCRIBE_REASONS:
+        reason = UNSUBSCRIBE_REASONS[detail["reason"]]
+        lines.append(_("Your reason: %(reason)s") % {"reason": _(reason)})
+        if detail.get("reason_text"):
+            lines.append(_("Your note: %(text)s") % {"text": detail["reason_text"]})
+    elif entry.kind == LedgerKind.EMAIL_SKIPPED:
+        if detail.get("subject"):
+            lines.append(_("Email: %(subject)s") % {"subject": detail["subject"]})
+        if detail.get("reason") in SKIP_REASONS:
+            why = SKIP_REASONS[detail["reason"]]
+            lines.append(_("Why: %(reason)s") % {"reason": _(why)})
+    elif entry.kind == LedgerKind.REQUEST_SUBMITTED and detail.get("type"):
+        lines.append(request_type_label(catalog, detail["type"], language))
+    return lines
 
 
 def history(entries: list[LedgerEntry], catalog: Catalog, language: str, _: Translate) -> dict[str, Any]:
@@ -272,11 +348,17 @@ def history(entries: list[LedgerEntry], catalog: Catalog, language: str, _: Tran
             emails.append(entry)
         if entry.kind == LedgerKind.EMAIL_SENT:
             continue
-        lines = [_change_line(c.field, c.before, c.after, catalog, language, _) for c in entry.changes]
+        lines = [
+            line
+            for c in entry.changes
+            if (line := _change_line(c.field, c.before, c.after, catalog, language, _)) is not None
+        ]
         if entry.consent_version:
             lines.append(_("Consent wording version %s") % entry.consent_version)
         if entry.topics:
-            lines.append(", ".join(t.name.get(language) if (t := catalog.topic(tid)) else tid for tid in entry.topics))
+            names = ", ".join(t.name.get(language) if (t := catalog.topic(tid)) else tid for tid in entry.topics)
+            lines.append(_("Topics: %(topics)s") % {"topics": names})
+        lines += _detail_lines(entry, catalog, language, _)
         changes.append(
             {
                 "at": entry.at,

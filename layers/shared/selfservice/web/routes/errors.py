@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from selfservice.observability import log_unexpected
 from selfservice.web.pages import CsrfRefused, SignInNeeded, current
+from selfservice.web.session import SESSION_COOKIE
 
 router = Router()
 logger = Logger(child=True)
@@ -45,11 +46,27 @@ def csrf_refused(_error: CsrfRefused) -> Response[str]:
 
 @router.exception_handler(NotFoundError)
 def no_page(_error: NotFoundError) -> Response[str]:
+    """No such page: a signed-in customer gets the menu, anyone else the way to the start page.
+
+    The session cookie is only checked, not looked up (no database read for a mistyped address).
+    """
     r = current(router)
     lang = r.language()
     _ = r.translator(lang)
-    return r.message(
-        lang, _("Page not found"), [_("Please use the links in our emails or the menu.")], status=HTTPStatus.NOT_FOUND
+    session = r.wiring.sessions.read(r.cookies.get(SESSION_COOKIE))
+    if session is not None:
+        hint = _("Please choose a section from the menu above, or use the links in our emails.")
+    else:
+        hint = _("Please use the links in our emails, or go to the start page.")
+    return r.page(
+        "message",
+        lang,
+        session=session,
+        status=HTTPStatus.NOT_FOUND,
+        title=_("Page not found"),
+        paragraphs=[_("There is no page at this address."), hint],
+        offer_new_link=False,
+        home_link=session is None,
     )
 
 

@@ -20,7 +20,7 @@ from selfservice.domain.errors import InvalidInput, MissingFields, VersionConfli
 from selfservice.domain.models import Language, Profile, Source
 from selfservice.domain.review import completeness
 from selfservice.usecases import profiles, subscription
-from selfservice.web import forms, views
+from selfservice.web import forms, messages, views
 from selfservice.web.middleware import signed_in, signed_in_form
 from selfservice.web.pages import PageRequest, SignInNeeded, current, now
 
@@ -31,6 +31,7 @@ View = Callable[[PageRequest, Profile, str, "forms.FormData | None"], dict[str, 
 PatchBuilder = Callable[[PageRequest, Profile, str], ProfilePatch]
 
 
+# Each helper names the translator ``_`` so that `make i18n` finds its text.
 def saved_notice(r: PageRequest, lang: str) -> str | None:
     """The notice after a redirect: saved, a confirmation email sent, unsubscribed from everything."""
     _ = r.translator(lang)
@@ -57,18 +58,9 @@ def form_problem(r: PageRequest, lang: str) -> str:
     return _("Please correct the marked fields. Nothing was saved yet.")
 
 
-def form_field(path: str) -> str:
-    """The form field a domain error's path belongs to (``fields.city`` → ``city``)."""
-    if path.startswith(("fields.", "services.")):
-        return path.rpartition(".")[2]
-    if path.startswith("preferences.topics."):
-        return "topics"
-    return "frequency"
-
-
 def record_completeness(r: PageRequest, profile: Profile) -> None:
     """Completeness after every save, so the dashboard shows whether profiles get fuller over time."""
-    share = completeness(profile, r.catalog)
+    share = completeness(profile, r.catalog).share
     metrics.add_metric(name="ProfileCompleteness", unit=MetricUnit.Percent, value=round(share * 100, 1))
 
 
@@ -130,7 +122,7 @@ def save_edit_page(section: str, view: View, build_patch: PatchBuilder) -> Respo
     except forms.FormErrors as error:
         errors = error.errors
     except InvalidInput as error:
-        errors = {form_field(error.field): forms.message_of(error, r.translator(lang))}
+        errors = {messages.error_key(error.field): forms.message_of(error, r.translator(lang), r.catalog, lang)}
     except VersionConflict:
         profile = profiles.get(r.adapters, profile.id)
         status, problem = HTTPStatus.CONFLICT, stale_problem(r, lang)
@@ -198,7 +190,7 @@ def save_personal_data() -> Response[str]:
     return save_edit_page(
         "profile",
         personal_data_view,
-        lambda r, _profile, lang: forms.personal_data_patch(r.form, r.catalog, now().date(), r.translator(lang)),
+        lambda r, _profile, lang: forms.personal_data_patch(r.form, r.catalog, now().date(), r.translator(lang), lang),
     )
 
 
@@ -212,7 +204,7 @@ def save_communication() -> Response[str]:
     return save_edit_page(
         "communication",
         communication_view,
-        lambda r, profile, lang: forms.communication_patch(r.form, profile, r.catalog, now(), r.translator(lang)),
+        lambda r, profile, lang: forms.communication_patch(r.form, profile, r.catalog, now(), r.translator(lang), lang),
     )
 
 
@@ -270,7 +262,7 @@ def save_services() -> Response[str]:
     return save_edit_page(
         "services",
         services_view,
-        lambda r, _profile, lang: forms.services_patch(r.form, r.catalog, r.translator(lang)),
+        lambda r, _profile, lang: forms.services_patch(r.form, r.catalog, r.translator(lang), lang),
     )
 
 

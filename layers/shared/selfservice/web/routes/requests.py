@@ -26,7 +26,7 @@ def requests_page() -> Response[str]:
     lang = r.language(profile)
     _ = r.translator(lang)
     notice = _("Thank you! We have received your request.") if r.query("sent") == "1" else None
-    context = views.requests(found, _)
+    context = views.requests(found, r.catalog, lang, _)
     return r.page("requests", lang, session=session, section="requests", errors={}, notice=notice, **context)
 
 
@@ -47,7 +47,7 @@ def submit_request() -> Response[str]:
         errors = {}
     if errors or switched:
         # Shown again with what was typed: errors to correct, or the page in the language just chosen.
-        context = views.requests(requests.requests_of(r.adapters, profile.id), _, r.form)
+        context = views.requests(requests.requests_of(r.adapters, profile.id), r.catalog, lang, _, r.form)
         return r.page(
             "requests",
             lang,

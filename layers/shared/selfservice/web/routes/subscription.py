@@ -41,7 +41,7 @@ def invalid_link(r: PageRequest, lang: str, expired: bool) -> Response[str]:
 
 def unsubscribed(r: PageRequest, lang: str, *more: str) -> Response[str]:
     _ = r.translator(lang)
-    return r.message(lang, _("You are unsubscribed"), [_("You do not receive any newsletter from us."), *more])
+    return r.message(lang, _("You are unsubscribed"), [_("You will not receive any more newsletters from us."), *more])
 
 
 def subscribe_page(
@@ -187,7 +187,8 @@ def unsubscribe() -> Response[str]:
     _ = r.translator(lang)
     reason, evidence = r.field("reason"), r.evidence()
     if r.field("action") == "leave":
-        choice = subscription.leave(r.adapters, profile.id, Source.PAGE, reason, evidence)
+        note = forms.unsubscribe_note(r.form)
+        choice = subscription.leave(r.adapters, profile.id, Source.PAGE, reason, evidence, note)
     else:
         patch = forms.opt_down_patch(r.form, r.catalog, now())
         choice = subscription.opt_down_or_leave(r.adapters, profile.id, patch, reason, evidence)
@@ -201,5 +202,5 @@ def unsubscribe() -> Response[str]:
     if choice == Choice.UNSUBSCRIBED:
         metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
     if r.field("action") == "leave":
-        return unsubscribed(r, lang, _("Transactional emails, like links you ask for, still reach you."))
+        return unsubscribed(r, lang, _("Emails you ask for, such as a new link, will still reach you."))
     return unsubscribed(r, lang)
