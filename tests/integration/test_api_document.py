@@ -11,6 +11,7 @@ from selfservice.security_headers import TRANSPORT_SECURITY
 from selfservice.storage import ProfileRepository
 
 PROFILE = "/api/profiles/{profile_id}"
+REQUEST = "/api/requests/{request_id}"
 GATEWAY = {403, 429}
 """Answered by API Gateway, not the function: IAM refused the call, or the route's rate was exceeded."""
 ANY_OPERATION = {*GATEWAY, 500, 503}
@@ -23,6 +24,9 @@ EXPECTED = {
     ("get", f"{PROFILE}/history"): {200, 404, 422},
     ("post", f"{PROFILE}/self-service-link"): {202, 400, 404, 413, 415, 422},
     ("get", "/api/openapi.json"): {200},
+    ("get", "/api/requests"): {200, 422},
+    ("get", REQUEST): {200, 404, 422},
+    ("patch", REQUEST): {200, 400, 404, 409, 412, 413, 415, 422},
 }
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 GATEWAY_ERROR = {"$ref": "#/components/schemas/GatewayError"}

@@ -11,6 +11,7 @@ the document calls invalid must be refused. (IAM is API Gateway's part: the gate
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -22,7 +23,10 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from devstack.demo import seed_demo_profiles
 from devstack.gateway import HttpGateway
+from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
+from selfservice.tokens import Purpose, TokenSigner
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SUCCESS = {
@@ -33,13 +37,19 @@ SUCCESS = {
     "DELETE /api/profiles/{profile_id}": 200,
     "GET /api/profiles/{profile_id}/history": 200,
     "POST /api/profiles/{profile_id}/self-service-link": 202,
+    "GET /api/requests": 200,
+    "GET /api/requests/{request_id}": 200,
+    "PATCH /api/requests/{request_id}": 200,
 }
 """Every operation but the document itself (which schemathesis reads, not tests) and its success status."""
 _PROFILE_PATH = re.compile(r"^/api/profiles/[0-9a-f]{32}")
+_REQUEST_PATH = re.compile(r"^/api/requests/[0-9a-f]{32}-[0-9a-f]{16}$")
 
 
 @pytest.fixture
-def api_url(stack) -> Iterator[str]:
+def api_url(machines) -> Iterator[str]:
+    """The API on a local port; closing a request starts the event review, so the state machines run."""
+    stack = machines.stack
     server = make_server("127.0.0.1", 0, HttpGateway(stack.runtime), threaded=False)
     thread = threading.Thread(target=server.serve_forever, name="api-under-schemathesis", daemon=True)
     thread.start()
@@ -66,18 +76,35 @@ def answered(events: Path) -> dict[str, set[int]]:
             request = interaction["request"]
             path = re.sub(r"^https?://[^/]+", "", request["uri"]).split("?")[0]
             path = _PROFILE_PATH.sub("/api/profiles/{profile_id}", path)
+            path = _REQUEST_PATH.sub("/api/requests/{request_id}", path)
             statuses[f"{request['method']} {path}"].add(response["status_code"])
     return statuses
 
 
-def test_the_api_answers_as_its_openapi_document_says(api_url, tmp_path):
+def a_request(stack) -> str:
+    """A customer's request, submitted on the requests page; its id."""
+    anna = next(entry for entry in seed_demo_profiles() if entry["email"] == "anna.schmidt@example.com")
+    token = TokenSigner([DEVELOPMENT_TOKEN_SECRET]).issue(anna["profile_id"], 0, Purpose.MANAGE)
+    assert stack.client.get(f"/link?token={token}").status_code == 303
+    html = stack.client.get("/requests").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+    stack.client.post("/requests", data={"csrf": csrf, "type": "question", "message": "Schemathesis"})
+    items = stack.request("GET", "/api/requests", query={"limit": "100"}).json["items"]
+    return next(item["id"] for item in items if item["message"] == "Schemathesis")
+
+
+def test_the_api_answers_as_its_openapi_document_says(api_url, machines, tmp_path):
     events = tmp_path / "events.ndjson"
     command = [
         *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG)),
         *("run", f"{api_url}/api/openapi.json", "--no-color"),
         *("--report", "ndjson", "--report-ndjson-path", str(events)),
     ]
-    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False)
+    # Requests are submitted on the pages, not through the API: one to read, reply to and close.
+    environment = {**os.environ, "SCHEMATHESIS_REQUEST_ID": a_request(machines.stack)}
+    run = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False, env=environment
+    )
     assert run.returncode == 0, f"schemathesis found failures:\n{run.stdout[-20_000:]}\n{run.stderr[-3_000:]}"
     assert f"Tested: {len(SUCCESS)}" in run.stdout, run.stdout[-5_000:]
     statuses = answered(events)

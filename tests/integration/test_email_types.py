@@ -19,7 +19,7 @@ from selfservice.tokens import Purpose, TokenSigner
 EMAILS = Path(__file__).resolve().parents[2] / "templates" / "emails"
 HOSTILE = '<b onmouseover="x">Kim & Co</b>'
 LINK = re.compile(r"https?://[^\s\"<>]+")
-TESTED_TYPES = {"self_service_link", "confirm_subscription", "service_request", "review_request"}
+TESTED_TYPES = {"self_service_link", "confirm_subscription", "service_request", "review_request", "request_update"}
 
 
 def read_back(stack) -> list[EmailMessage]:
@@ -119,6 +119,31 @@ def test_confirm_subscription(stack, language):
     [link] = text_links
     check_link(stack, link, Purpose.CONFIRM, profile_id)
     assert {"de": "Neuigkeiten", "en": "News"}[language] in message.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("language", ["de", "en"])
+def test_request_update_brings_the_reply_escaped_and_a_link_to_the_requests(machines, language):
+    stack = machines.stack  # closing a request starts the event review
+    created = stack.request("POST", "/api/profiles", {"email": "kim@example.com", "locale": language}).json
+    signer = TokenSigner([DEVELOPMENT_TOKEN_SECRET])
+    assert stack.client.get(f"/link?token={signer.issue(created['id'], 0, Purpose.MANAGE)}").status_code == 303
+    page = stack.client.get("/requests").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    sent = stack.client.post("/requests", data={"csrf": csrf, "type": "question", "message": "Eine Frage"})
+    assert sent.status_code == 303, sent.get_data(as_text=True)[-3000:]
+    [request] = [r for r in stack.request("GET", "/api/requests").json["items"] if r["profileId"] == created["id"]]
+    stack.request("PATCH", f"/api/requests/{request['id']}", {"status": "closed", "reply": HOSTILE})
+    [message] = [m for m in read_back(stack) if m["To"] == "kim@example.com"]
+    check_structure(message, to="kim@example.com", language=language, email_type="request_update", marketing=False)
+    assert message["Subject"] == {"de": "Ihre Anfrage ist abgeschlossen", "en": "Your request is closed"}[language]
+    html = message.get_body(("html",)).get_content()
+    assert "<b onmouseover" not in html
+    assert "&lt;b onmouseover=" in html
+    text_links, html_links = links(message)
+    assert text_links == html_links
+    [link] = text_links
+    assert link.endswith("&next=/requests")
+    check_link(stack, link, Purpose.MANAGE, created["id"])
 
 
 def test_service_request_goes_to_the_service_mailbox_with_escaped_message(stack):

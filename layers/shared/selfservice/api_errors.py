@@ -23,6 +23,7 @@ from selfservice.api_models import GatewayError, Problem, problem, validation_pr
 from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, TemporarilyUnavailable, VersionConflict
 from selfservice.observability import log_unexpected
 from selfservice.security_headers import TRANSPORT_SECURITY
+from selfservice.usecases.requests import RequestClosed
 
 router = Router()
 logger = Logger(child=True)
@@ -80,7 +81,15 @@ def invalid_input(error: InvalidInput) -> Response[dict[str, Any]]:
 
 @router.exception_handler(NotFound)
 def not_found(_: NotFound) -> Response[dict[str, Any]]:
-    return json_response(HTTPStatus.NOT_FOUND, problem("not_found", "no such profile"))
+    what = "request" if "/api/requests" in router.current_event.path else "profile"
+    return json_response(HTTPStatus.NOT_FOUND, problem("not_found", f"no such {what}"))
+
+
+@router.exception_handler(RequestClosed)
+def request_closed(_: RequestClosed) -> Response[dict[str, Any]]:
+    return json_response(
+        HTTPStatus.CONFLICT, problem("request_closed", "the request is closed; a new question is a new request")
+    )
 
 
 @router.exception_handler(AlreadyExists)
@@ -95,7 +104,7 @@ def version_conflict(error: VersionConflict) -> Response[dict[str, Any]]:
     metrics.add_metric(name="VersionConflict", unit=MetricUnit.Count, value=1)
     return json_response(
         HTTPStatus.PRECONDITION_FAILED,
-        problem("version_conflict", "the profile was changed in the meantime; read it again and retry", "version"),
+        problem("version_conflict", "it was changed in the meantime; read it again and retry", "version"),
     )
 
 
@@ -127,10 +136,10 @@ _MEANING: dict[HTTPStatus, str] = {
         "or a header is malformed (If-Match)"
     ),
     HTTPStatus.FORBIDDEN: "Sent by API Gateway: the request is not signed (SigV4) by a role allowed to call the API",
-    HTTPStatus.NOT_FOUND: "No such profile",
-    HTTPStatus.CONFLICT: "A profile with this email address exists",
+    HTTPStatus.NOT_FOUND: "No such profile (or request)",
+    HTTPStatus.CONFLICT: "A profile with this email address exists; or the request is closed",
     HTTPStatus.PRECONDITION_FAILED: (
-        "The profile was changed in the meantime (If-Match or version is not its current version): read it and retry"
+        "It was changed in the meantime (If-Match or version is not its current version): read it and retry"
     ),
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "The body is larger than the API reads (16 KiB by default)",
     HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "The body is not sent as application/json (in UTF-8)",

@@ -6,10 +6,12 @@ and never echo the submitted values (they may be personal data).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
@@ -21,12 +23,17 @@ from selfservice.domain.changes import (
     ServicesInput,
     checked_email,
 )
+from selfservice.domain.errors import InvalidInput
 from selfservice.domain.models import (
+    MAX_REQUEST_TEXT,
+    CustomerRequest,
     FieldValue,
     Language,
     LedgerEntry,
     Preferences,
     Profile,
+    RequestStatus,
+    RequestType,
     ServiceBooking,
     SubscriptionStatus,
 )
@@ -202,3 +209,76 @@ def openapi_as_answered(document: dict[str, Any]) -> dict[str, Any]:
     for name in set(schemas) - used:
         del schemas[name]
     return document
+
+
+# --- customer requests -------------------------------------------------------------------------
+
+
+class ReplyOut(BaseModel):
+    at: dt.datetime
+    text: str
+
+
+class RequestOut(BaseModel):
+    """A customer's request as customer service sees it (README: Requests)."""
+
+    id: str
+    profileId: str
+    type: RequestType
+    message: str
+    status: RequestStatus
+    createdAt: dt.datetime
+    updatedAt: dt.datetime
+    replies: list[ReplyOut]
+
+    @classmethod
+    def of(cls, request: CustomerRequest) -> RequestOut:
+        return cls(
+            id=request.id,
+            profileId=request.profile_id,
+            type=request.type,
+            message=request.message,
+            status=request.status,
+            createdAt=request.created_at,
+            updatedAt=request.updated_at,
+            replies=[ReplyOut(at=reply.at, text=reply.text) for reply in request.replies],
+        )
+
+
+class RequestPage(BaseModel):
+    items: list[RequestOut]
+    next: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page")
+
+
+class RequestUpdate(BaseModel):
+    """Move a request on and/or reply to it (either or both)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"status": "closed", "reply": "We have changed your address."}]},
+    )
+
+    status: Literal["in_progress", "closed"] | None = None
+    reply: Annotated[str, StringConstraints(min_length=1, max_length=MAX_REQUEST_TEXT)] | None = Field(
+        default=None, description="Shown to the customer on their requests page and emailed to them"
+    )
+
+
+def encode_cursor(key: dict[str, Any] | None) -> str | None:
+    """A list's continuation as an opaque string."""
+    if key is None:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    """The continuation a cursor stands for; InvalidInput for anything this API did not hand out."""
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("cursor", "is not a cursor of this list") from None
+    if not isinstance(key, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in key.items()):
+        raise InvalidInput("cursor", "is not a cursor of this list")
+    return key

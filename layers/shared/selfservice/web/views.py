@@ -49,6 +49,7 @@ LEDGER_TITLES = {
     LedgerKind.REVIEW_REQUESTED: N_("Asked to review your data"),
     LedgerKind.REVIEW_CONFIRMED: N_("You confirmed your data"),
     LedgerKind.REQUEST_SUBMITTED: N_("Request sent"),
+    LedgerKind.REQUEST_UPDATED: N_("Customer service worked on your request"),
     LedgerKind.SIGNED_OUT_EVERYWHERE: N_("Signed out on all devices"),
     LedgerKind.EMAIL_SKIPPED: N_("Email not sent"),
     LedgerKind.ADDRESS_SUPPRESSED: N_("Address blocked for newsletters (undeliverable or complaint)"),
@@ -248,6 +249,7 @@ def requests(
                 "type_label": request_type_label(catalog, r.type.value, language),
                 "message": r.message,
                 "status_label": _(REQUEST_STATUS[r.status.value]),
+                "replies": [{"at": reply.at, "text": reply.text} for reply in r.replies],
             }
             for r in found
         ],
@@ -336,8 +338,13 @@ def _detail_lines(entry: LedgerEntry, catalog: Catalog, language: str, _: Transl
         if detail.get("reason") in SKIP_REASONS:
             why = SKIP_REASONS[detail["reason"]]
             lines.append(_("Why: %(reason)s") % {"reason": _(why)})
-    elif entry.kind == LedgerKind.REQUEST_SUBMITTED and detail.get("type"):
+    elif entry.kind in (LedgerKind.REQUEST_SUBMITTED, LedgerKind.REQUEST_UPDATED) and detail.get("type"):
         lines.append(request_type_label(catalog, detail["type"], language))
+        if entry.kind == LedgerKind.REQUEST_UPDATED:
+            if detail.get("replied") == "yes":
+                lines.append(_("A reply is on your requests page."))
+            if (state := REQUEST_STATUS.get(detail.get("status", ""))) is not None:
+                lines.append(_("Status: %(status)s") % {"status": _(state)})
     return lines
 
 
