@@ -65,13 +65,6 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def safe_next(target: str | None) -> str:
-    """Only paths of this site: never another origin (open-redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
 def accepted_languages(header: str) -> list[str]:
     """The tags of an Accept-Language header, most preferred first (q-values respected, q=0 dropped)."""
     ranked = []

@@ -15,7 +15,8 @@ from selfservice.tokens import ExpiredToken, InvalidToken
 from selfservice.usecases import access
 from selfservice.web import forms
 from selfservice.web.middleware import anonymous_form, any_form, signed_in_form
-from selfservice.web.pages import LANGUAGE_COOKIE, current, safe_next
+from selfservice.web.pages import LANGUAGE_COOKIE, current
+from selfservice.web.redirects import safe_next
 from selfservice.web.render import LANGUAGES
 from selfservice.web.session import SESSION_COOKIE
 
@@ -81,10 +82,7 @@ def switch_language() -> Response[str]:
     chosen = r.field("lang")
     if chosen not in LANGUAGES:
         chosen = r.catalog.default_language
-    back = safe_next(r.field("back"))
-    if back.partition("?")[0] in ("/language", "/sign-out"):
-        back = "/"  # pages answering a POST only
-    return r.redirect(back, [r.cookie(LANGUAGE_COOKIE, chosen, 365 * 24 * 3600)])
+    return r.redirect(safe_next(r.field("back")), [r.cookie(LANGUAGE_COOKIE, chosen, 365 * 24 * 3600)])
 
 
 @router.post("/sign-out", middlewares=[signed_in_form])
