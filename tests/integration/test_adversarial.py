@@ -7,13 +7,14 @@ end in a 500, HEAD requests, and abuse of the two forms anyone can fill in with 
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import pytest
 
 from devstack.demo import seed_demo_profiles
 from selfservice.web.redirects import TARGETS
-from tests.integration.test_pages import csrf_of, get, sign_in
+from tests.integration.test_pages import claras_personal_data, csrf_of, get, sign_in
 
 EVIL_TARGETS = [
     "/\t/evil.example",
@@ -106,3 +107,144 @@ def test_every_allowed_target_is_a_page_that_answers_a_get(stack, demo):
     for path in TARGETS:
         status, _html, _ = get(stack, path)
         assert status in (200, 400), f"{path} answers {status}: the allow-list names a page that does not exist"
+
+
+# --- bodies and values that used to end in a 500 ----------------------------------------------------
+
+FORM = "application/x-www-form-urlencoded"
+UNREADABLE_BODIES = {
+    "raw Latin-1 bytes": b"email=m\xfcller@example.com&topic=news",
+    "raw invalid UTF-8": b"first_name=\xff\xfe&last_name=x",
+    "percent-escaped invalid UTF-8": b"email=%FF%FE%40example.com",
+    "overlong encoding": b"email=%C0%AF%40example.com",
+    "encoded surrogate": b"email=%ED%A0%80%40example.com",
+    "too many fields": "&".join(f"f{index}=1" for index in range(300)).encode(),
+}
+
+
+def unsubscribe_token(profile_id: str) -> str:
+    from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
+    from selfservice.tokens import Purpose, TokenSigner
+
+    return TokenSigner([DEVELOPMENT_TOKEN_SECRET]).issue(profile_id, 0, Purpose.UNSUBSCRIBE)
+
+
+def assert_no_trace(response) -> str:
+    page = response.get_data(as_text=True)
+    assert response.status_code < 500, page[:300]
+    assert "Traceback" not in page
+    assert "Error:" not in page
+    return page
+
+
+@pytest.mark.parametrize("body", UNREADABLE_BODIES.values(), ids=UNREADABLE_BODIES.keys())
+@pytest.mark.parametrize(
+    "path", ["/profile", "/communication", "/requests", "/new-link", "/subscribe", "/language", "/unsubscribe"]
+)
+def test_an_unreadable_form_is_a_400_page_and_changes_nothing(stack, demo, path, body):
+    sign_in(stack, demo["anna.schmidt@example.com"]["link"])
+    get(stack, "/new-link")  # the anonymous CSRF cookie, as a browser would have it
+    before = stack.items()
+    response = stack.client.post(path, data=body, content_type=FORM)
+    page = assert_no_trace(response)
+    assert response.status_code == 400
+    assert "Dieses Formular konnte nicht gelesen werden" in page
+    assert stack.items() == before
+    assert stack.sent_emails() == []
+
+
+def test_an_unreadable_one_click_body_is_refused(stack, demo):
+    anna = demo["anna.schmidt@example.com"]
+    path = f"/unsubscribe/one-click?token={unsubscribe_token(anna['profile_id'])}"
+    response = stack.client.post(path, data=b"List-Unsubscribe=One-Click\xff", content_type=FORM)
+    assert_no_trace(response)
+    assert response.status_code == 400
+    assert stack.request("GET", f"/api/profiles/{anna['profile_id']}").json["status"] == "subscribed"
+
+
+def test_a_form_over_the_size_limit_is_refused_whole(stack, demo):
+    sign_in(stack, demo["ben.miller@example.com"]["link"])
+    _status, html, _ = get(stack, "/requests")
+    before = stack.items()
+    response = stack.client.post(
+        "/requests", data={"csrf": csrf_of(html), "type": "question", "message": "x" * 300_000}
+    )
+    page = assert_no_trace(response)
+    assert response.status_code == 413
+    assert "Dieses Formular ist zu groß" in page or "This form is too large" in page
+    assert stack.items() == before
+
+
+@pytest.mark.parametrize("version", ["²", "١٢", "𝟙", "-1", "1e3", "0x1", "9" * 5000])
+@pytest.mark.parametrize("path", ["/profile", "/communication", "/services", "/review"])
+def test_a_version_that_is_no_number_shows_the_current_values(stack, demo, path, version):
+    clara = demo["clara.weber@example.com"]
+    sign_in(stack, clara["link"])
+    _status, html, _ = get(stack, path)
+    before = stack.items()
+    form = {**claras_personal_data(html), "version": version, "topic": "news", "frequency": "monthly"}
+    response = stack.client.post(path, data=form)
+    assert_no_trace(response)
+    assert response.status_code == 409, "treated like a stale form: the current values, nothing saved"
+    assert stack.items() == before
+
+
+@pytest.mark.parametrize("weeks", ["²", "١", "3", "-1", "999999999999", "1.5"])
+def test_a_pause_not_on_the_list_is_an_error_next_to_the_field(stack, demo, weeks):
+    anna = demo["anna.schmidt@example.com"]
+    sign_in(stack, anna["link"])
+    _status, html, _ = get(stack, "/communication")
+    before = stack.items()
+    form = {"csrf": csrf_of(html), "version": re.search(r'name="version" value="(\d+)"', html).group(1)}
+    response = stack.client.post("/communication", data={**form, "topic": "news", "pause_weeks": weeks})
+    page = assert_no_trace(response)
+    assert response.status_code == 422
+    assert 'id="pause_weeks-error"' in page
+    assert stack.items() == before
+
+
+@pytest.mark.parametrize("weeks", ["²", "٣", "3"])
+def test_the_unsubscribe_page_shows_a_pause_not_on_the_list_next_to_the_field(stack, demo, weeks):
+    anna = demo["anna.schmidt@example.com"]
+    page = stack.client.get(f"/unsubscribe?token={unsubscribe_token(anna['profile_id'])}").get_data(as_text=True)
+    token = re.search(r'name="token" value="([^"]+)"', page).group(1)
+    before = stack.items()
+    form = {"csrf": csrf_of(page), "token": token, "action": "opt_down", "topic": "news", "pause_weeks": weeks}
+    response = stack.client.post("/unsubscribe", data=form)
+    page = assert_no_trace(response)
+    assert response.status_code == 422
+    assert 'aria-describedby="pause_weeks-error"' in page
+    assert 'value="news" checked' in page, "the customer's choice is kept"
+    assert stack.items() == before
+
+
+@pytest.mark.parametrize("csrf", ["é", "💥", "\u202e", "ä" * 64])
+@pytest.mark.parametrize("path", ["/new-link", "/subscribe", "/profile", "/language"])
+def test_a_csrf_token_with_foreign_characters_is_refused(stack, demo, path, csrf):
+    sign_in(stack, demo["anna.schmidt@example.com"]["link"])
+    get(stack, "/new-link")
+    before = stack.items()
+    response = stack.client.post(path, data={"csrf": csrf, "email": "x@example.com", "lang": "en"})
+    assert_no_trace(response)
+    assert response.status_code == 403
+    assert stack.items() == before
+
+
+def test_a_request_message_is_stored_whole_or_refused_with_the_text_kept(stack, demo):
+    ben = demo["ben.miller@example.com"]
+    sign_in(stack, ben["link"])
+    _status, html, _ = get(stack, "/requests")
+    longest = "😀" * 4000  # 48 KB in the form body
+    response = stack.client.post("/requests", data={"csrf": csrf_of(html), "type": "question", "message": longest})
+    assert response.status_code == 303
+    [stored] = [item for item in stack.items() if item["sk"]["S"].startswith("REQUEST#")]
+    assert stored["message"]["S"] == longest, "never cut, not even by a byte"
+
+    before = stack.items()
+    too_long = "ü" * 3999 + "😀😀"
+    response = stack.client.post("/requests", data={"csrf": csrf_of(html), "type": "question", "message": too_long})
+    page = assert_no_trace(response)
+    assert response.status_code == 422
+    assert 'id="message-error">Please shorten your message to 4000 characters.' in page
+    assert f">{too_long}</textarea>" in page, "what was typed is kept"
+    assert stack.items() == before

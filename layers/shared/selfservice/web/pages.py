@@ -111,7 +111,8 @@ class PageRequest:
 
     @cached_property
     def form(self) -> forms.FormData:
-        return forms.parse_form(self.event.decoded_body)
+        """The submitted form (:class:`~selfservice.web.forms.UnreadableForm` for a body no page sends)."""
+        return forms.parse_form(self.event.body, bool(self.event.is_base64_encoded))
 
     def field(self, name: str) -> str:
         return forms.first(self.form, name)

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 
 from selfservice.domain.errors import InvalidInput
-from selfservice.domain.models import Language, Source, SubscriptionStatus
+from selfservice.domain.models import Language, Profile, Source, SubscriptionStatus
 from selfservice.tokens import ExpiredToken, InvalidToken
 from selfservice.usecases import subscription
 from selfservice.usecases.subscription import Choice
@@ -140,8 +140,24 @@ def unsubscribe_page(r: PageRequest, token: str) -> Response[str]:
     lang = r.language(profile)
     if profile.status != SubscriptionStatus.SUBSCRIBED:
         return unsubscribed(r, lang)
-    context = views.communication(profile, r.catalog, lang, now())
-    return r.page("unsubscribe", lang, token=token, topics=context["topics"], frequencies=context["frequencies"])
+    return opt_down_page(r, profile, token, lang)
+
+
+def opt_down_page(
+    r: PageRequest, profile: Profile, token: str, lang: str, errors: dict[str, str] | None = None
+) -> Response[str]:
+    """The opt-down offer; with ``errors`` again as submitted (422), each message next to its field."""
+    context = views.communication(profile, r.catalog, lang, now(), form=r.form if errors else None)
+    return r.page(
+        "unsubscribe",
+        lang,
+        status=HTTPStatus.UNPROCESSABLE_ENTITY if errors else HTTPStatus.OK,
+        token=token,
+        topics=context["topics"],
+        frequencies=context["frequencies"],
+        errors=errors or {},
+        problem=r.translator(lang)("Please correct the marked fields. Nothing was saved yet.") if errors else None,
+    )
 
 
 @router.get("/unsubscribe")
@@ -185,7 +201,10 @@ def unsubscribe() -> Response[str]:
     if r.field("action") == "leave":
         choice = subscription.leave(r.adapters, profile.id, Source.PAGE, reason, evidence)
     else:
-        patch = forms.opt_down_patch(r.form, r.catalog, now())
+        try:
+            patch = forms.opt_down_patch(r.form, r.catalog, now(), _)
+        except forms.FormErrors as error:
+            return opt_down_page(r, profile, r.field("token"), lang, error.errors)
         choice = subscription.opt_down_or_leave(r.adapters, profile.id, patch, reason, evidence)
     if choice == Choice.STAYED:
         metrics.add_metric(name="UnsubscribeSaved", unit=MetricUnit.Count, value=1)
