@@ -248,3 +248,35 @@ def test_a_request_message_is_stored_whole_or_refused_with_the_text_kept(stack, 
     assert 'id="message-error">Please shorten your message to 4000 characters.' in page
     assert f">{too_long}</textarea>" in page, "what was typed is kept"
     assert stack.items() == before
+
+
+# --- HEAD ---------------------------------------------------------------------------------------------
+
+
+def assert_head_is_get_without_body(stack, paths):
+    for path in paths:
+        head, got = stack.client.head(path), stack.client.get(path)
+        assert head.status_code == got.status_code, path
+        assert head.get_data() == b"", path
+        assert head.headers["Content-Type"] == got.headers["Content-Type"], path
+        assert head.headers["Content-Security-Policy"] == got.headers["Content-Security-Policy"], path
+
+
+def test_head_answers_every_page_like_get_without_a_body_and_changes_nothing(stack, demo):
+    anna = demo["anna.schmidt@example.com"]
+    unsubscribe = f"/unsubscribe?token={unsubscribe_token(anna['profile_id'])}"
+    one_click = unsubscribe.replace("/unsubscribe?", "/unsubscribe/one-click?")
+    before = stack.items()
+    assert_head_is_get_without_body(stack, ["/", "/new-link", "/subscribe", unsubscribe, one_click, "/nope"])
+    head = stack.client.head(link_path(anna))
+    assert head.status_code == 303, "a HEAD of a link is its GET: a session and the way on"
+    assert head.headers["Set-Cookie"].startswith("ss_session=")
+    signed_in = [path for path in TARGETS if path not in ("/confirm", "/unsubscribe", "/unsubscribe/one-click")]
+    assert_head_is_get_without_body(stack, [*signed_in, "/privacy/export"])
+    assert stack.items() == before
+    assert stack.sent_emails() == []
+
+
+def test_head_of_a_page_that_only_answers_post_is_not_found(stack):
+    assert stack.client.head("/sign-out").status_code == 404
+    assert stack.client.head("/language").status_code == 404
