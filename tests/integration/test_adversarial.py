@@ -7,7 +7,11 @@ end in a 500, HEAD requests, and abuse of the two forms anyone can fill in with 
 
 from __future__ import annotations
 
+import datetime as dt
+import email
 import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
@@ -280,3 +284,126 @@ def test_head_answers_every_page_like_get_without_a_body_and_changes_nothing(sta
 def test_head_of_a_page_that_only_answers_post_is_not_found(stack):
     assert stack.client.head("/sign-out").status_code == 404
     assert stack.client.head("/language").status_code == 404
+
+
+# --- abuse of the forms anyone can fill in with an address ------------------------------------------
+
+
+class Clock:
+    """The time the use cases go by, moved by the test (no sleeps, no wall clock)."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+@pytest.fixture
+def clock(stack) -> Iterator[Clock]:
+    from selfservice import bootstrap
+
+    ticking = Clock(dt.datetime(2026, 12, 1, 9, 59, 58, tzinfo=dt.UTC))
+    with bootstrap.override(clock=ticking):
+        yield ticking
+
+
+def post_form(stack, path: str, client: str = "198.51.100.7", **fields) -> int:
+    environ = {"REMOTE_ADDR": client}
+    html = stack.client.get(path, environ_base=environ).get_data(as_text=True)
+    response = stack.client.post(path, data={"csrf": csrf_of(html), **fields}, environ_base=environ)
+    assert_no_trace(response)
+    return response.status_code
+
+
+def subscribe(stack, address: str, client: str = "198.51.100.7") -> None:
+    assert post_form(stack, "/subscribe", client, email=address, topic=["news"]) == 200
+
+
+def new_link(stack, address: str, client: str = "198.51.100.7") -> None:
+    assert post_form(stack, "/new-link", client, email=address) == 200
+
+
+def recipients(stack) -> list[str]:
+    return [email.message_from_string(sent.raw_data)["To"] for sent in stack.sent_emails()]
+
+
+def test_one_client_cannot_mail_strangers_through_subscribe(stack, clock):
+    for number in range(30):
+        subscribe(stack, f"stranger{number}@example.com")
+        clock.advance(seconds=30)
+    assert len(stack.sent_emails()) == 10, "ten per client and hour"
+    clock.now = dt.datetime(2026, 12, 1, 10, 59, 57, tzinfo=dt.UTC)
+    subscribe(stack, "later@example.com")
+    assert len(stack.sent_emails()) == 10, "the first attempt is not yet an hour old: the window slides"
+    clock.advance(seconds=2)
+    subscribe(stack, "later@example.com")
+    assert recipients(stack)[-1] == "later@example.com", "an hour after the first, one more"
+    subscribe(stack, "another@example.com", client="203.0.113.9")
+    assert recipients(stack)[-1] == "another@example.com", "another client is counted on its own"
+
+
+def test_two_confirmations_never_go_out_seconds_apart_across_a_window_boundary(stack, clock):
+    subscribe(stack, "neu@example.com", client="198.51.100.1")  # 09:59:58
+    clock.advance(seconds=4)  # 10:00:02: a fixed ten-minute window would have started anew
+    subscribe(stack, "neu@example.com", client="198.51.100.2")
+    clock.advance(minutes=9, seconds=55)  # 10:09:57
+    subscribe(stack, "neu@example.com", client="198.51.100.3")
+    assert len(stack.sent_emails()) == 1
+    clock.advance(seconds=1)  # 10:09:58: ten minutes after the first
+    subscribe(stack, "neu@example.com", client="198.51.100.4")
+    clock.advance(minutes=10)
+    subscribe(stack, "neu@example.com", client="198.51.100.5")
+    clock.advance(minutes=10)
+    subscribe(stack, "neu@example.com", client="198.51.100.6")
+    assert len(stack.sent_emails()) == 3, "at most three per address and day"
+    clock.now = dt.datetime(2026, 12, 2, 9, 59, 58, tzinfo=dt.UTC)
+    subscribe(stack, "neu@example.com", client="198.51.100.7")
+    assert len(stack.sent_emails()) == 4, "a day after the first, one more"
+
+
+def test_new_link_is_limited_per_address_and_per_client_in_sliding_windows(stack, demo, clock):
+    for minute in range(4):
+        new_link(stack, "anna.schmidt@example.com", client=f"198.51.100.{minute + 1}")
+        clock.advance(minutes=15)
+    assert len(stack.sent_emails()) == 3, "three per address and hour"
+    clock.now = dt.datetime(2026, 12, 1, 10, 59, 58, tzinfo=dt.UTC)  # the first is an hour old
+    new_link(stack, "anna.schmidt@example.com", client="198.51.100.9")
+    assert len(stack.sent_emails()) == 4
+
+    known = ["ben.miller@example.com", "clara.weber@example.com", "eva.fischer@example.com"]
+    for number in range(12):
+        address = known[number] if number < len(known) else f"probe{number}@example.com"
+        new_link(stack, address, client="2001:db8:1:2::1" if number % 2 else "2001:db8:1:2:ffff::7")
+    assert len(stack.sent_emails()) == 4 + 3, "one /64 network is one client"
+    clock.advance(seconds=1)
+    for number in range(3, 12):
+        new_link(stack, f"probe{number}@example.com", client="2001:db8:1:2::99")
+    ben = stack.request("GET", "/api/profiles", query={"email": "ben.miller@example.com"}).json
+    before = len(stack.sent_emails())
+    new_link(stack, ben["email"], client="2001:db8:1:2::5")
+    assert len(stack.sent_emails()) == before, "ten per client and hour, then nothing, known address or not"
+    new_link(stack, ben["email"], client="2001:db8:1:3::5")
+    assert len(stack.sent_emails()) == before + 1, "the next /64 is another client"
+
+
+def test_counting_is_atomic_under_concurrency(stack):
+    from devstack.dynamodb import install_transactions_patch, uninstall_transactions_patch
+    from selfservice.bootstrap import wiring
+
+    repository = wiring().repository
+    now = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
+    rules = [(5, dt.timedelta(minutes=10))]
+    install_transactions_patch()  # moto checks a condition and writes in two steps; DynamoDB in one
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            counted = list(pool.map(lambda _: repository.count_attempt("race", rules, now), range(40)))
+    finally:
+        uninstall_transactions_patch()
+    assert sum(counted) <= 5, "never more than the limit"
+    assert sum(counted) >= 1
+    more = [repository.count_attempt("race", rules, now) for _ in range(10)]
+    assert sum(counted) + sum(more) == 5, "exactly the limit, however the attempts interleave"

@@ -8,11 +8,12 @@ wirings and the cached boto3 clients, so the next call builds everything again.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from selfservice import aws
@@ -56,6 +57,11 @@ class Wiring:
     @cached_property
     def catalog(self) -> Catalog:
         return self.settings.catalog
+
+    @cached_property
+    def clock(self) -> Callable[[], dt.datetime]:
+        """The time every use case goes by (tests replace it with ``override(clock=…)``)."""
+        return partial(dt.datetime.now, dt.UTC)
 
     @cached_property
     def repository(self) -> ProfileRepository:
@@ -103,6 +109,7 @@ class Wiring:
             renderer=self.email_renderer,
             publisher=self.publisher,
             signer=self.signer,
+            clock=self.clock,
         )
 
     def link(self, profile: Profile, purpose: Purpose, path: str) -> str:

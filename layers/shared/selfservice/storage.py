@@ -11,6 +11,8 @@ Item layout (``pk`` / ``sk``):
 * ``CAMPAIGN#<campaign>`` / ``ACTIVE`` — the run in progress (no two periodic runs at once).
 * ``IDEMPOTENCY#event-review`` / ``<hashed event key>`` — Powertools Idempotency records of the
   event review (one per shop or service event, expiring through ``expires_at``).
+* ``RATE#<form>:<address|client>:<hash>`` / ``RATE`` — the attempts a form's limits counted (sliding
+  windows), expiring through ``expires_at``.
 
 Every profile write is one TransactWriteItems: the profile conditional on its version, the
 ledger entries, and the claim swap when the address changes. One exception, by decision: a
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -46,6 +48,7 @@ _KEY_ATTRIBUTES = ("pk", "sk", "item_type", "email_key", "review_shard", "next_r
 
 ReviewScheduler = Callable[[Profile], dt.datetime | None]
 _BATCH_ATTEMPTS = 6
+_RATE_ROUNDS = 4
 
 
 def review_shard_key(number: int) -> str:
@@ -396,23 +399,56 @@ class ProfileRepository:
         return len(keys)
 
     # --- rate limits and the suppression list -------------------------------------------
-    def count_attempt(self, key: str, limit: int, window: dt.timedelta, now: dt.datetime) -> bool:
-        """Count one attempt for ``key`` in the current fixed window; False once ``limit`` is reached.
+    def count_attempt(self, key: str, rules: Sequence[tuple[int, dt.timedelta]], now: dt.datetime) -> bool:
+        """Count one attempt for ``key`` unless that breaks a rule ``(attempts, window)``: at most
+        ``attempts`` in any span of ``window`` (sliding windows). False (nothing counted) when it does.
 
-        The item expires through the table's TTL, so nothing needs cleaning up.
+        One item per key, ``RATE#<key>`` / ``RATE``, keeps the times of the attempts counted (a
+        sliding-window log: no more of them than the largest ``attempts``, none older than the longest
+        window). It is read consistently and written back only if no other attempt was counted in
+        between (conditional on its revision), so under concurrency every count stands on all counts
+        before it and no limit is ever exceeded. An attempt that loses that race reads again; after a
+        few lost races it is refused (fails closed). The table's TTL removes the item once its last
+        attempt has left the longest window.
         """
-        seconds = int(window.total_seconds())
-        window_start = int(now.timestamp()) // seconds * seconds
-        return _update_if(
-            self._client,
-            TableName=self._table,
-            Key=_to_item({"pk": f"RATE#{key}#{window_start}", "sk": "RATE"}),
-            UpdateExpression="ADD attempts :one SET expires_at = :expires, item_type = :type",
-            ConditionExpression="attribute_not_exists(attempts) OR attempts < :limit",
-            ExpressionAttributeValues=_to_item(
-                {":one": 1, ":limit": limit, ":expires": window_start + 2 * seconds, ":type": "rate_limit"}
-            ),
-        )
+        longest_ms = max(int(window.total_seconds() * 1000) for _attempts, window in rules)
+        kept = max(attempts for attempts, _window in rules)
+        now_ms = int(now.timestamp() * 1000)
+        key_item = _to_item({"pk": f"RATE#{key}", "sk": "RATE"})
+        for _round in range(_RATE_ROUNDS):
+            try:
+                found = self._client.get_item(TableName=self._table, Key=key_item, ConsistentRead=True)
+            except ClientError as error:
+                raise _translate(error) from error
+            item = _from_item(found.get("Item", {}))
+            revision = int(item.get("revision", 0))
+            times = sorted(int(at) for at in item.get("attempts", []) if now_ms - int(at) < longest_ms)
+            for attempts, window in rules:
+                span = int(window.total_seconds() * 1000)
+                if sum(1 for at in times if now_ms - at < span) >= attempts:
+                    return False
+            times = [*times, now_ms][-kept:]
+            written = {
+                "pk": f"RATE#{key}",
+                "sk": "RATE",
+                "item_type": "rate_limit",
+                "attempts": times,
+                "revision": revision + 1,
+                "expires_at": (max(times) + longest_ms) // 1000 + 1,
+            }
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=_to_item(written),
+                    ConditionExpression="attribute_not_exists(revision) OR revision = :revision",
+                    ExpressionAttributeValues=_to_item({":revision": revision}),
+                )
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    continue  # another attempt was counted meanwhile: read again
+                raise _translate(error) from error
+            return True
+        return False
 
     def suppress(self, address_hash: str, reason: str, now: dt.datetime) -> None:
         """Keep an address (only as a hash) from every future marketing email."""

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-
 from aws_lambda_powertools import Logger
 
 from selfservice.domain.errors import NotFound
-from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source, address_hash
+from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source
 from selfservice.mail import SendOutcome
 from selfservice.tokens import LIFETIMES, InvalidToken, Purpose
+from selfservice.usecases import limits
 from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
-
-RATE_WINDOW = dt.timedelta(hours=1)
-NEW_LINKS_PER_ADDRESS = 3
-NEW_LINKS_PER_CLIENT = 10
 
 
 def link(adapters: Adapters, profile: Profile, purpose: Purpose, path: str) -> str:
@@ -68,23 +62,15 @@ def send_self_service_link(adapters: Adapters, profile_id: str, source: Source) 
     return outcome
 
 
-def request_new_link(adapters: Adapters, email: str, client: str) -> None:
+def request_new_link(adapters: Adapters, email: str, source_ip: str) -> None:
     """Send a fresh link if the address is known; the caller answers the same way either way.
 
     ``email`` has passed :func:`~selfservice.domain.changes.checked_email`. Limited per address
     and per client, so the form can be used neither to flood an inbox nor to probe many addresses.
     """
-    now = adapters.clock()
-    repository = adapters.repository
-    hashed = address_hash(email)
-    client_key = hashlib.sha256(f"client:{client}".encode()).hexdigest()
-    if not repository.count_attempt(f"client:{client_key}", NEW_LINKS_PER_CLIENT, RATE_WINDOW, now):
-        logger.info("new-link request over the client limit")
+    if not limits.admitted(adapters, "new_link", email, source_ip):
         return
-    if not repository.count_attempt(f"address:{hashed}", NEW_LINKS_PER_ADDRESS, RATE_WINDOW, now):
-        logger.info("new-link request over the address limit")
-        return
-    profile = repository.find_by_email(email)
+    profile = adapters.repository.find_by_email(email)
     if profile is None:
         return
     send_self_service_link(adapters, profile.id, Source.PAGE)

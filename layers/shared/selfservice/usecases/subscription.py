@@ -29,13 +29,13 @@ from selfservice.domain.models import (
     address_hash,
 )
 from selfservice.tokens import InvalidToken, Purpose
+from selfservice.usecases import limits
 from selfservice.usecases.access import link
 from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
 
 CONFIRMATION_WINDOW = dt.timedelta(hours=48)
-CONFIRMATION_RESEND_WINDOW = dt.timedelta(minutes=10)
 UNSUBSCRIBE_REASONS = ("too_many", "not_relevant", "never_signed_up", "other")
 
 
@@ -74,13 +74,15 @@ def subscribe(
 ) -> None:
     """Start a double opt-in: a pending profile and a confirmation email (valid 48 hours).
 
-    The caller answers the same way whatever happens here (no account enumeration). A known
-    pending address gets at most one confirmation email per ten minutes; confirmed subscribers
-    and suppressed addresses get none.
+    The caller answers the same way whatever happens here (no account enumeration). Limited per
+    address and per client (:mod:`~selfservice.usecases.limits`); confirmed subscribers and
+    suppressed addresses get no email.
     """
     now = adapters.clock()
     email = checked_email(address)
     wanted = checked_topics(adapters.catalog, topics)
+    if not limits.admitted(adapters, "subscribe", email, evidence.ip):
+        return
     hashed = address_hash(email)
     if adapters.repository.is_suppressed(hashed):
         logger.info("subscribe for a suppressed address ignored")
@@ -88,9 +90,6 @@ def subscribe(
     profile = adapters.repository.find_by_email(email)
     if profile is not None and profile.status == SubscriptionStatus.SUBSCRIBED:
         logger.info("subscribe for a confirmed subscriber ignored", extra={"profile_id": profile.id})
-        return
-    if not adapters.repository.count_attempt(f"confirm:{hashed}", 1, CONFIRMATION_RESEND_WINDOW, now):
-        logger.info("confirmation email held back (one per ten minutes)")
         return
     consent = adapters.catalog.current_consent(now.date())
     request_detail = {"consent_requested": consent.version, **evidence.as_detail()}
