@@ -407,3 +407,44 @@ def test_counting_is_atomic_under_concurrency(stack):
     assert sum(counted) >= 1
     more = [repository.count_attempt("race", rules, now) for _ in range(10)]
     assert sum(counted) + sum(more) == 5, "exactly the limit, however the attempts interleave"
+
+
+# --- same answer, same work ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [("/new-link", {}), ("/subscribe", {"topic": ["news", "offers"]})],
+)
+def test_the_page_does_the_same_work_for_a_known_and_an_unknown_address(stack, demo, path, fields):
+    """The page's own AWS calls (not those of the hand-off, which runs in another invocation) and its
+    answer are the same whether the address is known, subscribed or nobody's."""
+    import threading
+
+    from selfservice import aws
+
+    page_thread = threading.current_thread()
+    calls: list[str] = []
+
+    def record(model, **_):
+        if threading.current_thread() is page_thread:
+            calls.append(model.name)
+
+    for service in ("dynamodb", "lambda", "sesv2"):
+        aws.client(service).meta.events.register("before-call", record, unique_id="same-work")
+    answers, work = {}, {}
+    try:
+        for address in ("anna.schmidt@example.com", "clara.weber@example.com", "nobody@example.com"):
+            html = stack.client.get(path).get_data(as_text=True)
+            calls.clear()
+            response = stack.client.post(path, data={"csrf": csrf_of(html), "email": address, **fields})
+            answers[address] = (response.status_code, re.sub(r'name="csrf" value="[^"]+"', "", response.text))
+            work[address] = list(calls)
+    finally:
+        for service in ("dynamodb", "lambda", "sesv2"):
+            aws.client(service).meta.events.unregister("before-call", unique_id="same-work")
+    assert len(set(answers.values())) == 1
+    assert work["anna.schmidt@example.com"] == work["nobody@example.com"] == work["clara.weber@example.com"]
+    assert work["nobody@example.com"] == ["GetItem", "PutItem", "GetItem", "PutItem", "Invoke"], (
+        "two limits counted, one hand-off; no lookup of the address"
+    )

@@ -21,12 +21,13 @@ from selfservice.catalog import Catalog
 from selfservice.domain.models import Profile
 from selfservice.domain.review import next_review_at
 from selfservice.events import EventPublisher
+from selfservice.handoff import LambdaHandOff
 from selfservice.mail import EmailRenderer, Mailer
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET, Settings, get_settings
 from selfservice.storage import CampaignRunRepository, ProfileRepository
 from selfservice.tokens import Purpose, TokenSigner
 from selfservice.usecases import access
-from selfservice.usecases.ports import Adapters
+from selfservice.usecases.ports import Adapters, HandOff
 from selfservice.web.render import PageRenderer
 from selfservice.web.session import SessionCodec
 
@@ -94,6 +95,10 @@ class Wiring:
         settings = self.settings
         return EventPublisher(aws.client("events"), settings.event_bus_name, settings.powertools_metrics_namespace)
 
+    @cached_property
+    def handoff(self) -> HandOff:
+        return LambdaHandOff(self.settings.address_request_function)
+
     def signer(self) -> TokenSigner:
         """Asked for on every use, so a rotated secret is picked up within the parameter cache time."""
         return TokenSigner(load_token_secrets(self.settings))
@@ -109,6 +114,7 @@ class Wiring:
             renderer=self.email_renderer,
             publisher=self.publisher,
             signer=self.signer,
+            handoff=self.handoff,
             clock=self.clock,
         )
 

@@ -97,6 +97,8 @@ class Settings(BaseModel):
     """Hours between a purchase/closed request and its review email; None: the catalog's value."""
     ses_max_send_rate: float = Field(default=14, gt=0)
     """The account's SES sending quota in emails per second; bounds the campaign's concurrency."""
+    address_request_function: str = ""
+    """The function that answers /subscribe and /new-link by email after the page has answered."""
     review_dead_letter_queue_url: str = ""
     """SQS queue that keeps malformed review events (empty: they are only logged)."""
     powertools_metrics_namespace: str = "SelfService"

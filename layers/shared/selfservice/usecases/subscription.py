@@ -31,7 +31,7 @@ from selfservice.domain.models import (
 from selfservice.tokens import InvalidToken, Purpose
 from selfservice.usecases import limits
 from selfservice.usecases.access import link
-from selfservice.usecases.ports import Adapters
+from selfservice.usecases.ports import Adapters, AddressRequest
 
 logger = Logger(child=True)
 
@@ -69,34 +69,52 @@ def checked_topics(catalog: Catalog, topics: list[str]) -> list[str]:
     return wanted
 
 
-def subscribe(
-    adapters: Adapters, address: str, topics: list[str], locale: Language, source: Source, evidence: ClientEvidence
-) -> None:
-    """Start a double opt-in: a pending profile and a confirmation email (valid 48 hours).
+def request_subscription(
+    adapters: Adapters, address: str, topics: list[str], locale: Language, evidence: ClientEvidence
+) -> bool:
+    """The page's part of a double opt-in: check the form, count it against the limits, hand it over.
 
-    The caller answers the same way whatever happens here (no account enumeration). Limited per
-    address and per client (:mod:`~selfservice.usecases.limits`); confirmed subscribers and
-    suppressed addresses get no email.
+    Whether the address is known, subscribed or suppressed is decided later (:func:`subscribe`):
+    every address gets the same work here, so neither the answer nor its time tells them apart.
+    InvalidInput for a wrong address or topic; False when over a limit (nothing handed over).
     """
-    now = adapters.clock()
     email = checked_email(address)
     wanted = checked_topics(adapters.catalog, topics)
     if not limits.admitted(adapters, "subscribe", email, evidence.ip):
-        return
+        return False
+    adapters.handoff.submit(
+        AddressRequest(
+            kind="subscribe",
+            email=email,
+            base_url=adapters.settings.public_base_url,
+            requested_at=adapters.clock(),
+            topics=tuple(wanted),
+            locale=locale,
+            evidence=evidence.as_detail(),
+        )
+    )
+    return True
+
+
+def subscribe(adapters: Adapters, request: AddressRequest) -> str:
+    """The hand-off's part of a double opt-in: a pending profile and a confirmation email (valid 48
+    hours). Confirmed subscribers and suppressed addresses get none. Returns what happened."""
+    now = adapters.clock()
+    email, wanted, source = request.email, list(request.topics), Source.PAGE
     hashed = address_hash(email)
     if adapters.repository.is_suppressed(hashed):
         logger.info("subscribe for a suppressed address ignored")
-        return
+        return "suppressed"
     profile = adapters.repository.find_by_email(email)
     if profile is not None and profile.status == SubscriptionStatus.SUBSCRIBED:
         logger.info("subscribe for a confirmed subscriber ignored", extra={"profile_id": profile.id})
-        return
+        return "subscribed_already"
     consent = adapters.catalog.current_consent(now.date())
-    request_detail = {"consent_requested": consent.version, **evidence.as_detail()}
+    request_detail = {"consent_requested": consent.version, **request.evidence}
     if profile is None:
         profile = Profile(
             email=email,
-            locale=locale,
+            locale=request.locale,
             status=SubscriptionStatus.PENDING,
             created_at=now,
             updated_at=now,
@@ -115,10 +133,11 @@ def subscribe(
         try:
             adapters.repository.create(profile, [entry])
         except AlreadyExists:
-            return
+            return "raced"
     else:
         profile = _mark_pending(adapters, profile, wanted, source, request_detail, now)
     send_confirmation(adapters, profile, wanted)
+    return "sent"
 
 
 def _mark_pending(

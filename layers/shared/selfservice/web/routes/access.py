@@ -72,7 +72,8 @@ def new_link() -> Response[str]:
             form_email=r.field("email"),
             errors=error.errors,
         )
-    access.request_new_link(r.adapters, address, r.event.request_context.http.source_ip)
+    if not access.request_new_link(r.adapters, address, r.event.request_context.http.source_ip):
+        metrics.add_metric(name="AddressFormLimited", unit=MetricUnit.Count, value=1)
     return r.page("new_link", lang, sent=True, errors={}, form_email="")
 
 

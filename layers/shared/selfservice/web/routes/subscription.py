@@ -91,12 +91,12 @@ def subscribe() -> Response[str]:
     if not errors:
         try:
             locale: Language = "en" if lang == "en" else "de"
-            subscription.subscribe(r.adapters, address, topics, locale, Source.PAGE, r.evidence())
+            admitted = subscription.request_subscription(r.adapters, address, topics, locale, r.evidence())
         except InvalidInput as error:
             errors["topics" if error.field == "topics" else "email"] = forms.message_of(error, _)
     if errors:
         return subscribe_page(r, lang, status=HTTPStatus.UNPROCESSABLE_ENTITY, errors=errors)
-    metrics.add_metric(name="SubscribeRequested", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="SubscribeRequested" if admitted else "AddressFormLimited", unit=MetricUnit.Count, value=1)
     return subscribe_page(r, lang, sent=True)
 
 
