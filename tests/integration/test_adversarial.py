@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import email
 import re
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
@@ -287,28 +286,6 @@ def test_head_of_a_page_that_only_answers_post_is_not_found(stack):
 
 
 # --- abuse of the forms anyone can fill in with an address ------------------------------------------
-
-
-class Clock:
-    """The time the use cases go by, moved by the test (no sleeps, no wall clock)."""
-
-    def __init__(self, start: dt.datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += dt.timedelta(**delta)
-
-
-@pytest.fixture
-def clock(stack) -> Iterator[Clock]:
-    from selfservice import bootstrap
-
-    ticking = Clock(dt.datetime(2026, 12, 1, 9, 59, 58, tzinfo=dt.UTC))
-    with bootstrap.override(clock=ticking):
-        yield ticking
 
 
 def post_form(stack, path: str, client: str = "198.51.100.7", **fields) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from selfservice.domain.errors import NotFound
-from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source
+from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source, address_hash
 from selfservice.mail import SendOutcome
 from selfservice.tokens import LIFETIMES, InvalidToken, Purpose
 from selfservice.usecases import limits
@@ -14,9 +14,9 @@ from selfservice.usecases.ports import Adapters, AddressRequest
 logger = Logger(child=True)
 
 
-def link(adapters: Adapters, profile: Profile, purpose: Purpose, path: str) -> str:
-    """An absolute link to ``path`` carrying a token for ``profile`` and ``purpose``."""
-    token = adapters.signer().issue(profile.id, profile.token_version, purpose)
+def link(adapters: Adapters, profile: Profile, purpose: Purpose, path: str, *, request: str | None = None) -> str:
+    """An absolute link to ``path`` carrying a token for ``profile`` and ``purpose`` (and ``request``)."""
+    token = adapters.signer().issue(profile.id, profile.token_version, purpose, request=request)
     return f"{adapters.settings.public_base_url.rstrip('/')}{path}?token={token}"
 
 
@@ -85,10 +85,14 @@ def request_new_link(adapters: Adapters, email: str, source_ip: str) -> bool:
 
 
 def send_new_link(adapters: Adapters, email: str) -> str:
-    """The hand-off's part: a link to a known address (what happened, for the log and metrics)."""
+    """The hand-off's part: a link to a known address that is not on the suppression list (a bounced,
+    complaining or erased address gets nothing). Returns what happened, for the log and metrics."""
     profile = adapters.repository.find_by_email(email)
     if profile is None:
         return "unknown_address"
+    if adapters.repository.is_suppressed(address_hash(email)):
+        logger.info("new link for a suppressed address not sent", extra={"profile_id": profile.id})
+        return "suppressed"
     send_self_service_link(adapters, profile.id, Source.PAGE)
     return "sent"
 

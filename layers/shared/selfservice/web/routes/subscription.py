@@ -106,16 +106,16 @@ def confirm_page() -> Response[str]:
     r = current(router)
     token = r.query("token")
     try:
-        profile = subscription.pending_profile(r.adapters, token)
+        found = subscription.confirmation(r.adapters, token)
     except InvalidToken as error:
         return invalid_link(r, r.language(), expired=isinstance(error, ExpiredToken))
-    lang = r.language(profile)
+    lang = r.language(found.profile)
     wording = r.catalog.current_consent(now().date())
     return r.page(
         "confirm",
         lang,
         token=token,
-        topics=views.topic_names(r.catalog, lang, profile.preferences.subscribed_topics()),
+        topics=views.topic_names(r.catalog, lang, found.topics),
         consent_text=wording.text.get(lang),
         consent_version=wording.version,
     )
