@@ -543,6 +543,7 @@ class ProfileRepository:
         ]
         if keep:
             operations.append(self._keep_claim(profile))
+        pending_at = len(operations)
         if pending is not None:
             operations.append(
                 {
@@ -573,8 +574,7 @@ class ProfileRepository:
         except ClientError as error:
             if error.response["Error"]["Code"] == "TransactionCanceledException":
                 codes = _failure_codes(error)
-                pending_index = len(operations) - 1 - int(lift_erasure)
-                if pending is not None and codes[pending_index : pending_index + 1] == ["ConditionalCheckFailed"]:
+                if pending is not None and codes[pending_at : pending_at + 1] == ["ConditionalCheckFailed"]:
                     raise NotFound("pending subscription") from None
                 if "ConditionalCheckFailed" in codes:
                     raise VersionConflict(expected_version) from None

@@ -8,8 +8,7 @@ from selfservice.domain.errors import NotFound
 from selfservice.domain.models import LedgerEntry, LedgerKind, Profile, Source, address_hash
 from selfservice.mail import SendOutcome
 from selfservice.tokens import LIFETIMES, InvalidToken, Purpose
-from selfservice.usecases import limits
-from selfservice.usecases.ports import Adapters, AddressRequest
+from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
 
@@ -62,31 +61,10 @@ def send_self_service_link(adapters: Adapters, profile_id: str, source: Source) 
     return outcome
 
 
-def request_new_link(adapters: Adapters, email: str, source_ip: str) -> bool:
-    """The page's part of "email me a new link": count it against the limits, then hand it over.
-
-    ``email`` has passed :func:`~selfservice.domain.changes.checked_email`. A known and an unknown
-    address get the same work here (the limits and one hand-off), so neither the answer nor its time
-    tells them apart; :func:`send_new_link` decides later. Limited per address and per client, so the
-    form can be used neither to flood an inbox nor to probe many addresses. False: over a limit,
-    nothing handed over.
-    """
-    if not limits.admitted(adapters, "new_link", email, source_ip):
-        return False
-    adapters.handoff.submit(
-        AddressRequest(
-            kind="new_link",
-            email=email,
-            base_url=adapters.settings.public_base_url,
-            requested_at=adapters.clock(),
-        )
-    )
-    return True
-
-
 def send_new_link(adapters: Adapters, email: str) -> str:
-    """The hand-off's part: a link to a known address that is not on the suppression list (a bounced,
-    complaining or erased address gets nothing). Returns what happened, for the log and metrics."""
+    """ "Email me a new link", after the page has answered (:mod:`~selfservice.usecases.address_requests`):
+    a link to a known address that is not on the suppression list (a bounced, complaining or erased
+    address gets nothing). Returns what happened, for the log and metrics."""
     profile = adapters.repository.find_by_email(email)
     if profile is None:
         return "unknown_address"

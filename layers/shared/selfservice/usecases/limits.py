@@ -44,14 +44,14 @@ def _rules(limits: tuple[RateLimit, ...]) -> list[tuple[int, dt.timedelta]]:
 def admitted(adapters: Adapters, form: Form, email: str, source_ip: str) -> bool:
     """Count one use of ``form`` for the client and for the address; False once either is over a limit
     (then nothing more happens for the request, and it is answered like any other)."""
-    limits = getattr(adapters.settings.rate_limits, form)
+    bounds = getattr(adapters.settings.rate_limits, form)
     now = adapters.clock()
     repository = adapters.repository
     client = hashlib.sha256(f"client:{client_of(source_ip)}".encode()).hexdigest()
-    if not repository.count_attempt(f"{form}:client:{client}", _rules(limits.per_client), now):
+    if not repository.count_attempt(f"{form}:client:{client}", _rules(bounds.per_client), now):
         logger.info("form over its limit per client", extra={"form": form})
         return False
-    if not repository.count_attempt(f"{form}:address:{address_hash(email)}", _rules(limits.per_address), now):
+    if not repository.count_attempt(f"{form}:address:{address_hash(email)}", _rules(bounds.per_address), now):
         logger.info("form over its limit per address", extra={"form": form})
         return False
     return True

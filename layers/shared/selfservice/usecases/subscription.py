@@ -16,11 +16,10 @@ from enum import StrEnum
 from aws_lambda_powertools import Logger
 
 from selfservice.catalog import Catalog
-from selfservice.domain.changes import ProfilePatch, apply_patch, checked_email, default_preferences, describe
+from selfservice.domain.changes import ProfilePatch, apply_patch, default_preferences, describe
 from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, VersionConflict
 from selfservice.domain.models import (
     Change,
-    Language,
     LedgerEntry,
     LedgerKind,
     PendingSubscription,
@@ -30,7 +29,6 @@ from selfservice.domain.models import (
     address_hash,
 )
 from selfservice.tokens import InvalidToken, Purpose
-from selfservice.usecases import limits
 from selfservice.usecases.access import link
 from selfservice.usecases.ports import Adapters, AddressRequest
 
@@ -76,36 +74,10 @@ def checked_topics(catalog: Catalog, topics: list[str]) -> list[str]:
     return wanted
 
 
-def request_subscription(
-    adapters: Adapters, address: str, topics: list[str], locale: Language, evidence: ClientEvidence
-) -> bool:
-    """The page's part of a double opt-in: check the form, count it against the limits, hand it over.
-
-    Whether the address is known, subscribed or suppressed is decided later (:func:`subscribe`):
-    every address gets the same work here, so neither the answer nor its time tells them apart.
-    InvalidInput for a wrong address or topic; False when over a limit (nothing handed over).
-    """
-    email = checked_email(address)
-    wanted = checked_topics(adapters.catalog, topics)
-    if not limits.admitted(adapters, "subscribe", email, evidence.ip):
-        return False
-    adapters.handoff.submit(
-        AddressRequest(
-            kind="subscribe",
-            email=email,
-            base_url=adapters.settings.public_base_url,
-            requested_at=adapters.clock(),
-            topics=tuple(wanted),
-            locale=locale,
-            evidence=evidence.as_detail(),
-        )
-    )
-    return True
-
-
 def subscribe(adapters: Adapters, request: AddressRequest) -> str:
-    """The hand-off's part of a double opt-in: a confirmation email (valid 48 hours), and nothing else
-    changes until it is confirmed. Returns what happened.
+    """A double opt-in, after the page has answered (:mod:`~selfservice.usecases.address_requests`): a
+    confirmation email (valid 48 hours), and nothing else changes until it is confirmed. Returns what
+    happened.
 
     An unknown address gets a pending profile (it expires unconfirmed). For an address that has a
     profile the request is kept aside (:class:`~selfservice.domain.models.PendingSubscription`): the

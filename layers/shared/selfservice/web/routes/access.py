@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from selfservice.domain.errors import NotFound
 from selfservice.domain.models import Source
 from selfservice.tokens import ExpiredToken, InvalidToken
-from selfservice.usecases import access
+from selfservice.usecases import access, address_requests
 from selfservice.web import forms
 from selfservice.web.middleware import anonymous_form, any_form, signed_in_form
 from selfservice.web.pages import LANGUAGE_COOKIE, current
@@ -72,7 +72,7 @@ def new_link() -> Response[str]:
             form_email=r.field("email"),
             errors=error.errors,
         )
-    if not access.request_new_link(r.adapters, address, r.event.request_context.http.source_ip):
+    if not address_requests.request_new_link(r.adapters, address, r.event.request_context.http.source_ip):
         metrics.add_metric(name="AddressFormLimited", unit=MetricUnit.Count, value=1)
     return r.page("new_link", lang, sent=True, errors={}, form_email="")
 

@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from selfservice.domain.errors import InvalidInput
 from selfservice.domain.models import Language, Profile, Source, SubscriptionStatus
 from selfservice.tokens import ExpiredToken, InvalidToken
-from selfservice.usecases import subscription
+from selfservice.usecases import address_requests, subscription
 from selfservice.usecases.subscription import Choice
 from selfservice.web import forms, views
 from selfservice.web.middleware import anonymous_form
@@ -81,7 +81,7 @@ def subscribe() -> Response[str]:
     lang = r.language()
     _ = r.translator(lang)
     topics = r.form.get("topic", [])
-    errors = {}
+    errors, admitted = {}, False
     try:
         address = forms.email_address(r.form, _)
     except forms.FormErrors as error:
@@ -91,7 +91,7 @@ def subscribe() -> Response[str]:
     if not errors:
         try:
             locale: Language = "en" if lang == "en" else "de"
-            admitted = subscription.request_subscription(r.adapters, address, topics, locale, r.evidence())
+            admitted = address_requests.request_subscription(r.adapters, address, topics, locale, r.evidence())
         except InvalidInput as error:
             errors["topics" if error.field == "topics" else "email"] = forms.message_of(error, _)
     if errors:
