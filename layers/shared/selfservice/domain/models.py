@@ -169,6 +169,9 @@ class PendingSubscription(_Model):
     link then no longer confirms anything. ``confirmed_at`` keeps a second click of the link harmless.
     """
 
+    # Built at the first one kept aside or confirmed (most cold starts never touch one).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
     profile_id: str
     request_id: str = Field(default_factory=new_id)
     topics: list[str]

@@ -29,7 +29,8 @@ class AddressRequest(BaseModel):
     evidence travels as its salted hash.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built at the first hand-off (most page requests make none).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: Literal["subscribe", "new_link"]
     email: str = Field(min_length=3, max_length=320)
