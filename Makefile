@@ -54,11 +54,13 @@ lint: $(INSTALLED)
 	$(BIN)/mypy
 	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done
 
-## bench: print the benchmark figures (calls per request, cold start ratio, review reads and cost)
+## bench: print the benchmark figures (calls per request, cold start ratio, review reads and cost,
+## answer times of the address forms for known and unknown addresses)
 bench: $(INSTALLED)
 	$(BIN)/python bench/bench_api.py
 	$(BIN)/python bench/bench_review.py
 	$(BIN)/python bench/bench_pages.py
+	$(BIN)/python bench/bench_enumeration.py
 
 clean:
 	rm -rf $(VENV) $(BUILD_VENV) .aws-sam test-artifacts

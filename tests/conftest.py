@@ -30,7 +30,7 @@ from devstack.aws import AwsClients
 from devstack.cfn import REGION, Template
 from devstack.config import default_env_overrides
 from devstack.gateway import HttpGateway
-from devstack.lambdas import LambdaRuntime
+from devstack.lambdas import LambdaRuntime, install_lambda_patch, uninstall_lambda_patch
 from devstack.model import StackResources
 from devstack.provision import Provisioner
 from selfservice.catalog import cached_catalog
@@ -199,6 +199,22 @@ def stack(session_aws: SessionAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     _reset_process_caches()
     # A new runtime imports the handlers afresh: nothing a handler module cached outlives the test.
     runtime = LambdaRuntime(provisioned.resources)
-    yield Stack(provisioned.resources, runtime, provisioned.clients, Client(HttpGateway(runtime)), provisioned.baseline)
+    install_lambda_patch(runtime)  # a handler's own Lambda invocations run the template's handlers, as locally
+    client = Client(settled(HttpGateway(runtime), runtime))
+    yield Stack(provisioned.resources, runtime, provisioned.clients, client, provisioned.baseline)
+    uninstall_lambda_patch()
     runtime.shutdown()
     _reset_process_caches()
+
+
+def settled(app: Any, runtime: LambdaRuntime) -> Any:
+    """The gateway, answering a request once the asynchronous invocations it started are done too:
+    what a page handed over (the email a form asked for) is there when the test looks, as it is by
+    the time a customer opens their inbox."""
+
+    def answer(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = list(app(environ, start_response))
+        runtime.drain()
+        return body
+
+    return answer

@@ -4,23 +4,23 @@ Thin: the pages are Powertools routers, one per section, in ``selfservice.web.ro
 (access, subscription, profile, requests, privacy, and the error pages); each route signs the
 customer in and checks the form's CSRF token through the middlewares in
 ``selfservice.web.middleware``, calls one use case of ``selfservice.usecases`` and renders a page.
-GET never changes anything; every change is a POST with a CSRF token.
+GET (and HEAD, a GET without the body) never changes anything; every change is a POST with a CSRF token.
 """
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from selfservice.observability import new_tracer
+from selfservice.web.resolver import PageResolver
 from selfservice.web.routes import ROUTERS
 
 logger = Logger()
 tracer = new_tracer()
 metrics = Metrics()
-app = APIGatewayHttpResolver()
+app = PageResolver()  # answers HEAD as GET without the body
 for router in ROUTERS:
     app.include_router(router)
 

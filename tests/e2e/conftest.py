@@ -75,10 +75,13 @@ def start_local_stack() -> LocalStack:
         if process.poll() is not None:
             pytest.fail(f"the local stack exited: {log.read_text()[-3000:]}")
         try:
-            if requests.get(f"{http}/_dev/api/outbox", timeout=5).status_code == 200:
+            # Ready once the demo profiles are seeded: the server answers while seeding still runs.
+            demo = requests.get(f"{http}/_dev/api/demo", timeout=5)
+            if demo.status_code == 200 and demo.json():
                 break
         except requests.RequestException:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     else:
         process.kill()
         pytest.fail("the local stack was not up within a minute")

@@ -4,6 +4,7 @@ to state machine targets), but under ``mock_aws`` instead of a moto server."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -132,3 +133,26 @@ def log_records() -> Iterator[list[str]]:
     logger.addHandler(handler)
     yield collected
     logger.removeHandler(handler)
+
+
+class Clock:
+    """The time the use cases go by, moved by the test (no sleeps, no wall clock)."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+@pytest.fixture
+def clock(stack: Stack) -> Iterator[Clock]:
+    """Every use case's clock (pages, API and the functions they invoke), starting 2026-12-01 09:59:58 UTC."""
+    from selfservice import bootstrap
+
+    ticking = Clock(dt.datetime(2026, 12, 1, 9, 59, 58, tzinfo=dt.UTC))
+    with bootstrap.override(clock=ticking):
+        yield ticking

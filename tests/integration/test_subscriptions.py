@@ -265,3 +265,167 @@ def test_words_without_something_else_are_not_kept(stack, anna):
     withdrawn = history(stack, anna["profile_id"])[0]
     assert withdrawn["detail"]["reason"] == "too_many"
     assert "reason_text" not in withdrawn["detail"]
+
+
+# --- a double opt-in for an address that has a profile: nothing changes until it is confirmed --------
+
+
+def profile_state(stack, profile_id):
+    """The profile as the API shows it, and its ledger entries other than emails sent."""
+    profile = stack.request("GET", f"/api/profiles/{profile_id}").json
+    return profile, [entry for entry in history(stack, profile_id) if entry["kind"] != "email_sent"]
+
+
+def confirm_with(stack, link, user_agent=UA):
+    page = stack.client.get(link, headers={"User-Agent": user_agent})
+    assert page.status_code == 200, page.get_data(as_text=True)[:300]
+    html = page.get_data(as_text=True)
+    token = re.search(r'name="token" value="([^"]+)"', html).group(1)
+    return html, stack.client.post(
+        "/confirm", data={"csrf": csrf_of(html), "token": token}, headers={"User-Agent": user_agent}
+    )
+
+
+def not_subscribed_profile(stack, address):
+    return stack.request("POST", "/api/profiles", {"email": address, "locale": "en"}).json["id"]
+
+
+def unsubscribed_profile(stack, address):
+    anna = next(entry for entry in seed_demo_profiles() if entry["email"] == "anna.schmidt@example.com")
+    html = stack.client.get(unsubscribe_link(anna["profile_id"])).get_data(as_text=True)
+    token = re.search(r'name="token" value="([^"]+)"', html).group(1)
+    stack.client.post("/unsubscribe", data={"csrf": csrf_of(html), "token": token, "action": "leave"})
+    return anna["profile_id"]
+
+
+def pending_profile_of_the_shop(stack, address):
+    return stack.request("POST", "/api/profiles", {"email": address, "subscribe": ["offers"]}).json["id"]
+
+
+@pytest.mark.parametrize(
+    ("address", "make"),
+    [
+        ("kunde@example.com", not_subscribed_profile),
+        ("anna.schmidt@example.com", unsubscribed_profile),
+        ("shop.kunde@example.com", pending_profile_of_the_shop),
+    ],
+    ids=["not subscribed", "unsubscribed", "pending the shop's opt-in"],
+)
+def test_subscribing_an_existing_profile_changes_nothing_until_the_owner_confirms(stack, address, make):
+    profile_id = make(stack, address)
+    before, ledger_before = profile_state(stack, profile_id)
+    sent_before = len(messages(stack))
+
+    assert subscribe(stack, address=address, topics=("news", "events")).status_code == 200
+    assert profile_state(stack, profile_id) == (before, ledger_before), "no status, topic or version changed"
+    confirmation = messages(stack)[sent_before]
+    assert confirmation["To"] == address
+    link = link_in(confirmation, "/confirm")
+    html = stack.client.get(link).get_data(as_text=True)
+    shown = set(re.findall(r"<li>([^<]+)</li>", html))
+    assert shown in ({"News", "Events"}, {"Neuigkeiten", "Veranstaltungen"}), "the page shows what this link confirms"
+    assert profile_state(stack, profile_id) == (before, ledger_before), "opening the link changes nothing"
+
+    _html, confirmed = confirm_with(stack, link, user_agent="Other browser/1.0")
+    assert confirmed.status_code == 303
+    after, ledger_after = profile_state(stack, profile_id)
+    assert after["status"] == "subscribed"
+    assert after["version"] == before["version"] + 1
+    assert after["consent_version"] == "2026-01"
+    subscribed = sorted(topic for topic, on in after["preferences"]["topics"].items() if on)
+    assert subscribed == ["events", "news"], "exactly what was confirmed; nothing never confirmed"
+    [consent] = [entry for entry in ledger_after if entry not in ledger_before]
+    assert consent["kind"] == "consent_given"
+    assert consent["source"] == "confirmation-link"
+    assert consent["consent_version"] == "2026-01"
+    assert consent["topics"] == ["events", "news"]
+    assert evidence_matches(consent["detail"], "127.0.0.1", "Other browser/1.0"), "who confirmed"
+    request = {key.removeprefix("request_"): value for key, value in consent["detail"].items()}
+    assert evidence_matches(request, "127.0.0.1", UA), "who asked"
+    assert consent["detail"]["consent_requested"] == "2026-01"
+
+    _html, again = confirm_with(stack, link)
+    assert again.status_code == 303, "confirming twice changes nothing"
+    assert profile_state(stack, profile_id) == (after, ledger_after)
+
+
+def test_a_newer_request_replaces_the_older_link_and_an_old_request_expires(stack, clock):
+    profile_id = not_subscribed_profile(stack, "kunde@example.com")
+    subscribe(stack, address="kunde@example.com", topics=("news",))
+    clock.advance(minutes=11)
+    subscribe(stack, address="kunde@example.com", topics=("offers",))
+    first, second = (link_in(message, "/confirm") for message in messages(stack))
+    assert stack.client.get(first).status_code == 400, "the older link confirms nothing any more"
+    assert stack.client.get(second).status_code == 200
+    clock.advance(hours=48)
+    assert stack.client.get(second).status_code == 400, "a request kept aside expires with its link"
+    assert profile_state(stack, profile_id)[0]["status"] == "not_subscribed"
+
+
+def test_a_subscriber_subscribing_again_gets_no_email_and_nothing_changes(stack, anna):
+    before = profile_state(stack, anna["profile_id"])
+    subscribe(stack, address="anna.schmidt@example.com", topics=("events",))
+    assert messages(stack) == []
+    assert profile_state(stack, anna["profile_id"]) == before
+
+
+# --- an erased, complaining or bounced address ---------------------------------------------------------
+
+
+def erase_by_the_customer(stack, address):
+    entry = next(entry for entry in seed_demo_profiles() if entry["email"] == address)
+    stack.client.get(entry["link"].replace("http://127.0.0.1:3000", ""))
+    html = stack.client.get("/privacy/delete").get_data(as_text=True)
+    assert stack.client.post("/privacy/delete", data={"csrf": csrf_of(html)}).status_code == 200
+    stack.client.delete_cookie("ss_session")
+
+
+def suppression_of(stack, address):
+    from selfservice.domain.models import address_hash
+
+    return [item for item in stack.items() if item["pk"]["S"] == f"SUPPRESSED#{address_hash(address)}"]
+
+
+def new_link_for(stack, address):
+    html = stack.client.get("/new-link").get_data(as_text=True)
+    assert stack.client.post("/new-link", data={"csrf": csrf_of(html), "email": address}).status_code == 200
+
+
+def test_a_customer_who_erased_their_profile_can_subscribe_again(stack):
+    erase_by_the_customer(stack, "eva.fischer@example.com")
+    assert suppression_of(stack, "eva.fischer@example.com")[0]["reason"]["S"] == "erased"
+
+    assert subscribe(stack, address="eva.fischer@example.com", topics=("news",)).status_code == 200
+    [confirmation] = messages(stack)
+    assert confirmation["To"] == "eva.fischer@example.com", "a new double opt-in is a new consent"
+    pending = stack.request("GET", "/api/profiles", query={"email": "eva.fischer@example.com"}).json
+    assert pending["status"] == "pending"
+    new_link_for(stack, "eva.fischer@example.com")
+    assert len(messages(stack)) == 1, "until confirmed, the suppression list still blocks every other email"
+    assert suppression_of(stack, "eva.fischer@example.com")
+
+    _html, confirmed = confirm_with(stack, link_in(confirmation, "/confirm"))
+    assert confirmed.status_code == 303
+    stored = stack.request("GET", f"/api/profiles/{pending['id']}").json
+    assert stored["status"] == "subscribed"
+    assert suppression_of(stack, "eva.fischer@example.com") == [], "the new consent ends the erasure's block"
+    service = wiring(get_settings())
+    marketing = EmailRenderer(get_settings().content_dir).render(
+        "self_service_link", "de", marketing=True, link="x", valid_days=1, first_name="", recipient="r", company="c"
+    )
+    profile = service.repository.get(pending["id"])
+    assert service.mailer.send(profile, marketing, Source.SYSTEM, unsubscribe_url="https://u.example/x").sent
+
+
+@pytest.mark.parametrize("reason", ["complaint", "hard_bounce"])
+@pytest.mark.parametrize("has_profile", [True, False], ids=["with profile", "without profile"])
+def test_a_complained_or_bounced_address_gets_no_email_from_the_forms(stack, reason, has_profile):
+    from selfservice.domain.models import address_hash
+
+    if has_profile:
+        not_subscribed_profile(stack, "kunde@example.com")
+    wiring(get_settings()).repository.suppress(address_hash("kunde@example.com"), reason, dt.datetime.now(dt.UTC))
+    assert subscribe(stack, address="kunde@example.com").status_code == 200, "the page answers as always"
+    new_link_for(stack, "kunde@example.com")
+    assert messages(stack) == []
+    assert suppression_of(stack, "kunde@example.com")[0]["reason"]["S"] == reason

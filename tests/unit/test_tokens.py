@@ -48,3 +48,18 @@ def test_previous_key_still_verifies_during_rotation_and_new_tokens_use_the_newe
 def test_empty_secret_is_rejected():
     with pytest.raises(ValueError, match="secret"):
         TokenSigner([""])
+
+
+def test_a_confirmation_can_name_the_request_it_confirms():
+    signer = TokenSigner(["secret-1"])
+    plain = signer.issue("a" * 32, 2, Purpose.CONFIRM)
+    assert signer.claims(plain, Purpose.CONFIRM) == ("a" * 32, 2, None)
+    bound = signer.issue("a" * 32, 2, Purpose.CONFIRM, request="r" * 32)
+    assert signer.claims(bound, Purpose.CONFIRM).request == "r" * 32
+    assert signer.verify(bound, Purpose.CONFIRM) == ("a" * 32, 2)
+
+
+@pytest.mark.parametrize("token", ["é", "\ud800.x.y", "", "a.b.c"])
+def test_a_token_that_is_no_link_text_is_refused(token):
+    with pytest.raises(InvalidToken):
+        TokenSigner(["secret-1"]).verify(token, Purpose.MANAGE)

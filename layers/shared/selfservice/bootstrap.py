@@ -8,11 +8,12 @@ wirings and the cached boto3 clients, so the next call builds everything again.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from selfservice import aws
@@ -20,12 +21,13 @@ from selfservice.catalog import Catalog
 from selfservice.domain.models import Profile
 from selfservice.domain.review import next_review_at
 from selfservice.events import EventPublisher
+from selfservice.handoff import LambdaHandOff
 from selfservice.mail import EmailRenderer, Mailer
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET, Settings, get_settings
 from selfservice.storage import CampaignRunRepository, ProfileRepository
 from selfservice.tokens import Purpose, TokenSigner
 from selfservice.usecases import access
-from selfservice.usecases.ports import Adapters
+from selfservice.usecases.ports import Adapters, HandOff
 from selfservice.web.render import PageRenderer
 from selfservice.web.session import SessionCodec
 
@@ -58,6 +60,11 @@ class Wiring:
         return self.settings.catalog
 
     @cached_property
+    def clock(self) -> Callable[[], dt.datetime]:
+        """The time every use case goes by (tests replace it with ``override(clock=…)``)."""
+        return partial(dt.datetime.now, dt.UTC)
+
+    @cached_property
     def repository(self) -> ProfileRepository:
         catalog = self.catalog
         return ProfileRepository(
@@ -88,6 +95,10 @@ class Wiring:
         settings = self.settings
         return EventPublisher(aws.client("events"), settings.event_bus_name, settings.powertools_metrics_namespace)
 
+    @cached_property
+    def handoff(self) -> HandOff:
+        return LambdaHandOff(self.settings.address_request_function)
+
     def signer(self) -> TokenSigner:
         """Asked for on every use, so a rotated secret is picked up within the parameter cache time."""
         return TokenSigner(load_token_secrets(self.settings))
@@ -103,6 +114,8 @@ class Wiring:
             renderer=self.email_renderer,
             publisher=self.publisher,
             signer=self.signer,
+            handoff=self.handoff,
+            clock=self.clock,
         )
 
     def link(self, profile: Profile, purpose: Purpose, path: str) -> str:

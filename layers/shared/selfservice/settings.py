@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,48 @@ DEVELOPMENT_TOKEN_SECRET = "local-development-only-not-a-secret"  # noqa: S105
 
 MAX_REVIEW_BATCH_SIZE = 1000
 """The most profiles one review sender invocation accepts; ``ReviewBatchSize``'s MaxValue in template.yaml."""
+
+
+class RateLimit(BaseModel):
+    """At most ``attempts`` in any ``window`` (a sliding window: in every span of that length)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempts: int = Field(ge=1, le=100)
+    window: dt.timedelta
+
+
+class FormLimits(BaseModel):
+    """How often one form may be used for one address and from one client (IPv6: its /64 network)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    per_address: tuple[RateLimit, ...]
+    per_client: tuple[RateLimit, ...]
+
+
+class RateLimits(BaseModel):
+    """The limits of the two forms anyone can fill in with an address, all in one place.
+
+    ``/subscribe`` mails a confirmation and ``/new-link`` a link to whatever address is typed in: per
+    address the limits keep an inbox from being flooded, per client they keep one client from mailing
+    many strangers or probing many addresses. An attempt over a limit gets the same answer as any
+    other, and nothing is sent.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    subscribe: FormLimits = FormLimits(
+        per_address=(
+            RateLimit(attempts=1, window=dt.timedelta(minutes=10)),
+            RateLimit(attempts=3, window=dt.timedelta(days=1)),
+        ),
+        per_client=(RateLimit(attempts=10, window=dt.timedelta(hours=1)),),
+    )
+    new_link: FormLimits = FormLimits(
+        per_address=(RateLimit(attempts=3, window=dt.timedelta(hours=1)),),
+        per_client=(RateLimit(attempts=10, window=dt.timedelta(hours=1)),),
+    )
 
 
 class Settings(BaseModel):
@@ -54,12 +97,15 @@ class Settings(BaseModel):
     """Hours between a purchase/closed request and its review email; None: the catalog's value."""
     ses_max_send_rate: float = Field(default=14, gt=0)
     """The account's SES sending quota in emails per second; bounds the campaign's concurrency."""
+    address_request_function: str = ""
+    """The function that answers /subscribe and /new-link by email after the page has answered."""
     review_dead_letter_queue_url: str = ""
     """SQS queue that keeps malformed review events (empty: they are only logged)."""
     powertools_metrics_namespace: str = "SelfService"
     """CloudWatch namespace of the metrics (Powertools reads the same variable)."""
     content_dir: Path = _REPOSITORY_CONTENT
     max_body_bytes: int = Field(default=16_384, ge=1024)
+    rate_limits: RateLimits = RateLimits()
 
     @property
     def catalog_path(self) -> Path:

@@ -11,6 +11,11 @@ Item layout (``pk`` / ``sk``):
 * ``CAMPAIGN#<campaign>`` / ``ACTIVE`` — the run in progress (no two periodic runs at once).
 * ``IDEMPOTENCY#event-review`` / ``<hashed event key>`` — Powertools Idempotency records of the
   event review (one per shop or service event, expiring through ``expires_at``).
+* ``PENDING#<address hash>`` / ``SUBSCRIPTION`` — a double opt-in kept aside for an address that has a
+  profile (until confirmed, the profile is not touched), expiring through ``expires_at``.
+* ``SUPPRESSED#<address hash>`` / ``SUPPRESSED`` — the suppression list, with its reason.
+* ``RATE#<form>:<address|client>:<hash>`` / ``RATE`` — the attempts a form's limits counted (sliding
+  windows), expiring through ``expires_at``.
 
 Every profile write is one TransactWriteItems: the profile conditional on its version, the
 ledger entries, and the claim swap when the address changes. One exception, by decision: a
@@ -23,14 +28,21 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, TemporarilyUnavailable, VersionConflict
-from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, normalise_email, profile_id_of_request
+from selfservice.domain.models import (
+    CustomerRequest,
+    LedgerEntry,
+    PendingSubscription,
+    Profile,
+    normalise_email,
+    profile_id_of_request,
+)
 from selfservice.domain.review import review_shard
 
 _serializer = TypeSerializer()
@@ -56,6 +68,7 @@ _KEY_ATTRIBUTES = (
 
 ReviewScheduler = Callable[[Profile], dt.datetime | None]
 _BATCH_ATTEMPTS = 6
+_RATE_ROUNDS = 4
 
 
 def review_shard_key(number: int) -> str:
@@ -77,6 +90,14 @@ def _profile_key(profile_id: str) -> dict[str, Any]:
 
 def _claim_key(email_key: str) -> dict[str, Any]:
     return _to_item({"pk": f"EMAIL#{email_key}", "sk": "EMAIL"})
+
+
+def _suppression_key(address_hash: str) -> dict[str, Any]:
+    return _to_item({"pk": f"SUPPRESSED#{address_hash}", "sk": "SUPPRESSED"})
+
+
+def _pending_key(address_hash: str) -> dict[str, Any]:
+    return _to_item({"pk": f"PENDING#{address_hash}", "sk": "SUBSCRIPTION"})
 
 
 def _timestamp(moment: dt.datetime) -> str:
@@ -183,6 +204,18 @@ class ProfileRepository:
 
     def _put_ledger(self, entry: LedgerEntry) -> dict[str, Any]:
         return {"Put": {"TableName": self._table, "Item": self._ledger_item(entry)}}
+
+    def _keep_claim(self, profile: Profile) -> dict[str, Any]:
+        """The email claim of a pending profile that was confirmed no longer expires."""
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": _claim_key(profile.email_key),
+                "UpdateExpression": "REMOVE expires_at",
+                "ConditionExpression": "profile_id = :id",
+                "ExpressionAttributeValues": _to_item({":id": profile.id}),
+            }
+        }
 
     # --- reads -------------------------------------------------------------------------
     def get(self, profile_id: str) -> Profile:
@@ -317,17 +350,7 @@ class ProfileRepository:
             *[self._put_ledger(entry) for entry in entries],
         ]
         if keep:
-            operations.append(
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": _claim_key(profile.email_key),
-                        "UpdateExpression": "REMOVE expires_at",
-                        "ConditionExpression": "profile_id = :id",
-                        "ExpressionAttributeValues": _to_item({":id": profile.id}),
-                    }
-                }
-            )
+            operations.append(self._keep_claim(profile))
         moved = previous_email is not None and normalise_email(previous_email) != profile.email_key
         if moved and previous_email is not None:
             claim = _to_item(
@@ -494,23 +517,56 @@ class ProfileRepository:
         return len(keys)
 
     # --- rate limits and the suppression list -------------------------------------------
-    def count_attempt(self, key: str, limit: int, window: dt.timedelta, now: dt.datetime) -> bool:
-        """Count one attempt for ``key`` in the current fixed window; False once ``limit`` is reached.
+    def count_attempt(self, key: str, rules: Sequence[tuple[int, dt.timedelta]], now: dt.datetime) -> bool:
+        """Count one attempt for ``key`` unless that breaks a rule ``(attempts, window)``: at most
+        ``attempts`` in any span of ``window`` (sliding windows). False (nothing counted) when it does.
 
-        The item expires through the table's TTL, so nothing needs cleaning up.
+        One item per key, ``RATE#<key>`` / ``RATE``, keeps the times of the attempts counted (a
+        sliding-window log: no more of them than the largest ``attempts``, none older than the longest
+        window). It is read consistently and written back only if no other attempt was counted in
+        between (conditional on its revision), so under concurrency every count stands on all counts
+        before it and no limit is ever exceeded. An attempt that loses that race reads again; after a
+        few lost races it is refused (fails closed). The table's TTL removes the item once its last
+        attempt has left the longest window.
         """
-        seconds = int(window.total_seconds())
-        window_start = int(now.timestamp()) // seconds * seconds
-        return _update_if(
-            self._client,
-            TableName=self._table,
-            Key=_to_item({"pk": f"RATE#{key}#{window_start}", "sk": "RATE"}),
-            UpdateExpression="ADD attempts :one SET expires_at = :expires, item_type = :type",
-            ConditionExpression="attribute_not_exists(attempts) OR attempts < :limit",
-            ExpressionAttributeValues=_to_item(
-                {":one": 1, ":limit": limit, ":expires": window_start + 2 * seconds, ":type": "rate_limit"}
-            ),
-        )
+        longest_ms = max(int(window.total_seconds() * 1000) for _attempts, window in rules)
+        kept = max(attempts for attempts, _window in rules)
+        now_ms = int(now.timestamp() * 1000)
+        key_item = _to_item({"pk": f"RATE#{key}", "sk": "RATE"})
+        for _round in range(_RATE_ROUNDS):
+            try:
+                found = self._client.get_item(TableName=self._table, Key=key_item, ConsistentRead=True)
+            except ClientError as error:
+                raise _translate(error) from error
+            item = _from_item(found.get("Item", {}))
+            revision = int(item.get("revision", 0))
+            times = sorted(int(at) for at in item.get("attempts", []) if now_ms - int(at) < longest_ms)
+            for attempts, window in rules:
+                span = int(window.total_seconds() * 1000)
+                if sum(1 for at in times if now_ms - at < span) >= attempts:
+                    return False
+            times = [*times, now_ms][-kept:]
+            written = {
+                "pk": f"RATE#{key}",
+                "sk": "RATE",
+                "item_type": "rate_limit",
+                "attempts": times,
+                "revision": revision + 1,
+                "expires_at": (max(times) + longest_ms) // 1000 + 1,
+            }
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=_to_item(written),
+                    ConditionExpression="attribute_not_exists(revision) OR revision = :revision",
+                    ExpressionAttributeValues=_to_item({":revision": revision}),
+                )
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    continue  # another attempt was counted meanwhile: read again
+                raise _translate(error) from error
+            return True
+        return False
 
     def suppress(self, address_hash: str, reason: str, now: dt.datetime) -> None:
         """Keep an address (only as a hash) from every future marketing email."""
@@ -529,13 +585,105 @@ class ProfileRepository:
             raise _translate(error) from error
 
     def is_suppressed(self, address_hash: str) -> bool:
+        return self.suppression_reason(address_hash) is not None
+
+    def suppression_reason(self, address_hash: str) -> str | None:
+        """Why the address is on the suppression list (``hard_bounce``, ``complaint``, ``erased``), or None."""
         try:
-            response = self._client.get_item(
-                TableName=self._table, Key=_to_item({"pk": f"SUPPRESSED#{address_hash}", "sk": "SUPPRESSED"})
-            )
+            response = self._client.get_item(TableName=self._table, Key=_suppression_key(address_hash))
         except ClientError as error:
             raise _translate(error) from error
-        return "Item" in response
+        return str(response["Item"].get("reason", {}).get("S", "unknown")) if "Item" in response else None
+
+    # --- subscriptions kept aside until confirmed -------------------------------------------
+    def put_pending_subscription(self, address_hash: str, pending: PendingSubscription) -> None:
+        """Keep ``pending`` for the address (replacing an older request), until it expires."""
+        values: dict[str, Any] = pending.model_dump(mode="json")
+        values.update(
+            pk=f"PENDING#{address_hash}",
+            sk="SUBSCRIPTION",
+            item_type="pending_subscription",
+            expires_at=int(pending.expires_at.timestamp()),
+        )
+        try:
+            self._client.put_item(TableName=self._table, Item=_to_item(values))
+        except ClientError as error:
+            raise _translate(error) from error
+
+    def pending_subscription(self, address_hash: str) -> PendingSubscription | None:
+        try:
+            response = self._client.get_item(TableName=self._table, Key=_pending_key(address_hash), ConsistentRead=True)
+        except ClientError as error:
+            raise _translate(error) from error
+        if "Item" not in response:
+            return None
+        values = _from_item(response["Item"])
+        expires_at = dt.datetime.fromtimestamp(int(values["expires_at"]), dt.UTC)
+        return PendingSubscription.model_validate({**_strip(values), "expires_at": expires_at})
+
+    def confirm_subscription(
+        self,
+        profile: Profile,
+        expected_version: int,
+        entries: list[LedgerEntry],
+        *,
+        keep: bool,
+        pending: PendingSubscription | None,
+        address_hash: str,
+        lift_erasure: bool,
+        now: dt.datetime,
+    ) -> None:
+        """A confirmed double opt-in in one transaction: the profile (conditional on its version) and
+        its ledger entries; ``keep``: the email claim of a pending profile no longer expires;
+        ``pending``: the request kept aside is marked confirmed (only if it is still the address's
+        unconfirmed request); ``lift_erasure``: the address leaves the suppression list, if it is on it
+        because its profile was erased (not if it bounced or complained meanwhile).
+
+        VersionConflict when the profile or the suppression list changed since they were read,
+        NotFound when the request kept aside was replaced or confirmed meanwhile.
+        """
+        operations: list[dict[str, Any]] = [
+            {"Put": self._put_if_version(profile, expected_version)},
+            *[self._put_ledger(entry) for entry in entries],
+        ]
+        if keep:
+            operations.append(self._keep_claim(profile))
+        pending_at = len(operations)
+        if pending is not None:
+            operations.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _pending_key(address_hash),
+                        "UpdateExpression": "SET confirmed_at = :now",
+                        "ConditionExpression": "request_id = :request AND attribute_not_exists(confirmed_at)",
+                        "ExpressionAttributeValues": _to_item(
+                            {":now": now.isoformat(), ":request": pending.request_id}
+                        ),
+                    }
+                }
+            )
+        if lift_erasure:
+            operations.append(
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": _suppression_key(address_hash),
+                        "ConditionExpression": "attribute_not_exists(pk) OR reason = :erased",
+                        "ExpressionAttributeValues": _to_item({":erased": "erased"}),
+                    }
+                }
+            )
+        try:
+            self._client.transact_write_items(TransactItems=operations)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "TransactionCanceledException":
+                codes = _failure_codes(error)
+                if pending is not None and codes[pending_at : pending_at + 1] == ["ConditionalCheckFailed"]:
+                    raise NotFound("pending subscription") from None
+                if "ConditionalCheckFailed" in codes:
+                    raise VersionConflict(expected_version) from None
+            raise _translate(error) from error
 
     # --- review campaigns ----------------------------------------------------------------
     def due_for_review(

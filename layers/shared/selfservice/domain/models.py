@@ -166,6 +166,28 @@ class LedgerEntry(_Model):
     detail: dict[str, str] = Field(default_factory=dict)
 
 
+class PendingSubscription(_Model):
+    """A double opt-in asked for an address that has a profile already, kept aside: nothing of the
+    profile changes until its owner confirms with the link of this request (then the topics apply).
+
+    Kept under the address (its hash), one per address: a newer request replaces an older one, whose
+    link then no longer confirms anything. ``confirmed_at`` keeps a second click of the link harmless.
+    """
+
+    # Built at the first one kept aside or confirmed (most cold starts never touch one).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    profile_id: str
+    request_id: str = Field(default_factory=new_id)
+    topics: list[str]
+    consent_requested: str
+    requested_at: dt.datetime
+    expires_at: dt.datetime
+    evidence: dict[str, str] = Field(default_factory=dict)
+    """The salted hash of the client that asked (the consent evidence of the request)."""
+    confirmed_at: dt.datetime | None = None
+
+
 class RequestType(StrEnum):
     QUESTION = "question"
     ADDRESS_CHANGE = "address_change"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-
 from aws_lambda_powertools import Logger
 
 from selfservice.domain.errors import NotFound
@@ -15,14 +12,10 @@ from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
 
-RATE_WINDOW = dt.timedelta(hours=1)
-NEW_LINKS_PER_ADDRESS = 3
-NEW_LINKS_PER_CLIENT = 10
 
-
-def link(adapters: Adapters, profile: Profile, purpose: Purpose, path: str) -> str:
-    """An absolute link to ``path`` carrying a token for ``profile`` and ``purpose``."""
-    token = adapters.signer().issue(profile.id, profile.token_version, purpose)
+def link(adapters: Adapters, profile: Profile, purpose: Purpose, path: str, *, request: str | None = None) -> str:
+    """An absolute link to ``path`` carrying a token for ``profile`` and ``purpose`` (and ``request``)."""
+    token = adapters.signer().issue(profile.id, profile.token_version, purpose, request=request)
     return f"{adapters.settings.public_base_url.rstrip('/')}{path}?token={token}"
 
 
@@ -68,26 +61,18 @@ def send_self_service_link(adapters: Adapters, profile_id: str, source: Source) 
     return outcome
 
 
-def request_new_link(adapters: Adapters, email: str, client: str) -> None:
-    """Send a fresh link if the address is known; the caller answers the same way either way.
-
-    ``email`` has passed :func:`~selfservice.domain.changes.checked_email`. Limited per address
-    and per client, so the form can be used neither to flood an inbox nor to probe many addresses.
-    """
-    now = adapters.clock()
-    repository = adapters.repository
-    hashed = address_hash(email)
-    client_key = hashlib.sha256(f"client:{client}".encode()).hexdigest()
-    if not repository.count_attempt(f"client:{client_key}", NEW_LINKS_PER_CLIENT, RATE_WINDOW, now):
-        logger.info("new-link request over the client limit")
-        return
-    if not repository.count_attempt(f"address:{hashed}", NEW_LINKS_PER_ADDRESS, RATE_WINDOW, now):
-        logger.info("new-link request over the address limit")
-        return
-    profile = repository.find_by_email(email)
+def send_new_link(adapters: Adapters, email: str) -> str:
+    """ "Email me a new link", after the page has answered (:mod:`~selfservice.usecases.address_requests`):
+    a link to a known address that is not on the suppression list (a bounced, complaining or erased
+    address gets nothing). Returns what happened, for the log and metrics."""
+    profile = adapters.repository.find_by_email(email)
     if profile is None:
-        return
+        return "unknown_address"
+    if adapters.repository.is_suppressed(address_hash(email)):
+        logger.info("new link for a suppressed address not sent", extra={"profile_id": profile.id})
+        return "suppressed"
     send_self_service_link(adapters, profile.id, Source.PAGE)
+    return "sent"
 
 
 def sign_out_everywhere(adapters: Adapters, current: Profile, source: Source) -> Profile:

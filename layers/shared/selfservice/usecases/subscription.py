@@ -16,14 +16,14 @@ from enum import StrEnum
 from aws_lambda_powertools import Logger
 
 from selfservice.catalog import Catalog
-from selfservice.domain.changes import ProfilePatch, apply_patch, checked_email, default_preferences
+from selfservice.domain.changes import ProfilePatch, apply_patch, default_preferences
 from selfservice.domain.consent import receiving_topics
 from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, VersionConflict
 from selfservice.domain.models import (
     Change,
-    Language,
     LedgerEntry,
     LedgerKind,
+    PendingSubscription,
     Profile,
     Source,
     SubscriptionStatus,
@@ -32,12 +32,17 @@ from selfservice.domain.models import (
 from selfservice.tokens import InvalidToken, Purpose
 from selfservice.usecases.access import link
 from selfservice.usecases.changes import save_changes
-from selfservice.usecases.ports import Adapters
+from selfservice.usecases.ports import Adapters, AddressRequest
 
 logger = Logger(child=True)
 
 CONFIRMATION_WINDOW = dt.timedelta(hours=48)
-CONFIRMATION_RESEND_WINDOW = dt.timedelta(minutes=10)
+ERASED = "erased"
+NEW_OPT_IN_ALLOWED = frozenset({ERASED})
+"""Suppression reasons a new double opt-in may end (README, Bounces and complaints): an erased
+profile's address (the customer left by choice; a confirmed new consent supersedes that). Not a
+complaint (the mailbox's owner reported our email as spam, and a form anyone can fill in proves
+nothing) nor a hard bounce (the mailbox did not exist; SES's own suppression list drops the email)."""
 UNSUBSCRIBE_REASONS = ("too_many", "not_relevant", "never_signed_up", "other")
 MAX_NOTE = 500
 """The most characters of the customer's own words kept with the reason "other"."""
@@ -73,104 +78,74 @@ def checked_topics(catalog: Catalog, topics: list[str]) -> list[str]:
     return wanted
 
 
-def subscribe(
-    adapters: Adapters,
-    address: str,
-    topics: list[str],
-    locale: Language,
-    source: Source,
-    evidence: ClientEvidence,
-    *,
-    owner_signed_in: bool = False,
-) -> None:
-    """Start a double opt-in: a pending profile and a confirmation email (valid 48 hours).
+def subscribe(adapters: Adapters, request: AddressRequest) -> str:
+    """A double opt-in, after the page has answered (:mod:`~selfservice.usecases.address_requests`): a
+    confirmation email (valid 48 hours), and nothing else changes until it is confirmed. Returns what
+    happened.
 
-    The caller answers the same way whatever happens here (no account enumeration). A known
-    pending address gets at most one confirmation email per ten minutes; confirmed subscribers
-    and suppressed addresses get none.
+    An unknown address gets a pending profile (it expires unconfirmed). For an address that has a
+    profile the request is kept aside (:class:`~selfservice.domain.models.PendingSubscription`): the
+    profile stays as it is until the owner confirms. A confirmed subscriber gets no email; nor does a
+    suppressed address, except one suppressed because its profile was erased (:data:`NEW_OPT_IN_ALLOWED`).
     """
     now = adapters.clock()
-    email = checked_email(address)
-    wanted = checked_topics(adapters.catalog, topics)
+    repository = adapters.repository
+    email, wanted = request.email, list(request.topics)
     hashed = address_hash(email)
-    if adapters.repository.is_suppressed(hashed):
-        logger.info("subscribe for a suppressed address ignored")
-        return
-    profile = adapters.repository.find_by_email(email)
+    reason = repository.suppression_reason(hashed)
+    if reason is not None and reason not in NEW_OPT_IN_ALLOWED:
+        logger.info("subscribe for a suppressed address ignored", extra={"reason": reason})
+        return "suppressed"
+    profile = repository.find_by_email(email)
     if profile is not None and profile.status == SubscriptionStatus.SUBSCRIBED:
         logger.info("subscribe for a confirmed subscriber ignored", extra={"profile_id": profile.id})
-        return
-    # The per-address limit keeps strangers from flooding an inbox; its signed-in owner is no stranger.
-    if not owner_signed_in and not adapters.repository.count_attempt(
-        f"confirm:{hashed}", 1, CONFIRMATION_RESEND_WINDOW, now
-    ):
-        logger.info("confirmation email held back (one per ten minutes)")
-        return
+        return "subscribed_already"
     consent = adapters.catalog.current_consent(now.date())
-    request_detail = {"consent_requested": consent.version, **evidence.as_detail()}
-    if profile is None:
-        profile = Profile(
-            email=email,
-            locale=locale,
-            status=SubscriptionStatus.PENDING,
-            created_at=now,
-            updated_at=now,
-            preferences=default_preferences(adapters.catalog),
-            pending_expires_at=now + CONFIRMATION_WINDOW,
-        )
-        profile.preferences.topics = dict.fromkeys(wanted, True)
-        entry = LedgerEntry(
+    if profile is not None:
+        pending = PendingSubscription(
             profile_id=profile.id,
-            at=now,
-            kind=LedgerKind.PROFILE_CREATED,
-            source=source,
             topics=wanted,
-            detail=request_detail,
+            consent_requested=consent.version,
+            requested_at=request.requested_at,
+            expires_at=now + CONFIRMATION_WINDOW,
+            evidence=request.evidence,
         )
-        try:
-            adapters.repository.create(profile, [entry])
-        except AlreadyExists:
-            return
-    else:
-        profile = _mark_pending(adapters, profile, wanted, source, request_detail, now)
-    send_confirmation(adapters, profile, wanted)
-
-
-def _mark_pending(
-    adapters: Adapters, profile: Profile, wanted: list[str], source: Source, detail: dict[str, str], now: dt.datetime
-) -> Profile:
-    updated = profile.model_copy(deep=True)
-    changes = []
-    if updated.status != SubscriptionStatus.PENDING:
-        changes.append(Change(field="status", before=updated.status.value, after=SubscriptionStatus.PENDING.value))
-        updated.status = SubscriptionStatus.PENDING
-    for topic_id in wanted:
-        if not updated.preferences.topics.get(topic_id):
-            changes.append(Change(field=f"preferences.topics.{topic_id}", before=False, after=True))
-            updated.preferences.topics[topic_id] = True
-    if profile.status == SubscriptionStatus.PENDING:
-        updated.pending_expires_at = now + CONFIRMATION_WINDOW
-    updated.version = profile.version + 1
-    updated.updated_at = now
+        repository.put_pending_subscription(hashed, pending)
+        send_confirmation(adapters, profile, wanted, request=pending.request_id)
+        return "sent"
+    profile = Profile(
+        email=email,
+        locale=request.locale,
+        status=SubscriptionStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        preferences=default_preferences(adapters.catalog),
+        pending_expires_at=now + CONFIRMATION_WINDOW,
+    )
+    profile.preferences.topics = dict.fromkeys(wanted, True)
     entry = LedgerEntry(
         profile_id=profile.id,
         at=now,
-        kind=LedgerKind.PROFILE_CHANGED,
-        source=source,
-        changes=changes,
+        kind=LedgerKind.PROFILE_CREATED,
+        source=Source.PAGE,
         topics=wanted,
-        detail=detail,
+        detail={"consent_requested": consent.version, **request.evidence},
     )
-    adapters.repository.save(updated, profile.version, [entry])
-    return updated
+    try:
+        repository.create(profile, [entry])
+    except AlreadyExists:
+        return "raced"
+    send_confirmation(adapters, profile, wanted)
+    return "sent"
 
 
-def send_confirmation(adapters: Adapters, profile: Profile, topics: list[str]) -> None:
+def send_confirmation(adapters: Adapters, profile: Profile, topics: list[str], *, request: str | None = None) -> None:
+    """The double opt-in email; ``request``: the subscription kept aside that its link confirms."""
     email = adapters.renderer.render(
         "confirm_subscription",
         profile.locale,
         marketing=False,
-        link=link(adapters, profile, Purpose.CONFIRM, "/confirm"),
+        link=link(adapters, profile, Purpose.CONFIRM, "/confirm", request=request),
         topics=[t.name.get(profile.locale) for topic_id in topics if (t := adapters.catalog.topic(topic_id))],
         recipient=profile.email,
         company=adapters.settings.company_name,
@@ -179,57 +154,121 @@ def send_confirmation(adapters: Adapters, profile: Profile, topics: list[str]) -
     logger.info("confirmation email sent", extra={"profile_id": profile.id})
 
 
-def pending_profile(adapters: Adapters, token: str) -> Profile:
-    """The profile a confirmation link is for (raises InvalidToken/ExpiredToken)."""
-    profile_id, _version = adapters.signer().verify(token, Purpose.CONFIRM)
+@dataclass(frozen=True)
+class Confirmation:
+    """What a confirmation link confirms: the topics for the profile, and the request kept aside (None:
+    the profile itself is pending)."""
+
+    profile: Profile
+    topics: list[str]
+    pending: PendingSubscription | None
+
+
+def confirmation(adapters: Adapters, token: str) -> Confirmation:
+    """What a confirmation link is for (raises InvalidToken/ExpiredToken)."""
+    claims = adapters.signer().claims(token, Purpose.CONFIRM)
     try:
-        profile = adapters.repository.get(profile_id)
+        profile = adapters.repository.get(claims.profile_id)
     except NotFound:
         raise InvalidToken("confirm") from None
-    if profile.status not in (SubscriptionStatus.PENDING, SubscriptionStatus.SUBSCRIBED):
-        raise InvalidToken("confirm")
-    return profile
+    if claims.request is None:
+        if profile.status not in (SubscriptionStatus.PENDING, SubscriptionStatus.SUBSCRIBED):
+            raise InvalidToken("confirm")
+        return Confirmation(profile, profile.preferences.subscribed_topics(), None)
+    pending = adapters.repository.pending_subscription(address_hash(profile.email))
+    if (
+        pending is None
+        or pending.request_id != claims.request
+        or pending.profile_id != profile.id
+        or pending.expires_at <= adapters.clock()
+    ):
+        raise InvalidToken("confirm")  # replaced by a newer request, expired, or the address changed
+    return Confirmation(profile, list(pending.topics), pending)
 
 
 def confirm_subscription(adapters: Adapters, token: str, evidence: ClientEvidence) -> Profile:
-    """The POST behind the confirm button: records the consent. Confirming twice changes nothing."""
-    profile = pending_profile(adapters, token)
-    if profile.status == SubscriptionStatus.SUBSCRIBED:
-        return profile
-    now = adapters.clock()
-    consent = adapters.catalog.current_consent(now.date())
-    topics = profile.preferences.subscribed_topics()
-    updated = profile.model_copy(
-        update={
-            "status": SubscriptionStatus.SUBSCRIBED,
-            "consent_version": consent.version,
-            "subscribed_at": now,
-            "pending_expires_at": None,
-            "version": profile.version + 1,
-            "updated_at": now,
-        }
-    )
-    entry = LedgerEntry(
-        profile_id=profile.id,
-        at=now,
-        kind=LedgerKind.CONSENT_GIVEN,
-        source=Source.CONFIRMATION_LINK,
-        consent_version=consent.version,
-        topics=topics,
-        detail=evidence.as_detail(),
-    )
-    adapters.repository.save(updated, profile.version, [entry], keep=True)
-    adapters.publisher.publish(
-        "Subscribed",
-        {
-            "profileId": profile.id,
-            "topics": topics,
-            "consentVersion": consent.version,
-            "source": Source.CONFIRMATION_LINK.value,
-        },
-    )
-    logger.info("subscription confirmed", extra={"profile_id": profile.id})
-    return updated
+    """The POST behind the confirm button: records the consent. Confirming twice changes nothing.
+
+    The profile becomes a subscriber of the confirmed topics (a profile that was not subscribed keeps
+    no topic it never confirmed), with a ``consent_given`` ledger entry: source, wording version, the
+    evidence of this click and, for a request kept aside, that of the request. An address on the
+    suppression list because its profile was erased leaves it: a new consent is given.
+    """
+    for _attempt in range(2):
+        found = confirmation(adapters, token)
+        profile, topics, pending = found.profile, found.topics, found.pending
+        if pending is None and profile.status == SubscriptionStatus.SUBSCRIBED:
+            return profile
+        if pending is not None and pending.confirmed_at is not None:
+            return profile
+        now = adapters.clock()
+        consent = adapters.catalog.current_consent(now.date())
+        updated, changes = _subscribed(profile, topics, now)
+        updated.consent_version = consent.version
+        updated.subscribed_at = now
+        detail = evidence.as_detail()
+        if pending is not None:
+            detail |= {f"request_{name}": value for name, value in pending.evidence.items()}
+            detail |= {"requested_at": pending.requested_at.isoformat(), "consent_requested": pending.consent_requested}
+        entry = LedgerEntry(
+            profile_id=profile.id,
+            at=now,
+            kind=LedgerKind.CONSENT_GIVEN,
+            source=Source.CONFIRMATION_LINK,
+            consent_version=consent.version,
+            topics=topics,
+            changes=changes,
+            detail=detail,
+        )
+        hashed = address_hash(profile.email)
+        try:
+            adapters.repository.confirm_subscription(
+                updated,
+                profile.version,
+                [entry],
+                keep=profile.pending_expires_at is not None,
+                pending=pending,
+                address_hash=hashed,
+                lift_erasure=adapters.repository.suppression_reason(hashed) == ERASED,
+                now=now,
+            )
+        except VersionConflict:
+            continue
+        except NotFound:
+            raise InvalidToken("confirm") from None
+        adapters.publisher.publish(
+            "Subscribed",
+            {
+                "profileId": profile.id,
+                "topics": topics,
+                "consentVersion": consent.version,
+                "source": Source.CONFIRMATION_LINK.value,
+            },
+        )
+        logger.info("subscription confirmed", extra={"profile_id": profile.id})
+        return updated
+    raise VersionConflict(-1)
+
+
+def _subscribed(profile: Profile, topics: list[str], now: dt.datetime) -> tuple[Profile, list[Change]]:
+    """``profile`` as a subscriber of ``topics``, and the changes that makes."""
+    updated = profile.model_copy(deep=True)
+    changes: list[Change] = []
+    if profile.status != SubscriptionStatus.SUBSCRIBED:
+        changes.append(Change(field="status", before=profile.status.value, after=SubscriptionStatus.SUBSCRIBED.value))
+        for topic_id, on in profile.preferences.topics.items():
+            if on and topic_id not in topics:  # never confirmed: not subscribed now either
+                changes.append(Change(field=f"preferences.topics.{topic_id}", before=True, after=False))
+                updated.preferences.topics[topic_id] = False
+    for topic_id in topics:
+        if not profile.preferences.topics.get(topic_id):
+            changes.append(Change(field=f"preferences.topics.{topic_id}", before=False, after=True))
+            updated.preferences.topics[topic_id] = True
+    updated.status = SubscriptionStatus.SUBSCRIBED
+    updated.pending_expires_at = None
+    updated.version = profile.version + 1
+    updated.updated_at = now
+    return updated, changes
 
 
 def unsubscribe_target(adapters: Adapters, token: str) -> Profile:
@@ -334,13 +373,26 @@ def opt_down_or_leave(
 
 
 def subscribe_again(adapters: Adapters, profile: Profile, topics: list[str], evidence: ClientEvidence) -> None:
-    """A signed-in customer without a subscription asks for one: a double opt-in like the subscribe
-    form's (the confirmation email proves the consent; nothing is received until it is confirmed)."""
-    subscribe(adapters, profile.email, topics, profile.locale, Source.PAGE, evidence, owner_signed_in=True)
+    """A signed-in customer without a subscription asks for one: the same double opt-in as the
+    subscribe form's (kept aside until confirmed), sent at once: the owner of the address is signed
+    in, so there is nothing to hide from them and no stranger's inbox to protect."""
+    wanted = checked_topics(adapters.catalog, topics)
+    subscribe(adapters, _owner_request(adapters, profile, wanted, evidence))
 
 
 def resend_confirmation(adapters: Adapters, profile: Profile, evidence: ClientEvidence) -> None:
-    """The confirmation email once more for a pending subscription (same limits as subscribing)."""
+    """The confirmation email once more for a pending subscription."""
     if profile.status == SubscriptionStatus.PENDING:
-        topics = profile.preferences.subscribed_topics()
-        subscribe(adapters, profile.email, topics, profile.locale, Source.PAGE, evidence, owner_signed_in=True)
+        subscribe(adapters, _owner_request(adapters, profile, profile.preferences.subscribed_topics(), evidence))
+
+
+def _owner_request(adapters: Adapters, profile: Profile, topics: list[str], evidence: ClientEvidence) -> AddressRequest:
+    return AddressRequest(
+        kind="subscribe",
+        email=profile.email,
+        base_url=adapters.settings.public_base_url,
+        requested_at=adapters.clock(),
+        topics=tuple(topics),
+        locale=profile.locale,
+        evidence=evidence.as_detail(),
+    )

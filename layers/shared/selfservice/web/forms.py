@@ -5,7 +5,10 @@ Every field is checked, so the customer sees all problems at once, each next to 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import re
 from collections.abc import Callable
 from email.parser import BytesParser
 from email.policy import default
@@ -18,9 +21,15 @@ from selfservice.domain.models import FieldValueType, Profile, RequestType
 from selfservice.usecases.subscription import MAX_NOTE
 from selfservice.web import messages
 
-MAX_FORM_BYTES = 16_384
+MAX_FORM_BYTES = 256 * 1024
+"""The largest form body read. The largest form a page sends is a request of 4000 characters, at
+most about 48 KB encoded (an emoji is twelve bytes in a form body): up to this size a message that
+is too long comes back with its error and the text kept; a larger body is refused as a whole."""
+MAX_FORM_FIELDS = 200
 MAX_REQUEST_MESSAGE = 4000
 PAUSE_WEEKS = (0, 1, 2, 4, 8, 12, 26)
+_PAUSE_CHOICES = {str(weeks): weeks for weeks in PAUSE_WEEKS}
+_VERSION = re.compile(r"[0-9]{1,9}")
 
 Translate = Callable[[str], str]
 FormData = dict[str, list[str]]
@@ -34,29 +43,68 @@ class FormErrors(Exception):
         self.errors = errors
 
 
-def parse_form(body: str | None) -> FormData:
+class UnreadableForm(Exception):
+    """A body no page of ours sends: not UTF-8 (also inside percent escapes), not base64 where it
+    says so, more than :data:`MAX_FORM_FIELDS` fields, or (``too_large``) over :data:`MAX_FORM_BYTES`."""
+
+    def __init__(self, *, too_large: bool = False) -> None:
+        super().__init__("form body too large" if too_large else "unreadable form body")
+        self.too_large = too_large
+
+
+def parse_form(body: str | None, base64_encoded: bool = False) -> FormData:
+    """The fields of an ``application/x-www-form-urlencoded`` body, or :class:`UnreadableForm`.
+
+    Read whole or not at all: a body is never cut (a cut could end inside a character or a value).
+    """
     if not body:
         return {}
-    return parse_qs(body[:MAX_FORM_BYTES], keep_blank_values=True, max_num_fields=200)
+    if len(body) > MAX_FORM_BYTES * 4 // 3 + 4:
+        raise UnreadableForm(too_large=True)
+    try:
+        data = base64.b64decode(body, validate=True) if base64_encoded else body.encode("utf-8", "surrogatepass")
+    except binascii.Error:
+        raise UnreadableForm from None
+    if len(data) > MAX_FORM_BYTES:
+        raise UnreadableForm(too_large=True)
+    try:
+        return parse_qs(data.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # UnicodeDecodeError (the body or a percent escape), or too many fields
+        raise UnreadableForm from None
 
 
-def parse_multipart_form(body: bytes, content_type: str) -> FormData:
-    """A ``multipart/form-data`` body's text fields (RFC 8058 allows it for one-click unsubscribe).
+def parse_multipart_form(body: str | None, base64_encoded: bool, content_type: str) -> FormData:
+    """A ``multipart/form-data`` body's text fields, read whole or refused like :func:`parse_form`.
 
-    File parts are ignored; an unreadable body is an empty form.
+    File parts are ignored; a text part that is not UTF-8 makes the form unreadable.
     """
+    if not body:
+        return {}
+    if len(body) > MAX_FORM_BYTES * 4 // 3 + 4:
+        raise UnreadableForm(too_large=True)
+    try:
+        data = base64.b64decode(body, validate=True) if base64_encoded else body.encode("utf-8", "surrogatepass")
+    except binascii.Error:
+        raise UnreadableForm from None
+    if len(data) > MAX_FORM_BYTES:
+        raise UnreadableForm(too_large=True)
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    message = BytesParser(policy=default).parsebytes(head + body[:MAX_FORM_BYTES])
+    message = BytesParser(policy=default).parsebytes(head + data)
     form: FormData = {}
     if not message.is_multipart():
-        return form
+        raise UnreadableForm
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str) or part.get_filename() is not None or part.get_content_maintype() != "text":
             continue
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes):
-            form.setdefault(name, []).append(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+            try:
+                form.setdefault(name, []).append(payload.decode(part.get_content_charset() or "utf-8"))
+            except (LookupError, UnicodeDecodeError):
+                raise UnreadableForm from None
+    if sum(len(values) for values in form.values()) > MAX_FORM_FIELDS:
+        raise UnreadableForm
     return form
 
 
@@ -82,8 +130,15 @@ def email_address(form: FormData, translate: Translate) -> str:
 
 
 def version_of(form: FormData) -> int | None:
+    """The profile version the form was shown with (ASCII digits only: ``²`` is a digit to
+    ``str.isdigit`` but no number to ``int``)."""
     raw = first(form, "version")
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if _VERSION.fullmatch(raw) else None
+
+
+def pause_weeks(form: FormData) -> int | None:
+    """The pause chosen from the list (none chosen: 0), or None for anything not on it."""
+    return _PAUSE_CHOICES.get(first(form, "pause_weeks") or "0")
 
 
 def personal_data_patch(
@@ -143,9 +198,8 @@ def communication_patch(
     frequency = first(form, "frequency") or profile.preferences.frequency
     if catalog.frequency(frequency) is None:
         errors["frequency"] = translate("Please choose how often you would like to hear from us.")
-    weeks_raw = first(form, "pause_weeks") or "0"
-    weeks = int(weeks_raw) if weeks_raw.isdigit() else -1
-    if weeks not in PAUSE_WEEKS:
+    weeks = pause_weeks(form)
+    if weeks is None:
         errors["pause_weeks"] = translate("Please choose the length of the pause from the list.")
     if errors:
         raise FormErrors(errors)
@@ -153,7 +207,7 @@ def communication_patch(
         topics=topics if topics_shown else None,
         frequency=frequency,
         channels=channels or None,
-        paused_until=now + dt.timedelta(weeks=weeks) if weeks > 0 else None,
+        paused_until=now + dt.timedelta(weeks=weeks) if weeks else None,
         resume=first(form, "resume") == "1" and weeks == 0,
     )
     return ProfilePatch(preferences=preferences)
@@ -204,15 +258,17 @@ def unsubscribe_note(form: FormData) -> str:
     return " ".join(first(form, "reason_text").split())[:MAX_NOTE]
 
 
-def opt_down_patch(form: FormData, catalog: Catalog, now: dt.datetime) -> ProfilePatch:
+def opt_down_patch(form: FormData, catalog: Catalog, now: dt.datetime, translate: Translate) -> ProfilePatch:
     """The unsubscribe page's "less instead of nothing": visible topics kept, frequency, pause.
 
-    Channels are not on that page and stay as they are; an unknown value falls back to no change.
+    Channels are not on that page and stay as they are; an unknown frequency falls back to no
+    change, a pause not on the list is FormErrors for ``pause_weeks``.
     """
     chosen = set(form.get("topic", []))
     frequency = first(form, "frequency")
-    weeks_raw = first(form, "pause_weeks") or "0"
-    weeks = int(weeks_raw) if weeks_raw.isdigit() and int(weeks_raw) in PAUSE_WEEKS else 0
+    weeks = pause_weeks(form)
+    if weeks is None:
+        raise FormErrors({"pause_weeks": translate("Please choose a pause from the list.")})
     return ProfilePatch(
         preferences=PreferencesPatch(
             topics={topic.id: topic.id in chosen for topic in catalog.visible_topics()},

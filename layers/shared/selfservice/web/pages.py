@@ -9,7 +9,6 @@ handlers, which run outside them).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -66,13 +65,6 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def safe_next(target: str | None) -> str:
-    """Only paths of this site: never another origin (open-redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
 def accepted_languages(header: str) -> list[str]:
     """The tags of an Accept-Language header, most preferred first (q-values respected, q=0 dropped)."""
     ranked = []
@@ -119,12 +111,11 @@ class PageRequest:
 
     @cached_property
     def form(self) -> forms.FormData:
+        """The submitted form (:class:`~selfservice.web.forms.UnreadableForm` for a body no page sends)."""
         content_type = self.event.headers.get("content-type") or ""
-        if content_type.lower().startswith("multipart/form-data"):
-            raw = self.event.body or ""
-            body = base64.b64decode(raw) if self.event.is_base64_encoded else raw.encode()
-            return forms.parse_multipart_form(body, content_type)
-        return forms.parse_form(self.event.decoded_body)
+        if content_type.lower().startswith("multipart/form-data"):  # RFC 8058 allows it for one-click
+            return forms.parse_multipart_form(self.event.body, bool(self.event.is_base64_encoded), content_type)
+        return forms.parse_form(self.event.body, bool(self.event.is_base64_encoded))
 
     def field(self, name: str) -> str:
         return forms.first(self.form, name)

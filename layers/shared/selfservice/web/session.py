@@ -33,7 +33,7 @@ class Session:
         return hashlib.sha256(f"csrf:{self.nonce}".encode()).hexdigest()
 
     def accepts(self, submitted: str | None) -> bool:
-        return bool(submitted) and hmac.compare_digest(self.csrf_token, str(submitted))
+        return bool(submitted) and _same(self.csrf_token, str(submitted))
 
 
 class SessionCodec:
@@ -59,9 +59,14 @@ class SessionCodec:
         return Session(profile_id, version, nonce)
 
 
+def _same(expected: str, submitted: str) -> bool:
+    """Constant-time comparison of any two strings (``hmac.compare_digest`` refuses non-ASCII ones)."""
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"), submitted.encode("utf-8", "surrogatepass"))
+
+
 def anonymous_csrf_ok(cookie_value: str | None, submitted: str | None) -> bool:
     """Double-submit check for forms shown without a session."""
-    return bool(cookie_value) and bool(submitted) and hmac.compare_digest(str(cookie_value), str(submitted))
+    return bool(cookie_value) and bool(submitted) and _same(str(cookie_value), str(submitted))
 
 
 def new_anonymous_csrf() -> str:

@@ -12,10 +12,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from selfservice.domain.errors import NotFound
 from selfservice.domain.models import Language, Source
 from selfservice.tokens import ExpiredToken, InvalidToken
-from selfservice.usecases import access, profiles
+from selfservice.usecases import access, address_requests, profiles
 from selfservice.web import forms
 from selfservice.web.middleware import anonymous_form, any_form, signed_in_form
-from selfservice.web.pages import LANGUAGE_COOKIE, PageRequest, SignInNeeded, current, safe_next
+from selfservice.web.pages import LANGUAGE_COOKIE, PageRequest, SignInNeeded, current
+from selfservice.web.redirects import safe_next
 from selfservice.web.render import LANGUAGES
 from selfservice.web.session import SESSION_COOKIE
 
@@ -71,7 +72,8 @@ def new_link() -> Response[str]:
             form_email=r.field("email"),
             errors=error.errors,
         )
-    access.request_new_link(r.adapters, address, r.event.request_context.http.source_ip)
+    if not address_requests.request_new_link(r.adapters, address, r.event.request_context.http.source_ip):
+        metrics.add_metric(name="AddressFormLimited", unit=MetricUnit.Count, value=1)
     return r.page("new_link", lang, sent=True, errors={}, form_email="")
 
 
@@ -91,10 +93,7 @@ def switch_language() -> Response[str]:
     if chosen not in LANGUAGES:
         chosen = r.catalog.default_language
     remember_language(r, "en" if chosen == "en" else "de")
-    back = safe_next(r.field("back"))
-    if back.partition("?")[0] in ("/language", "/sign-out"):
-        back = "/"  # pages answering a POST only
-    return r.redirect(back, [r.cookie(LANGUAGE_COOKIE, chosen, 365 * 24 * 3600)])
+    return r.redirect(safe_next(r.field("back")), [r.cookie(LANGUAGE_COOKIE, chosen, 365 * 24 * 3600)])
 
 
 @router.post("/sign-out", middlewares=[signed_in_form])

@@ -1,4 +1,5 @@
-"""What a customer sees when a page cannot be shown: sign in again, an expired form, no such page, our fault."""
+"""What a customer sees when a page cannot be shown: sign in again, an expired or unreadable form, no such
+page, our fault."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from selfservice.observability import log_unexpected
+from selfservice.web.forms import UnreadableForm
 from selfservice.web.pages import CsrfRefused, SignInNeeded, current
 from selfservice.web.session import SESSION_COOKIE
 
@@ -41,6 +43,27 @@ def csrf_refused(_error: CsrfRefused) -> Response[str]:
         _("This form has expired"),
         [_("Nothing was changed. Please go back, reload the page and try again.")],
         status=HTTPStatus.FORBIDDEN,
+    )
+
+
+@router.exception_handler(UnreadableForm)
+def unreadable_form(error: UnreadableForm) -> Response[str]:
+    """A body no page of ours sends (not UTF-8, too many fields, too large): nothing is read from it."""
+    r = current(router)
+    lang = r.language()
+    _ = r.translator(lang)
+    if error.too_large:
+        return r.message(
+            lang,
+            _("This form is too large"),
+            [_("Nothing was changed. Please shorten what you entered and try again.")],
+            status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        )
+    return r.message(
+        lang,
+        _("This form could not be read"),
+        [_("Nothing was changed. Please go back, reload the page and try again.")],
+        status=HTTPStatus.BAD_REQUEST,
     )
 
 

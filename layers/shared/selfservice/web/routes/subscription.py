@@ -10,9 +10,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 
 from selfservice.domain.errors import InvalidInput
-from selfservice.domain.models import Language, Source, SubscriptionStatus
+from selfservice.domain.models import Language, Profile, Source, SubscriptionStatus
 from selfservice.tokens import ExpiredToken, InvalidToken
-from selfservice.usecases import subscription
+from selfservice.usecases import address_requests, subscription
 from selfservice.usecases.subscription import Choice
 from selfservice.web import forms, views
 from selfservice.web.middleware import anonymous_form
@@ -85,7 +85,7 @@ def subscribe() -> Response[str]:
     lang = r.language()
     _ = r.translator(lang)
     topics = r.form.get("topic", [])
-    errors = {}
+    errors, admitted = {}, False
     try:
         address = forms.email_address(r.form, _)
     except forms.FormErrors as error:
@@ -95,12 +95,12 @@ def subscribe() -> Response[str]:
     if not errors:
         try:
             locale: Language = "en" if lang == "en" else "de"
-            subscription.subscribe(r.adapters, address, topics, locale, Source.PAGE, r.evidence())
+            admitted = address_requests.request_subscription(r.adapters, address, topics, locale, r.evidence())
         except InvalidInput as error:
             errors["topics" if error.field == "topics" else "email"] = forms.message_of(error, _)
     if errors:
         return subscribe_page(r, lang, status=HTTPStatus.UNPROCESSABLE_ENTITY, errors=errors)
-    metrics.add_metric(name="SubscribeRequested", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="SubscribeRequested" if admitted else "AddressFormLimited", unit=MetricUnit.Count, value=1)
     return subscribe_page(r, lang, sent=True)
 
 
@@ -110,16 +110,16 @@ def confirm_page() -> Response[str]:
     r = current(router)
     token = r.query("token")
     try:
-        profile = subscription.pending_profile(r.adapters, token)
+        found = subscription.confirmation(r.adapters, token)
     except InvalidToken as error:
         return invalid_link(r, r.language(), expired=isinstance(error, ExpiredToken))
-    lang = r.language(profile)
+    lang = r.language(found.profile)
     wording = r.catalog.current_consent(now().date())
     return r.page(
         "confirm",
         lang,
         token=token,
-        topics=views.topic_names(r.catalog, lang, profile.preferences.subscribed_topics()),
+        topics=views.topic_names(r.catalog, lang, found.topics),
         consent_text=wording.text.get(lang),
         consent_version=wording.version,
     )
@@ -144,8 +144,24 @@ def unsubscribe_page(r: PageRequest, token: str) -> Response[str]:
     lang = r.language(profile)
     if profile.status != SubscriptionStatus.SUBSCRIBED:
         return unsubscribed(r, lang)
-    context = views.communication(profile, r.catalog, lang, now())
-    return r.page("unsubscribe", lang, token=token, topics=context["topics"], frequencies=context["frequencies"])
+    return opt_down_page(r, profile, token, lang)
+
+
+def opt_down_page(
+    r: PageRequest, profile: Profile, token: str, lang: str, errors: dict[str, str] | None = None
+) -> Response[str]:
+    """The opt-down offer; with ``errors`` again as submitted (422), each message next to its field."""
+    context = views.communication(profile, r.catalog, lang, now(), form=r.form if errors else None)
+    return r.page(
+        "unsubscribe",
+        lang,
+        status=HTTPStatus.UNPROCESSABLE_ENTITY if errors else HTTPStatus.OK,
+        token=token,
+        topics=context["topics"],
+        frequencies=context["frequencies"],
+        errors=errors or {},
+        problem=r.translator(lang)("Please correct the marked fields. Nothing was saved yet.") if errors else None,
+    )
 
 
 @router.get("/unsubscribe")
@@ -190,7 +206,10 @@ def unsubscribe() -> Response[str]:
         note = forms.unsubscribe_note(r.form)
         choice = subscription.leave(r.adapters, profile.id, Source.PAGE, reason, evidence, note)
     else:
-        patch = forms.opt_down_patch(r.form, r.catalog, now())
+        try:
+            patch = forms.opt_down_patch(r.form, r.catalog, now(), _)
+        except forms.FormErrors as error:
+            return opt_down_page(r, profile, r.field("token"), lang, error.errors)
         choice = subscription.opt_down_or_leave(r.adapters, profile.id, patch, reason, evidence)
     if choice == Choice.STAYED:
         metrics.add_metric(name="UnsubscribeSaved", unit=MetricUnit.Count, value=1)
