@@ -7,44 +7,36 @@ import logging
 import signal
 import sys
 import threading
-from types import FrameType
+from typing import Any
 
 QUIET_LOGGERS = ("werkzeug", "moto", "botocore", "boto3", "urllib3", "jsonpath_ng")
 
 
-def _configure_logging() -> None:
+def main() -> int:
+    """Start, wait for a signal, stop cleanly."""
     logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
+        level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    log, stop_requested = logging.getLogger("devstack"), threading.Event()
 
-
-def main() -> int:
-    """Start, wait for a signal, stop cleanly."""
-    _configure_logging()
-    stop_requested = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger("devstack").info("%s received, stopping", signal.Signals(signum).name)
+    def request_stop(signum: int, _frame: Any) -> None:
+        log.info("%s received, stopping", signal.Signals(signum).name)
         stop_requested.set()
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-
     from devstack.app import StackStartError, start
     from devstack.cfn import TemplateError
 
     try:
         stack = start()
     except (StackStartError, TemplateError, FileNotFoundError) as error:
-        logging.getLogger("devstack").error("cannot start the local stack: %s", error)
+        log.error("cannot start the local stack: %s", error)
         return 1
     try:
-        while not stop_requested.wait(timeout=1.0):
-            pass
+        stop_requested.wait()
     finally:
         stack.stop()
     gc.freeze()  # skip collecting moto's large object graph at exit: Ctrl-C returns twice as fast

@@ -1,19 +1,17 @@
-"""Preparing the state machine definitions of ``statemachines/`` for moto.
+"""State machine definitions for moto: DefinitionSubstitutions, and valid Amazon States Language
+that moto 5.2's ASL grammar rejects, rewritten so that the files stay written for AWS:
 
-Definitions get their ``DefinitionSubstitutions`` as on AWS, then are adapted where moto
-5.2's ASL grammar rejects valid Amazon States Language, so that the files themselves stay
-written for AWS:
-
-- ``"ExecutionType": "EXPRESS"`` in a Distributed Map's ``ProcessorConfig`` -> STANDARD
-  (the child executions only change their billing model on AWS, not their behaviour);
+- ``"ExecutionType": "EXPRESS"`` in a Distributed Map's ``ProcessorConfig`` -> STANDARD (on AWS the
+  child executions only change their billing model, not their behaviour);
 - an integer ``ToleratedFailurePercentage`` -> the same number as a float;
-- ``ItemBatcher`` (unknown to moto) -> a Pass state before the Map that partitions the items
-  with ``States.ArrayPartition`` and an ``ItemSelector`` that hands each child
+- ``ItemBatcher`` (unknown to moto) -> a Pass state before the Map that partitions the items with
+  ``States.ArrayPartition``, and an ``ItemSelector`` that hands each child
   ``{"Items": [...], "BatchInput": {...}}``, the shape a batched child receives on AWS.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -23,43 +21,32 @@ BATCH_STASH = "devstackItemBatches"
 """Key under which the emulated batches are kept in the Map's input (visible to later states)."""
 
 
-def substitute_definition(text: str, substitutions: Mapping[str, str]) -> tuple[str, set[str]]:
-    """Replace ``${Name}`` placeholders like Step Functions' DefinitionSubstitutions.
+def substitute_definition(text: str, substitutions: Mapping[str, Any]) -> tuple[str, set[str]]:
+    """``${Name}`` placeholders replaced as Step Functions does; also the names that had no value."""
 
-    Returns the text and the placeholders that had no value (left as they were).
-    """
-    missing: set[str] = set()
+    def value(match: re.Match[str]) -> str:
+        found = substitutions.get(match.group(1), match.group(0))
+        return found if isinstance(found, str) else json.dumps(found)
 
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name in substitutions:
-            return substitutions[name]
-        missing.add(name)
-        return match.group(0)
-
-    return _PLACEHOLDER.sub(replace, text), missing
+    return _PLACEHOLDER.sub(value, text), set(_PLACEHOLDER.findall(text)) - set(substitutions)
 
 
 def adapt_definition_for_moto(definition: Any) -> list[str]:
     """Rewrite, in place, what moto's grammar rejects; returns what was changed."""
     changes: list[str] = []
     if isinstance(definition, dict) and isinstance(definition.get("States"), dict):
-        _adapt_machine(definition, changes)
+        _adapt_scope(definition, changes)
     return changes
 
 
-def _adapt_machine(machine: dict[str, Any], changes: list[str]) -> None:
+def _adapt_scope(machine: dict[str, Any], changes: list[str]) -> None:
     """One ``{"StartAt", "States"}`` scope (the machine, a branch, an item processor)."""
-    states: dict[str, Any] = machine["States"]
-    for name, state in list(states.items()):
+    for name, state in list(machine["States"].items()):
         if not isinstance(state, dict):
             continue
-        for key in ("ItemProcessor", "Iterator"):
-            if isinstance(state.get(key), dict) and isinstance(state[key].get("States"), dict):
-                _adapt_machine(state[key], changes)
-        for branch in state.get("Branches") or []:
-            if isinstance(branch, dict) and isinstance(branch.get("States"), dict):
-                _adapt_machine(branch, changes)
+        for scope in [state.get("ItemProcessor"), state.get("Iterator"), *(state.get("Branches") or [])]:
+            if isinstance(scope, dict) and isinstance(scope.get("States"), dict):
+                _adapt_scope(scope, changes)
         if state.get("Type") != "Map":
             continue
         config = (state.get("ItemProcessor") or {}).get("ProcessorConfig")
@@ -75,7 +62,7 @@ def _adapt_machine(machine: dict[str, Any], changes: list[str]) -> None:
 
 
 def _emulate_item_batcher(machine: dict[str, Any], name: str, state: dict[str, Any]) -> str:
-    batcher = state["ItemBatcher"]
+    batcher, states = state["ItemBatcher"], machine["States"]
     size = batcher.get("MaxItemsPerBatch")
     unsupported = [
         reason
@@ -84,44 +71,33 @@ def _emulate_item_batcher(machine: dict[str, Any], name: str, state: dict[str, A
             ("InputPath is set", state.get("InputPath") not in (None, "$")),
             ("ItemSelector is set", "ItemSelector" in state or "Parameters" in state),
             ("ItemReader is set", "ItemReader" in state),
-            ("JSONata", state.get("QueryLanguage") == "JSONata" or machine.get("QueryLanguage") == "JSONata"),
+            ("JSONata", "JSONata" in (state.get("QueryLanguage"), machine.get("QueryLanguage"))),
         )
         if present
     ]
     if unsupported:
         return f"{name}: ItemBatcher kept ({', '.join(unsupported)}); moto will reject it"
-    states: dict[str, Any] = machine["States"]
     pass_name = f"{name}Batches"
     while pass_name in states:
         pass_name += "_"
-    items_path = str(state.get("ItemsPath", "$"))
-    _redirect(machine, name, pass_name)
+    # Every transition to the Map in this scope now goes to the Pass state before it.
+    for holder in [machine, *states.values(), *(rule for s in states.values() for rule in _rules(s))]:
+        for key in ("StartAt", "Next", "Default"):
+            if isinstance(holder, dict) and holder.get(key) == name:
+                holder[key] = pass_name
     states[pass_name] = {
         "Type": "Pass",
-        "Parameters": {"batches.$": f"States.ArrayPartition({items_path}, {size})"},
+        "Parameters": {"batches.$": f"States.ArrayPartition({state.get('ItemsPath', '$')}, {size})"},
         "ResultPath": f"$.{BATCH_STASH}",
         "Next": name,
     }
-    selector: dict[str, Any] = {"Items.$": "$$.Map.Item.Value"}
-    if "BatchInput" in batcher:
-        selector["BatchInput"] = batcher["BatchInput"]
     state["ItemsPath"] = f"$.{BATCH_STASH}.batches"
-    state["ItemSelector"] = selector
+    state["ItemSelector"] = {"Items.$": "$$.Map.Item.Value"} | (
+        {"BatchInput": batcher["BatchInput"]} if "BatchInput" in batcher else {}
+    )
     del state["ItemBatcher"]
     return f"{name}: ItemBatcher of {size} emulated with States.ArrayPartition (state {pass_name})"
 
 
-def _redirect(machine: dict[str, Any], old: str, new: str) -> None:
-    """Every transition to ``old`` in this scope now goes to ``new``."""
-    if machine.get("StartAt") == old:
-        machine["StartAt"] = new
-    for state in machine["States"].values():
-        if not isinstance(state, dict):
-            continue
-        if state.get("Next") == old:
-            state["Next"] = new
-        if state.get("Default") == old:
-            state["Default"] = new
-        for rule in [*(state.get("Choices") or []), *(state.get("Catch") or [])]:
-            if isinstance(rule, dict) and rule.get("Next") == old:
-                rule["Next"] = new
+def _rules(state: Any) -> list[Any]:
+    return [*(state.get("Choices") or []), *(state.get("Catch") or [])] if isinstance(state, dict) else []

@@ -26,13 +26,11 @@ from moto.ses.models import ses_backends
 from werkzeug.test import Client
 
 from devstack.app import MOTO_CONFIG
-from devstack.aws import AwsClients
 from devstack.cfn import REGION, Template
-from devstack.config import default_env_overrides
+from devstack.config import AwsClients, default_env_overrides
 from devstack.gateway import HttpGateway
-from devstack.lambdas import LambdaRuntime
-from devstack.model import StackResources
-from devstack.provision import Provisioner
+from devstack.provision import Provisioner, StackResources
+from devstack.runtime import LambdaRuntime
 from selfservice.catalog import cached_catalog
 from selfservice.settings import get_settings
 from tests import slate

@@ -24,12 +24,10 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from devstack.app import MOTO_CONFIG, RunningStack, start
-from devstack.aws import AwsClients
 from devstack.cfn import Template, load_yaml
-from devstack.config import REPO_ROOT, StackConfig, default_env_overrides
+from devstack.config import REPO_ROOT, AwsClients, StackConfig, default_env_overrides
 from devstack.gateway import build_event, build_response, match_route
-from devstack.model import HttpRoute
-from devstack.provision import Provisioner
+from devstack.provision import HttpRoute, Provisioner
 
 REGION = "eu-central-1"
 
@@ -44,6 +42,9 @@ Parameters:
     Type: String
     Default: sender@example.com
 Globals:
+  HttpApi:
+    Auth:
+      EnableIamAuthorizer: true
   Function:
     Runtime: python3.13
     Timeout: 10
