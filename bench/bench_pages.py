@@ -29,9 +29,8 @@ from werkzeug.test import Client
 from devstack.cfn import Template
 from devstack.config import AwsClients, default_env_overrides
 from devstack.demo import seed_demo_profiles
-from devstack.gateway import HttpGateway
 from devstack.provision import Provisioner
-from devstack.runtime import LambdaRuntime
+from devstack.runtime import HttpGateway, LambdaRuntime
 from selfservice import aws, bootstrap
 from selfservice.settings import get_settings
 from selfservice.web.views import SIGNED_IN_PAGES

@@ -1,11 +1,7 @@
-"""Starting and stopping the whole local stack in one process.
-
-:func:`start` brings up moto (the AWS endpoint), provisions the template into it, routes Lambda
-invocations and EventBridge deliveries to the real handlers, seeds the demo data and only then serves
-HTTP: until the stack is ready its HTTP port is bound but not listening, so a request is refused,
-never answered without data. :meth:`RunningStack.stop` undoes all of it, so tests run the stack
-in-process exactly as ``python -m devstack`` does.
-"""
+"""Starting and stopping the whole local stack in one process: moto (the AWS endpoint), the template
+provisioned into it, Lambda invocations and EventBridge deliveries routed to the real handlers, the
+demo data, and only then HTTP: until the stack is ready its HTTP port is bound but not listening, so
+a request is refused, never answered without data. Tests run it in-process as ``python -m devstack``."""
 
 from __future__ import annotations
 
@@ -24,9 +20,8 @@ from devstack import patches
 from devstack.cfn import Template
 from devstack.config import LOCAL_CREDENTIALS, AwsClients, StackConfig, default_env_overrides
 from devstack.console import PREFIX, DevConsole
-from devstack.gateway import HttpGateway
-from devstack.provision import Provisioner, StackResources, ensure_python_layers_importable
-from devstack.runtime import EnvironmentScope, EventDelivery, LambdaRuntime
+from devstack.provision import Provisioner, StackResources
+from devstack.runtime import EnvironmentScope, HttpGateway, LambdaRuntime
 
 if TYPE_CHECKING:
     from moto.core.config import DefaultConfig
@@ -48,17 +43,9 @@ class _QuietRequestHandler(WSGIRequestHandler):
         return
 
 
-def send_to_queue(queue_arn: str, body: str) -> None:
-    """Send to an SQS queue through moto's backend (works from any thread)."""
-    from moto.sqs.models import sqs_backends
-
-    _, _, _, region, account, name = queue_arn.split(":", 5)
-    sqs_backends[account][region].send_message(queue_name=name, message_body=body)
-
-
 @dataclass
 class RunningStack:
-    """A started local stack; :meth:`stop` shuts it down."""
+    """A started local stack; :meth:`stop` shuts it down and undoes every process-wide change."""
 
     config: StackConfig
     resources: StackResources
@@ -72,8 +59,7 @@ class RunningStack:
     def console_url(self) -> str:
         return f"{self.http_url}{PREFIX}"
 
-    def drain(self, timeout: float = 30.0) -> None:
-        """Wait for asynchronous Lambda invocations (EventBridge targets) to finish."""
+    def drain(self, timeout: float = 30.0) -> None:  # (asynchronous Lambda invocations: EventBridge targets)
         self.runtime.drain(timeout)
 
     def wait_for_executions(self, timeout: float = 60.0) -> list[dict[str, Any]]:
@@ -89,7 +75,6 @@ class RunningStack:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        """Stop both servers and undo every process-wide change (idempotent)."""
         _unwind(self.stoppers)
 
 
@@ -128,61 +113,47 @@ def _bound_socket(host: str, port: int, what: str) -> socket.socket:
     return sock
 
 
-def _start_moto(config: StackConfig, stoppers: list[Callable[[], Any]]) -> AwsClients:
+def _start(config: StackConfig, template: Template, stoppers: list[Callable[[], Any]]) -> RunningStack:
     from moto.core.config import default_user_config
     from moto.moto_api._internal.models import moto_api_backend
     from moto.server import ThreadedMotoServer
 
-    _bound_socket(config.host, config.aws_port, "AWS endpoint").close()  # say so before moto's thread fails
+    http_socket = _bound_socket(config.host, config.http_port, "HTTP")
+    stoppers.append(http_socket.close)
+    http_port = http_socket.getsockname()[1]
+    http_url = f"http://{config.host}:{http_port}"
+    _bound_socket(config.host, config.aws_port, "AWS endpoint").close()  # said here, not in moto's thread
+    if logging.getLogger("werkzeug").level == logging.NOTSET:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines would drown the rest
     moto_config = mock.patch.dict(default_user_config, MOTO_CONFIG)  # (moto's public config has no way back)
     moto_config.start()
     stoppers.append(moto_config.stop)
     moto_api_backend.reset()
-    server = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)
-    server.start()
-    stoppers += [server._server.server_close, server.stop]  # type: ignore[union-attr] # (stop leaves it open)
-    host, port = server.get_host_and_port()
-    clients, process_env = AwsClients(f"http://{host}:{port}"), EnvironmentScope()
+    moto = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)
+    moto.start()
+    stoppers += [moto._server.server_close, moto.stop]  # type: ignore[union-attr] # (stop leaves the socket open)
+    host, port = moto.get_host_and_port()
+    clients, process_env = AwsClients(aws_url := f"http://{host}:{port}"), EnvironmentScope()
     # boto3 and the AWS CLI in this process talk to moto; its state machine interpreter calls MOTO_PORT.
-    endpoint = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "MOTO_PORT": str(port), "AWS_REGION": clients.region}
+    endpoint = {"AWS_ENDPOINT_URL": aws_url, "MOTO_PORT": str(port), "AWS_REGION": clients.region}
     credentials = {key.upper(): value for key, value in LOCAL_CREDENTIALS.items()}
-    process_env.install_common(
-        endpoint | credentials | {"AWS_DEFAULT_REGION": clients.region}, ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
-    )
+    process_env.install_common(endpoint | credentials | {"AWS_DEFAULT_REGION": clients.region}, ("AWS_PROFILE",))
     stoppers.append(process_env.restore)
-    return clients
-
-
-def _start(config: StackConfig, template: Template, stoppers: list[Callable[[], Any]]) -> RunningStack:
-    http_socket = _bound_socket(config.host, config.http_port, "HTTP")
-    stoppers.append(http_socket.close)
-    http_port = http_socket.getsockname()[1]
-    if logging.getLogger("werkzeug").level == logging.NOTSET:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines would drown the rest
-    clients = _start_moto(config, stoppers)
-    http_url, aws_url = f"http://{config.host}:{http_port}", str(clients.endpoint_url)
 
     env_overrides = default_env_overrides(config.host, http_port) | config.env_overrides
-    provisioner = Provisioner(template, clients, parameter_overrides=config.parameter_overrides,
-                              env_overrides=env_overrides, stack_name=config.stack_name)  # fmt: skip
-    resources = provisioner.provision_all()
-    ensure_python_layers_importable(provisioner.python_layer_dirs)
+    resources = Provisioner(template, clients, parameter_overrides=config.parameter_overrides,
+                            env_overrides=env_overrides, stack_name=config.stack_name).provision_all()  # fmt: skip
     runtime = LambdaRuntime(resources)
     runtime.env.install_common(resources.common_environment, tuple(k for k, v in env_overrides.items() if v is None))
-    runtime.dead_letter_sender = send_to_queue
     stoppers += [runtime.env.restore, runtime.shutdown, patches.uninstall]
-    patches.install(runtime, EventDelivery(runtime, sqs_sender=send_to_queue))
-
+    patches.install(runtime)
     console = DevConsole(runtime, clients, {"pages": f"{http_url}/", "console": f"{http_url}{PREFIX}", "aws": aws_url})
     if config.seed:
         console.demo_profiles = _seed()
-    if iam_routes := [route.route_key for route in resources.http_routes if route.iam_auth]:
-        LOG.info("IAM-protected on AWS, unsigned requests accepted locally: %s", ", ".join(iam_routes))
 
     # Ready: only now the HTTP port listens.
-    gateway = HttpGateway(runtime, extra_apps={PREFIX: console})
-    server = make_server(config.host, http_port, gateway, threaded=True, request_handler=_QuietRequestHandler,
-                         fd=http_socket.fileno())  # fmt: skip
+    server = make_server(config.host, http_port, HttpGateway(runtime, extra_apps={PREFIX: console}), threaded=True,
+                         request_handler=_QuietRequestHandler, fd=http_socket.fileno())  # fmt: skip
     http_socket.close()
     server.server_activate()
     thread = threading.Thread(target=server.serve_forever, name="devstack-http", daemon=True)

@@ -20,15 +20,13 @@ class TemplateError(Exception):
 
 
 class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader with CloudFormation short-form tags (``!Ref`` ...), read as SAM reads them: with
-    samtranslator's own constructor (``!GetAtt A.B`` becomes ``{"Fn::GetAtt": ["A", "B"]}``)."""
+    """SafeLoader with CloudFormation's short-form tags (``!Ref`` ...), read by samtranslator's own constructor."""
 
 
 _CfnLoader.add_multi_constructor("!", intrinsics_multi_constructor)
 
 
 def load_yaml(text: str) -> Any:
-    """Parse YAML that may contain CloudFormation short-form tags."""
     return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
 
 

@@ -23,13 +23,9 @@ def default_env_overrides(host: str, http_port: int) -> dict[str, str | None]:
     layer is the repository's ``templates`` folder; links in emails point at the local server; no
     SSM parameter (the shared package's development secret); no X-Ray daemon; an event review mails
     right away instead of days after the event (``DEVSTACK_ENV_REVIEW_EVENT_DELAY_HOURS=48``)."""
-    return {
-        "CONTENT_DIR": str(REPO_ROOT / "templates"),
-        "PUBLIC_BASE_URL": f"http://{host}:{http_port}",
-        "TOKEN_SECRET_PARAMETER": None,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "REVIEW_EVENT_DELAY_HOURS": "0",
-    }
+    return {"CONTENT_DIR": str(REPO_ROOT / "templates"), "PUBLIC_BASE_URL": f"http://{host}:{http_port}",
+            "TOKEN_SECRET_PARAMETER": None, "POWERTOOLS_TRACE_DISABLED": "true",
+            "REVIEW_EVENT_DELAY_HOURS": "0"}  # fmt: skip
 
 
 @dataclass
@@ -41,14 +37,10 @@ class StackConfig:
     aws_port: int = 5000
     template_path: Path = field(default_factory=lambda: REPO_ROOT / "template.yaml")
     stack_name: str = "selfservice-local"
-    parameter_overrides: dict[str, str] = field(default_factory=dict)
-    """Template parameter values instead of their Default."""
-    env_overrides: dict[str, str | None] = field(default_factory=dict)
-    """Handler environment values on top of :func:`default_env_overrides`."""
-    seed: bool = True
-    """Write the demo profiles (``devstack.demo``) before serving."""
-    announce: bool = True
-    """Print the URLs when the stack is ready."""
+    parameter_overrides: dict[str, str] = field(default_factory=dict)  # template parameters instead of their Default
+    env_overrides: dict[str, str | None] = field(default_factory=dict)  # on top of default_env_overrides()
+    seed: bool = True  # write the demo profiles (devstack.demo) before serving
+    announce: bool = True  # print the URLs when the stack is ready
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
@@ -56,15 +48,12 @@ class StackConfig:
         ``DEVSTACK_PARAM_<Parameter>`` and ``DEVSTACK_ENV_<VARIABLE>``."""
         env = os.environ if environ is None else environ
         prefixed = lambda prefix: {k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix)}  # noqa: E731
-        return cls(
-            host=env.get("DEVSTACK_HOST", "127.0.0.1"),
-            http_port=int(env.get("DEVSTACK_HTTP_PORT", "3000")),
-            aws_port=int(env.get("DEVSTACK_AWS_PORT", "5000")),
-            template_path=Path(env.get("DEVSTACK_TEMPLATE") or REPO_ROOT / "template.yaml").resolve(),
-            seed=env.get("DEVSTACK_SEED", "1") not in ("0", "false", "no"),
-            parameter_overrides=prefixed("DEVSTACK_PARAM_"),
-            env_overrides=dict(prefixed("DEVSTACK_ENV_")),
-        )
+        return cls(host=env.get("DEVSTACK_HOST", "127.0.0.1"), http_port=int(env.get("DEVSTACK_HTTP_PORT", "3000")),
+                   aws_port=int(env.get("DEVSTACK_AWS_PORT", "5000")),
+                   template_path=Path(env.get("DEVSTACK_TEMPLATE") or REPO_ROOT / "template.yaml").resolve(),
+                   seed=env.get("DEVSTACK_SEED", "1") not in ("0", "false", "no"),
+                   parameter_overrides=prefixed("DEVSTACK_PARAM_"),
+                   env_overrides=dict(prefixed("DEVSTACK_ENV_")))  # fmt: skip
 
 
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "aws_session_token": "testing"}

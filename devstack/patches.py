@@ -1,6 +1,13 @@
 """Every fix the local stack makes to moto 5.2, in one place (README lists them). A patch sets one
 attribute of a moto module or class to what its factory builds from moto's own (so a wrapper can
-call it), names the moto limitation it works around, and puts the original back on uninstall."""
+call it), names the moto limitation it works around, and puts the original back on uninstall.
+
+State machine definitions get their DefinitionSubstitutions, and what moto's ASL grammar rejects is
+rewritten so that the files stay written for AWS: ``"ExecutionType": "EXPRESS"`` in a Distributed
+Map's ``ProcessorConfig`` -> STANDARD (on AWS the children only change their billing model); an
+integer ``ToleratedFailurePercentage`` -> a float; ``ItemBatcher`` (unknown to moto) -> a Pass state
+before the Map that partitions the items with ``States.ArrayPartition``, and an ``ItemSelector`` that
+hands each child ``{"Items": [...], "BatchInput": {...}}``, the shape a batched child gets on AWS."""
 
 from __future__ import annotations
 
@@ -9,14 +16,16 @@ import datetime as dt
 import importlib
 import json
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from devstack.runtime import EventDelivery, LambdaRuntime
+    from devstack.runtime import LambdaRuntime
 
 LOG = logging.getLogger(__name__)
 _MISSING = object()
@@ -24,21 +33,16 @@ _MISSING = object()
 
 @dataclass
 class MotoPatch:
-    owner: str
-    """A module path, or a module path and a class (``moto.ses.models.SESBackend``)."""
+    owner: str  # a module, or a module and a class: "moto.ses.models:SESBackend"
     attribute: str
-    factory: Callable[[Any], Any]
-    """moto's own attribute (``None`` if it has none) -> the replacement."""
+    factory: Callable[[Any], Any]  # moto's own attribute (None if it has none) -> the replacement
     works_around: str
     original: Any = _MISSING
     installed: bool = False
 
     def _owner(self) -> Any:
-        try:
-            return importlib.import_module(self.owner)
-        except ModuleNotFoundError:
-            module, _, name = self.owner.rpartition(".")
-            return getattr(importlib.import_module(module), name)
+        module, _, name = self.owner.partition(":")
+        return getattr(importlib.import_module(module), name) if name else importlib.import_module(module)
 
     def install(self) -> None:
         if not self.installed:
@@ -57,10 +61,8 @@ class MotoPatch:
 
 
 PATCHES: list[MotoPatch] = []
-CLOUDFORMATION_PATCHES: list[MotoPatch] = []
-"""What provisioning needs (:mod:`devstack.provision` installs them while it runs)."""
+CLOUDFORMATION_PATCHES: list[MotoPatch] = []  # what provisioning needs (it installs them while it runs)
 _runtime: LambdaRuntime | None = None
-_delivery: EventDelivery | None = None
 
 
 def patch(owner: str, attribute: str, *, works_around: str, provisioning: bool = False) -> Callable[[Any], Any]:
@@ -76,18 +78,18 @@ def patch(owner: str, attribute: str, *, works_around: str, provisioning: bool =
     return register
 
 
-def install(runtime: LambdaRuntime | None = None, delivery: EventDelivery | None = None) -> None:
-    """Install every patch (idempotent): Lambda invocations go to ``runtime``, EventBridge deliveries to
-    state machines and functions to ``delivery`` (without them, to moto's own)."""
-    global _runtime, _delivery
-    _runtime, _delivery = runtime, delivery
+def install(runtime: LambdaRuntime | None = None) -> None:
+    """Install every patch (idempotent): Lambda invocations, and EventBridge deliveries to state machines and
+    functions, go to ``runtime`` (without one, to moto's own)."""
+    global _runtime  # noqa: PLW0603 - the patches are process-wide
+    _runtime = runtime
     install_all(PATCHES)
 
 
 def uninstall() -> None:
-    global _runtime, _delivery  # noqa: PLW0603
+    global _runtime  # noqa: PLW0603
     uninstall_all(PATCHES)
-    _runtime = _delivery = None
+    _runtime = None
 
 
 def install_all(patches: Iterable[MotoPatch]) -> None:
@@ -100,7 +102,7 @@ def uninstall_all(patches: Iterable[MotoPatch]) -> None:
         moto_patch.uninstall()
 
 
-@patch("moto.awslambda_simple.models.LambdaSimpleBackend", "invoke",
+@patch("moto.awslambda_simple.models:LambdaSimpleBackend", "invoke",
        works_around="without Docker, moto's Lambda invoke (LambdaSimpleBackend) returns a canned reply")  # fmt: skip
 def _invoking_the_handler(original: Any) -> Any:
     def invoke(backend: Any, name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any) -> Any:
@@ -122,11 +124,11 @@ def _invoking_the_handler(original: Any) -> Any:
     return invoke
 
 
-@patch("moto.events.models.Rule", "send_to_targets",
+@patch("moto.events.models:Rule", "send_to_targets",
        works_around="moto's EventBridge raises NotImplementedError for Step Functions and Lambda targets")  # fmt: skip
 def _delivering_to_states_and_lambda(original: Any) -> Any:
     def send_to_targets(rule: Any, event: dict[str, Any], transform_input: bool = True) -> None:
-        if _delivery is None:
+        if _runtime is None:
             return original(rule, event, transform_input)
         if rule.state == "DISABLED" or (rule.scheduled_expression and not rule.event_pattern.get_pattern()):
             return None  # disabled rules and schedules match no event
@@ -138,7 +140,7 @@ def _delivering_to_states_and_lambda(original: Any) -> Any:
             clone.targets = others
             original(clone, event, transform_input)  # moto's own: SQS, logs, buses ...
         for target in ours:
-            _delivery.deliver(rule.name, target, event)
+            _runtime.deliver(rule.name, target, event)
         return None
 
     return send_to_targets
@@ -148,26 +150,19 @@ _in_transaction = threading.local()
 _dynamodb_requests = threading.RLock()
 
 
-class _CopyModule:
-    """Stands in for ``copy`` in moto's DynamoDB models: no table is copied inside a transaction."""
+def _deepcopy(value: Any, memo: Any = None) -> Any:  # (no table inside a transaction)
+    from moto.dynamodb.models.table import Table
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(copy, name)
-
-    @staticmethod
-    def deepcopy(value: Any, memo: Any = None) -> Any:
-        from moto.dynamodb.models.table import Table
-
-        inside = getattr(_in_transaction, "active", False)
-        return value if inside and isinstance(value, Table) else copy.deepcopy(value, memo)
+    inside = getattr(_in_transaction, "active", False)
+    return value if inside and isinstance(value, Table) else copy.deepcopy(value, memo)
 
 
 patch("moto.dynamodb.models", "copy",
       works_around="moto deep-copies every table a TransactWriteItems touches (seconds per transaction)",
-      )(lambda _original: _CopyModule())  # fmt: skip
+      )(lambda _original: SimpleNamespace(**vars(copy) | {"deepcopy": _deepcopy}))  # fmt: skip
 
 
-@patch("moto.dynamodb.models.DynamoDBBackend", "transact_write_items",
+@patch("moto.dynamodb.models:DynamoDBBackend", "transact_write_items",
        works_around="moto rolls a cancelled transaction back from copies of whole tables, made first")  # fmt: skip
 def _copying_only_named_items(original: Any) -> Any:
     def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
@@ -198,7 +193,7 @@ def _copying_only_named_items(original: Any) -> Any:
     return transact_write_items
 
 
-@patch("moto.dynamodb.responses.DynamoHandler", "call_action",
+@patch("moto.dynamodb.responses:DynamoHandler", "call_action",
        works_around="moto checks a write's condition, then writes: another thread can write in between")  # fmt: skip
 def _one_at_a_time(original: Any) -> Any:
     def call_action(handler: Any) -> Any:
@@ -221,7 +216,7 @@ def _recording_the_time(original: Any) -> Any:
     return get_random_message_id
 
 
-@patch("moto.stepfunctions.parser.models.StepFunctionsParserBackend", "start_execution",
+@patch("moto.stepfunctions.parser.models:StepFunctionsParserBackend", "start_execution",
        works_around='moto names every unnamed execution "None": the second is refused as a duplicate')  # fmt: skip
 def _start_with_a_name(original: Any) -> Any:
     def start_execution(backend: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -230,7 +225,7 @@ def _start_with_a_name(original: Any) -> Any:
     return start_execution
 
 
-@patch("moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp.Timestamp", "_get_wait_seconds",
+@patch("moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp:Timestamp", "_get_wait_seconds",
        works_around="moto's Wait with Timestamp compares a UTC time with the machine's naive local time")  # fmt: skip
 def _utc_wait(original: Any) -> Any:
     def get_wait_seconds(timestamp: Any, env: Any) -> int:
@@ -240,28 +235,72 @@ def _utc_wait(original: Any) -> Any:
     return get_wait_seconds
 
 
-patch("moto.events.models.EventBus", "physical_resource_id", provisioning=True,
+patch("moto.events.models:EventBus", "physical_resource_id", provisioning=True,
       works_around="moto's CloudFormation resolves a Ref to an event bus to the bus object, not its name",
       )(lambda _original: property(lambda bus: bus.name))  # fmt: skip
 
 
-@patch("moto.stepfunctions.models.StateMachine", "create_from_cloudformation_json", provisioning=True,
+@patch("moto.stepfunctions.models:StateMachine", "create_from_cloudformation_json", provisioning=True,
        works_around="moto's CloudFormation creates state machines where they cannot run, "
                     "ignoring their DefinitionSubstitutions")  # fmt: skip
 def _executable_state_machine(_original: Any) -> Any:
     def create(cls: Any, name: str, json_: dict[str, Any], account: str, region: str, **kwargs: Any) -> Any:
         from moto.stepfunctions.responses import get_backend
 
-        from devstack.asl import adapt_definition_for_moto, substitute_definition
-
-        props = json_["Properties"]
-        text, missing = substitute_definition(
-            props.get("DefinitionString", ""), props.get("DefinitionSubstitutions", {})
-        )
-        definition = json.loads(text)
+        props, pattern = json_["Properties"], r"\$\{([A-Za-z0-9_.:-]+)\}"
+        values = {
+            k: v if isinstance(v, str) else json.dumps(v) for k, v in props.get("DefinitionSubstitutions", {}).items()
+        }
+        missing = set(re.findall(pattern, text := props.get("DefinitionString", ""))) - set(values)
+        definition = json.loads(re.sub(pattern, lambda match: values.get(match[1], match[0]), text))
         for change in [*(f"no substitution for ${{{key}}}" for key in missing), *adapt_definition_for_moto(definition)]:
             LOG.info("%s: %s (moto limit)", kwargs.get("LogicalId"), change)
         name, role, kind = props.get("StateMachineName", name), props.get("RoleArn", ""), props.get("StateMachineType")
         return get_backend(account, region).create_state_machine(name, json.dumps(definition), role, sm_type=kind)
 
     return classmethod(create)
+
+
+BATCH_STASH = "devstackItemBatches"  # where the emulated batches are kept in the Map's input
+
+
+def adapt_definition_for_moto(scope: Any, changes: list[str] | None = None) -> list[str]:
+    """Rewrite, in place, what moto's grammar rejects in one ``{"StartAt", "States"}`` scope (the machine,
+    a branch, an item processor) and the scopes in it; returns what was changed."""
+    changes = [] if changes is None else changes
+    states = scope.get("States") if isinstance(scope, dict) else None
+    for name, state in list(states.items()) if isinstance(states, dict) else []:
+        for inner in [state.get("ItemProcessor"), state.get("Iterator"), *(state.get("Branches") or [])]:
+            adapt_definition_for_moto(inner, changes)
+        config = (state.get("ItemProcessor") or {}).get("ProcessorConfig") or {}
+        if state.get("Type") == "Map" and config.get("ExecutionType") == "EXPRESS":
+            config["ExecutionType"] = "STANDARD"
+            changes.append(f"{name}: Distributed Map ExecutionType EXPRESS -> STANDARD")
+        if state.get("Type") == "Map" and type(state.get("ToleratedFailurePercentage")) is int:
+            state["ToleratedFailurePercentage"] = float(state["ToleratedFailurePercentage"])
+            changes.append(f"{name}: ToleratedFailurePercentage as a float")
+        if state.get("Type") == "Map" and "ItemBatcher" in state:
+            changes.append(_emulate_item_batcher(scope, name, state))
+    return changes
+
+
+def _emulate_item_batcher(scope: dict[str, Any], name: str, state: dict[str, Any]) -> str:
+    batcher, states = state["ItemBatcher"], scope["States"]
+    size = batcher.get("MaxItemsPerBatch")
+    if not isinstance(size, int) or {"ItemSelector", "Parameters", "ItemReader"} & set(state) or "InputPath" in state:
+        return f"{name}: ItemBatcher kept (only MaxItemsPerBatch over ItemsPath is emulated); moto will reject it"
+    pass_name = f"{name}Batches"
+    while pass_name in states:
+        pass_name += "_"
+    rules = [rule for other in states.values() for rule in [*other.get("Choices", []), *other.get("Catch", [])]]
+    for holder in [scope, *states.values(), *rules]:
+        for key in ("StartAt", "Next", "Default"):  # every transition to the Map now goes to the Pass state
+            if holder.get(key) == name:
+                holder[key] = pass_name
+    partition = f"States.ArrayPartition({state.get('ItemsPath', '$')}, {size})"
+    states[pass_name] = {"Type": "Pass", "Parameters": {"batches.$": partition}, "ResultPath": f"$.{BATCH_STASH}",
+                         "Next": name}  # fmt: skip
+    state["ItemsPath"] = f"$.{BATCH_STASH}.batches"
+    state["ItemSelector"] = {"Items.$": "$$.Map.Item.Value"} | {k: v for k, v in batcher.items() if k == "BatchInput"}
+    del state["ItemBatcher"]
+    return f"{name}: ItemBatcher of {size} emulated with States.ArrayPartition (state {pass_name})"

@@ -1,18 +1,9 @@
-"""Provisioning ``template.yaml`` into moto by the path ``sam deploy`` takes.
-
-1. The template made local: a function's CodeUri folder becomes its InlineCode (the handler runs
-   in-process from the folder), a state machine's DefinitionUri its Definition; layers are left out
-   (a Python layer's folder goes on ``sys.path``, as Lambda mounts it).
-2. The SAM transform (samtranslator), then the local environment on every function.
-3. moto's own CloudFormation creates the stack. The types it has no model for get one here
-   (``LOCAL_TYPES``: the API call that creates each from the properties moto resolved), properties
-   its models ignore are resolved as stack outputs and applied after (``IGNORED_BY_MOTO``), what it
-   gets wrong is patched (:data:`devstack.patches.CLOUDFORMATION_PATCHES`).
-4. What the local runtime needs is read back from moto: the stack's resources, each function's
-   configuration, the HTTP API's routes, the schedules.
-"""
-
-from __future__ import annotations
+"""Provisioning ``template.yaml`` into moto by the path ``sam deploy`` takes: the template made local
+(CodeUri folders as InlineCode, DefinitionUri files as Definition, layers left out), the SAM transform,
+then moto's own CloudFormation. Types it has no model for get one here (``LOCAL_TYPES``: the API call
+that creates each from the properties moto resolved); properties its models ignore are resolved as
+stack outputs and applied after (``IGNORED_BY_MOTO``); what it gets wrong is patched
+(:mod:`devstack.patches`). What the local runtime needs is then read back from moto."""
 
 import copy
 import json
@@ -62,8 +53,7 @@ class FunctionSpec:
     environment: dict[str, str]
     memory_mb: int = 128
     timeout_s: int = 3
-    dead_letter_arn: str | None = None
-    """The SQS queue failed asynchronous invocations go to (DeadLetterConfig or OnFailure)."""
+    dead_letter_arn: str | None = None  # where failed asynchronous invocations go (DeadLetterConfig, OnFailure)
     max_async_retries: int = 2
     http_routes: list[HttpRoute] = field(default_factory=list)
 
@@ -86,28 +76,24 @@ class StateMachineSpec:
 
 @dataclass
 class ScheduleSpec:
-    """A schedule (EventBridge Scheduler, or a rule's ScheduleExpression): moto never fires it."""
+    """An EventBridge Scheduler schedule: moto never fires it (the console can)."""
 
     logical_id: str
     expression: str
     target_arn: str
-    input: str | None
-    """Constant input; ``None``: EventBridge's "Scheduled Event" envelope."""
+    input: str
 
 
 @dataclass
 class StackResources:
-    refs: dict[str, Any] = field(default_factory=dict)
-    """Logical id -> physical id."""
+    refs: dict[str, Any] = field(default_factory=dict)  # logical id -> physical id
     types: dict[str, str] = field(default_factory=dict)
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     state_machines: dict[str, StateMachineSpec] = field(default_factory=dict)
     schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
-    common_environment: dict[str, str] = field(default_factory=dict)
-    """The variables every function has with the same value (the Globals, with the local overrides)."""
+    common_environment: dict[str, str] = field(default_factory=dict)  # what every function has (the Globals)
 
     def of_type(self, resource_type: str) -> dict[str, Any]:
-        """Logical id -> physical id of the resources of one type."""
         return {logical_id: self.refs[logical_id] for logical_id, kind in self.types.items() if kind == resource_type}
 
     def function_by_name(self, name_or_arn: str) -> FunctionSpec | None:
@@ -123,8 +109,7 @@ class StackResources:
 
 # --- what moto's CloudFormation lacks ----------------------------------------------------------------------
 
-Creator = Callable[[AwsClients, dict[str, Any], str], str]
-"""(clients, properties as moto resolved them, a name) -> the resource's Ref value."""
+Creator = Callable[[AwsClients, dict[str, Any], str], str]  # (clients, properties moto resolved, a name) -> Ref
 
 
 def _call(service: str, operation: str, ref: str, *keep: str, **rename: str) -> Creator:
@@ -150,12 +135,9 @@ def _http_api(aws: AwsClients, props: dict[str, Any], name: str) -> str:
             target = client.create_integration(ApiId=api_id, IntegrationType="AWS_PROXY", IntegrationUri=uri)
             method = "ANY" if verb == "x-amazon-apigateway-any-method" else verb.upper()
             iam = any("AWS_IAM" in scheme for scheme in operation.get("security") or body.get("security") or [])
-            client.create_route(
-                ApiId=api_id,
-                RouteKey="$default" if path == "/$default" else f"{method} {path}",
-                Target=f"integrations/{target['IntegrationId']}",
-                AuthorizationType="AWS_IAM" if iam else "NONE",
-            )
+            client.create_route(ApiId=api_id, RouteKey="$default" if path == "/$default" else f"{method} {path}",
+                                Target=f"integrations/{target['IntegrationId']}",
+                                AuthorizationType="AWS_IAM" if iam else "NONE")  # fmt: skip
     return api_id
 
 
@@ -172,11 +154,11 @@ LOCAL_TYPES: dict[str, Creator | None] = {
                      "AWS::SQS::QueuePolicy", "AWS::SES::ConfigurationSetEventDestination",
                      "AWS::ApiGatewayV2::DomainName", "AWS::ApiGatewayV2::ApiMapping")),
 }  # fmt: skip
-IGNORED_BY_MOTO: dict[tuple[str, str], Callable[[AwsClients, str, Any], Any] | None] = {
-    ("AWS::DynamoDB::Table", "TimeToLiveSpecification"): lambda aws, table, spec: aws(
-        "dynamodb").update_time_to_live(TableName=table, TimeToLiveSpecification=spec),
-    ("AWS::DynamoDB::Table", "PointInTimeRecoverySpecification"): lambda aws, table, spec: aws(
-        "dynamodb").update_continuous_backups(TableName=table, PointInTimeRecoverySpecification=spec),
+IGNORED_BY_MOTO: dict[tuple[str, str], tuple[str, str, str] | None] = {
+    # (type, property its model ignores): (service, operation, its parameter naming the resource) applied after
+    ("AWS::DynamoDB::Table", "TimeToLiveSpecification"): ("dynamodb", "update_time_to_live", "TableName"),
+    ("AWS::DynamoDB::Table", "PointInTimeRecoverySpecification"): ("dynamodb", "update_continuous_backups",
+                                                                   "TableName"),
     ("AWS::Lambda::Function", "DeadLetterConfig"): None,  # moto's Lambda keeps none: the local runtime does
 }  # fmt: skip
 STABLE_NAMES = {"AWS::DynamoDB::Table": "TableName", "AWS::SQS::Queue": "QueueName"}
@@ -186,21 +168,14 @@ _clients: AwsClients | None = None
 
 
 class _LocalResource:
-    """A resource of a ``LOCAL_TYPES`` type, as moto's CloudFormation sees it."""
+    """A resource of a ``LOCAL_TYPES`` type, as moto's CloudFormation sees it (no attribute is needed locally)."""
 
     def __init__(self, ref: str) -> None:
         self.physical_resource_id = ref
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @classmethod
-    def has_cfn_attr(cls, attribute: str) -> bool:
-        return True
-
-    def get_cfn_attribute(self, attribute: str) -> None:
-        return None  # (none is needed locally)
+    cloudformation_name_type = staticmethod(lambda: "")
+    has_cfn_attr = classmethod(lambda cls, attribute: True)
+    get_cfn_attribute = staticmethod(lambda attribute: None)
 
 
 def _model(resource_type: str, create: Creator | None) -> type:
@@ -224,19 +199,12 @@ MODELS = [_model(resource_type, create) for resource_type, create in LOCAL_TYPES
 class Provisioner:
     """Creates the template's resources in moto and returns what the local runtime needs."""
 
-    def __init__(
-        self,
-        template: Template,
-        clients: AwsClients,
-        *,
-        parameter_overrides: Mapping[str, str] | None = None,
-        env_overrides: Mapping[str, str | None] | None = None,
-        stack_name: str = "selfservice-local",
-    ):
+    def __init__(self, template: Template, clients: AwsClients, *, stack_name: str = "selfservice-local",
+                 parameter_overrides: Mapping[str, str] | None = None,
+                 env_overrides: Mapping[str, str | None] | None = None):  # fmt: skip
         self.template, self.clients, self.stack_name = template, clients, stack_name
         self.parameter_overrides, self.env_overrides = dict(parameter_overrides or {}), dict(env_overrides or {})
         self.code_dirs: dict[str, Path] = {}
-        self.python_layer_dirs: list[Path] = []
 
     def provision_all(self) -> StackResources:
         """Transform, create the stack, read back what was created."""
@@ -282,9 +250,10 @@ class Provisioner:
         resources = document.setdefault("Resources", {})
         for logical_id, resource in list(resources.items()):
             kind, props = resource.get("Type"), resource.setdefault("Properties", {})
-            if kind == "AWS::Serverless::LayerVersion":
-                if any((folder := (root / str(props.get("ContentUri"))).resolve()).glob("*/__init__.py")):
-                    self.python_layer_dirs.append(folder)
+            if kind == "AWS::Serverless::LayerVersion":  # Lambda mounts a Python layer; locally it is its folder
+                folder = (root / str(props.get("ContentUri"))).resolve()
+                if any(folder.glob("*/__init__.py")) and str(folder) not in sys.path:
+                    sys.path.insert(0, str(folder))
                 del resources[logical_id]
             elif kind == "AWS::Serverless::Function":
                 if not isinstance(code_uri := self.template.properties(logical_id).get("CodeUri"), str):
@@ -317,10 +286,10 @@ class Provisioner:
                 stack.types[row["LogicalResourceId"]] = row["ResourceType"]
         described = cloudformation.describe_stacks(StackName=self.stack_name)["Stacks"][0]
         outputs = {item["OutputKey"]: json.loads(item["OutputValue"]) for item in described.get("Outputs") or []}
-        for (kind, name), apply in IGNORED_BY_MOTO.items():
+        for (kind, name), call in IGNORED_BY_MOTO.items():
             for logical_id, ref in stack.of_type(kind).items():
-                if apply and f"{logical_id}{name}" in outputs:
-                    apply(self.clients, ref, outputs[f"{logical_id}{name}"])
+                if call and f"{logical_id}{name}" in outputs:
+                    getattr(self.clients(call[0]), call[1])(**{call[2]: ref, name: outputs[f"{logical_id}{name}"]})
         for logical_id, name in stack.of_type("AWS::Lambda::Function").items():
             dead_letter = outputs.get(f"{logical_id}DeadLetterConfig", {}).get("TargetArn")
             stack.functions[logical_id] = self._function(logical_id, name, dead_letter)
@@ -329,9 +298,8 @@ class Provisioner:
         self._read_routes(stack)
         self._read_schedules(stack)
         environments = [spec.environment for spec in stack.functions.values()]
-        stack.common_environment = {
-            k: v for k, v in (environments or [{}])[0].items() if all(e.get(k) == v for e in environments)
-        }
+        stack.common_environment = {k: v for k, v in (environments or [{}])[0].items()
+                                    if all(e.get(k) == v for e in environments)}  # fmt: skip
         LOG.info("stack %s created in moto: %d resources", self.stack_name, len(stack.refs))
         return stack
 
@@ -352,9 +320,8 @@ class Provisioner:
     def _read_routes(self, stack: StackResources) -> None:
         client = self.clients("apigatewayv2")
         for api in stack.of_type("AWS::ApiGatewayV2::Api").values():
-            uris = {
-                item["IntegrationId"]: item["IntegrationUri"] for item in client.get_integrations(ApiId=api)["Items"]
-            }
+            integrations = client.get_integrations(ApiId=api)["Items"]
+            uris = {item["IntegrationId"]: item["IntegrationUri"] for item in integrations}
             for route in client.get_routes(ApiId=api)["Items"]:
                 uri = uris.get(route.get("Target", "").removeprefix("integrations/"), "")
                 method, _, path = route["RouteKey"].partition(" ")
@@ -363,23 +330,7 @@ class Provisioner:
                     spec.http_routes.append(HttpRoute(spec.logical_id, method if path else "ANY", path or method, iam))
 
     def _read_schedules(self, stack: StackResources) -> None:
-        scheduler, events = self.clients("scheduler"), self.clients("events")
         for logical_id, name in stack.of_type("AWS::Scheduler::Schedule").items():
-            schedule = scheduler.get_schedule(Name=name)
+            schedule = self.clients("scheduler").get_schedule(Name=name)
             target, expression = schedule["Target"], schedule["ScheduleExpression"]
             stack.schedules[logical_id] = ScheduleSpec(logical_id, expression, target["Arn"], target.get("Input", "{}"))
-        rules = {name: logical_id for logical_id, name in stack.of_type("AWS::Events::Rule").items()}
-        for rule in events.list_rules(EventBusName="default")["Rules"]:  # (schedules run on the default bus only)
-            for target in events.list_targets_by_rule(Rule=rule["Name"])["Targets"] if rule["Name"] in rules else []:
-                key = f"{rules[rule['Name']]}.{target['Id']}"
-                if expression := rule.get("ScheduleExpression"):
-                    stack.schedules[key] = ScheduleSpec(key, expression, target["Arn"], target.get("Input"))
-
-
-def ensure_python_layers_importable(layer_dirs: list[Path]) -> None:
-    """Emulate Lambda mounting Python layers: put their folders on ``sys.path`` (once)."""
-    present = {Path(entry or ".").resolve() for entry in sys.path}
-    for folder in layer_dirs:
-        if folder.is_dir() and folder not in present:
-            sys.path.insert(0, str(folder))
-            LOG.info("layer folder %s put on the import path", folder.name)

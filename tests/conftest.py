@@ -28,9 +28,8 @@ from werkzeug.test import Client
 from devstack.app import MOTO_CONFIG
 from devstack.cfn import REGION, Template
 from devstack.config import AwsClients, default_env_overrides
-from devstack.gateway import HttpGateway
 from devstack.provision import Provisioner, StackResources
-from devstack.runtime import LambdaRuntime
+from devstack.runtime import HttpGateway, LambdaRuntime
 from selfservice.catalog import cached_catalog
 from selfservice.settings import get_settings
 from tests import slate

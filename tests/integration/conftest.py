@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 
 from devstack import patches
-from devstack.app import send_to_queue
-from devstack.runtime import EventDelivery
 from tests import slate
 from tests.conftest import Stack
 
@@ -89,8 +87,7 @@ class StateMachineStack:
 def machines(stack: Stack) -> Iterator[StateMachineStack]:
     """State machines of the template execute on moto; their Lambda tasks run the real handlers."""
     stack.runtime.env.install_common(stack.resources.common_environment)
-    stack.runtime.dead_letter_sender = send_to_queue
-    patches.install(stack.runtime, EventDelivery(stack.runtime, sqs_sender=send_to_queue))
+    patches.install(stack.runtime)
     try:
         yield StateMachineStack(stack)
     finally:

@@ -26,8 +26,8 @@ from werkzeug.wrappers import Request
 from devstack.app import MOTO_CONFIG, RunningStack, start
 from devstack.cfn import Template, load_yaml
 from devstack.config import REPO_ROOT, AwsClients, StackConfig, default_env_overrides
-from devstack.gateway import build_event, build_response, match_route
 from devstack.provision import HttpRoute, Provisioner
+from devstack.runtime import build_event, build_response, match_route
 
 REGION = "eu-central-1"
 
