@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
+import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from devstack import patches
@@ -115,7 +116,6 @@ def _bound_socket(host: str, port: int, what: str) -> socket.socket:
 
 def _start(config: StackConfig, template: Template, stoppers: list[Callable[[], Any]]) -> RunningStack:
     from moto.core.config import default_user_config
-    from moto.moto_api._internal.models import moto_api_backend
     from moto.server import ThreadedMotoServer
 
     http_socket = _bound_socket(config.host, config.http_port, "HTTP")
@@ -128,11 +128,11 @@ def _start(config: StackConfig, template: Template, stoppers: list[Callable[[], 
     moto_config = mock.patch.dict(default_user_config, MOTO_CONFIG)  # (moto's public config has no way back)
     moto_config.start()
     stoppers.append(moto_config.stop)
-    moto_api_backend.reset()
     moto = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)
     moto.start()
     stoppers += [moto._server.server_close, moto.stop]  # type: ignore[union-attr] # (stop leaves the socket open)
     host, port = moto.get_host_and_port()
+    requests.post(f"http://{host}:{port}/moto-api/reset", timeout=30).raise_for_status()  # what this process had
     clients, process_env = AwsClients(aws_url := f"http://{host}:{port}"), EnvironmentScope()
     # boto3 and the AWS CLI in this process talk to moto; its state machine interpreter calls MOTO_PORT.
     endpoint = {"AWS_ENDPOINT_URL": aws_url, "MOTO_PORT": str(port), "AWS_REGION": clients.region}

@@ -61,10 +61,7 @@ class Template:
         """The resource's Properties with the Globals applied as the SAM transform applies them
         (maps merge, lists add up, scalars and intrinsics override; ``IgnoreGlobals`` honoured)."""
         resource = self.resources[logical_id]
-        own = dict(resource.get("Properties") or {})
+        own, ignored = dict(resource.get("Properties") or {}), resource.get("IgnoreGlobals")
         if not self.globals:
             return own
-        merged = Globals({"Globals": copy.deepcopy(self.globals)}).merge(
-            str(resource.get("Type")), own, logical_id, resource.get("IgnoreGlobals")
-        )
-        return dict(merged)
+        return dict(Globals({"Globals": copy.deepcopy(self.globals)}).merge(resource["Type"], own, logical_id, ignored))

@@ -70,11 +70,8 @@ class AwsClients:
     def __call__(self, service: str) -> Any:
         with self._lock:  # boto3 clients are thread-safe once created, their creation is not
             if service not in self._clients:
+                config = Config(retries={"max_attempts": 2, "mode": "standard"})
                 self._clients[service] = boto3.session.Session().client(
-                    service,
-                    region_name=self.region,
-                    endpoint_url=self.endpoint_url,
-                    config=Config(retries={"max_attempts": 2, "mode": "standard"}),
-                    **LOCAL_CREDENTIALS,
+                    service, region_name=self.region, endpoint_url=self.endpoint_url, config=config, **LOCAL_CREDENTIALS
                 )
             return self._clients[service]

@@ -72,7 +72,8 @@ def patch(owner: str, attribute: str, *, works_around: str, provisioning: bool =
 
     def register(factory: Callable[[Any], Any]) -> Callable[[Any], Any]:
         PATCHES.append(MotoPatch(owner, attribute, factory, works_around))
-        CLOUDFORMATION_PATCHES.extend(PATCHES[-1:] if provisioning else [])
+        if provisioning:
+            CLOUDFORMATION_PATCHES.append(PATCHES[-1])
         return factory
 
     return register
