@@ -26,6 +26,7 @@ def main() -> int:
         stop.wait()
     finally:
         stack.stop()
+        logging.getLogger("devstack").info("local stack stopped")
     gc.freeze()  # skip collecting moto's large object graph at exit: Ctrl-C returns twice as fast
     return 0
 
