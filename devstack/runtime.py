@@ -378,10 +378,12 @@ def json_error(status: int, message: str, **extra: str) -> Response:
 
 class HttpGateway:
     """WSGI application: ``extra_apps`` (path prefix -> app: the developer console), then the template's
-    routes in front of the in-process runtime."""
+    routes in front of the in-process runtime. A function serves one request at a time, as one Lambda
+    environment does (its module state, such as a Powertools resolver's current event, is not per thread)."""
 
     def __init__(self, runtime: LambdaRuntime, *, extra_apps: dict[str, Callable[[Request], Response]] | None = None):
         self.runtime, self.extra_apps = runtime, extra_apps or {}
+        self._serving = {logical_id: threading.Lock() for logical_id in runtime.resources.functions}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         return self.dispatch(Request(environ))(environ, start_response)
@@ -395,7 +397,8 @@ class HttpGateway:
             return json_error(404, "Not Found")
         started, route = time.monotonic(), f"{request.method} {match.route.route_key}"
         spec = self.runtime.resources.functions[match.route.function]
-        result = self.runtime.invoke(spec, json.dumps(build_event(request, match)))
+        with self._serving[spec.logical_id]:
+            result = self.runtime.invoke(spec, json.dumps(build_event(request, match)))
         elapsed = int((time.monotonic() - started) * 1000)
         if result.function_error:
             error = json.loads(result.payload)
