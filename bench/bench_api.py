@@ -40,8 +40,8 @@ from urllib.parse import urlencode
 
 from moto import mock_aws
 
-from devstack.aws import AwsClients
 from devstack.cfn import ACCOUNT_ID, Template
+from devstack.config import AwsClients
 from devstack.provision import Provisioner
 from selfservice import aws, bootstrap
 from selfservice.settings import get_settings

@@ -46,14 +46,11 @@ from typing import Any
 from moto import mock_aws
 from werkzeug.test import Client
 
-from devstack.aws import AwsClients
+from devstack import patches
 from devstack.cfn import Template
-from devstack.config import default_env_overrides
-from devstack.dynamodb import install_transactions_patch, uninstall_transactions_patch
-from devstack.gateway import HttpGateway
-from devstack.lambdas import LambdaRuntime, install_lambda_patch, uninstall_lambda_patch
-from devstack.model import FunctionSpec
-from devstack.provision import Provisioner
+from devstack.config import AwsClients, default_env_overrides
+from devstack.provision import FunctionSpec, Provisioner
+from devstack.runtime import HttpGateway, LambdaRuntime
 from selfservice import bootstrap
 from selfservice.settings import get_settings
 
@@ -159,15 +156,14 @@ def main() -> int:
         get_settings.cache_clear()
         bootstrap.reset()
         runtime = DeferringRuntime(resources)
-        install_lambda_patch(runtime)
-        install_transactions_patch()  # as the local stack runs: moto's transactions copy whole tables
+        # as the local stack runs: invocations to the runtime, transactions without whole-table copies
+        patches.install(runtime, only={"invoke", "copy", "transact_write_items", "call_action"})
         try:
             client = Client(HttpGateway(runtime))
             with open(os.devnull, "w") as sink, redirect_stdout(sink):
                 results = [measure(client, runtime, form, samples, rng) for form in ("/subscribe", "/new-link")]
         finally:
-            uninstall_transactions_patch()
-            uninstall_lambda_patch()
+            patches.uninstall()
             runtime.shutdown()
     report(results, samples, rng)
     return 0

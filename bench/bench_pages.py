@@ -26,13 +26,11 @@ from typing import Any
 from moto import mock_aws
 from werkzeug.test import Client
 
-from devstack.aws import AwsClients
 from devstack.cfn import Template
-from devstack.config import default_env_overrides
+from devstack.config import AwsClients, default_env_overrides
 from devstack.demo import seed_demo_profiles
-from devstack.gateway import HttpGateway
-from devstack.lambdas import LambdaRuntime
 from devstack.provision import Provisioner
+from devstack.runtime import HttpGateway, LambdaRuntime
 from selfservice import aws, bootstrap
 from selfservice.settings import get_settings
 from selfservice.web.views import SIGNED_IN_PAGES

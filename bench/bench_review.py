@@ -44,14 +44,11 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from devstack.aws import AwsClients
+from devstack import patches
 from devstack.cfn import Template
-from devstack.config import default_env_overrides
-from devstack.dynamodb import install_transactions_patch, uninstall_transactions_patch
-from devstack.lambdas import LambdaRuntime, install_lambda_patch, uninstall_lambda_patch
-from devstack.model import StackResources
-from devstack.provision import Provisioner
-from devstack.stepfunctions import install_stepfunctions_patch, uninstall_stepfunctions_patch
+from devstack.config import AwsClients, default_env_overrides
+from devstack.provision import Provisioner, StackResources
+from devstack.runtime import LambdaRuntime
 from selfservice import aws, bootstrap
 from selfservice.campaigns import CAMPAIGN_SHARE_OF_SES_RATE, SENDS_PER_SECOND_PER_WORKER, RunShape
 from selfservice.catalog import cached_catalog
@@ -426,9 +423,7 @@ def run_periodic_review(profiles: int, due: int) -> Run:
             runtime = RecordingRuntime(resources)
             runtime.env.install_common({**resources.common_environment, "SES_MAX_SEND_RATE": LOCAL_SES_RATE})
             get_settings.cache_clear()
-            install_lambda_patch(runtime)
-            install_stepfunctions_patch()
-            install_transactions_patch()
+            patches.install(runtime)
             transitions: Counter[str] = Counter()
             try:
                 with counting_transitions(transitions):
@@ -436,9 +431,7 @@ def run_periodic_review(profiles: int, due: int) -> Run:
                     output = _execute(resources.state_machines["PeriodicReviewStateMachine"].arn)
                     seconds = time.perf_counter() - started
             finally:
-                uninstall_transactions_patch()
-                uninstall_stepfunctions_patch()
-                uninstall_lambda_patch()
+                patches.uninstall()
                 runtime.shutdown()
                 runtime.env.restore()
             from moto.ses.models import ses_backends

@@ -1,52 +1,32 @@
 """``python -m devstack``: run the local stack until Ctrl-C or SIGTERM."""
 
-from __future__ import annotations
-
 import gc
 import logging
 import signal
 import sys
 import threading
-from types import FrameType
 
-QUIET_LOGGERS = ("werkzeug", "moto", "botocore", "boto3", "urllib3", "jsonpath_ng")
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+from devstack.app import StackStartError, start
+from devstack.cfn import TemplateError
 
 
 def main() -> int:
-    """Start, wait for a signal, stop cleanly."""
-    _configure_logging()
-    stop_requested = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger("devstack").info("%s received, stopping", signal.Signals(signum).name)
-        stop_requested.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-
-    from devstack.app import StackStartError, start
-    from devstack.cfn import TemplateError
-
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%X")
+    for name in ("werkzeug", "moto", "botocore", "boto3", "urllib3", "jsonpath_ng"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
     try:
         stack = start()
     except (StackStartError, TemplateError, FileNotFoundError) as error:
-        logging.getLogger("devstack").error("cannot start the local stack: %s", error)
+        logging.error("cannot start the local stack: %s", error)
         return 1
     try:
-        while not stop_requested.wait(timeout=1.0):
-            pass
+        stop.wait()
     finally:
         stack.stop()
+        logging.getLogger("devstack").info("local stack stopped")
     gc.freeze()  # skip collecting moto's large object graph at exit: Ctrl-C returns twice as fast
     return 0
 

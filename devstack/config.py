@@ -1,43 +1,31 @@
-"""Settings of the local stack: ports, template, parameter and environment overrides.
-
-Everything has a default that works on a fresh checkout (``python -m devstack``); the
-``DEVSTACK_*`` environment variables change it without editing code.
-"""
+"""Settings of the local stack (ports, template, parameter and environment overrides: a default that
+works on a fresh checkout, ``DEVSTACK_*`` variables change it), and boto3 clients for its moto."""
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from devstack.cfn import ACCOUNT_ID, REGION
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-"""The project checkout this package lives in."""
-
-PARAM_PREFIX = "DEVSTACK_PARAM_"
-ENV_PREFIX = "DEVSTACK_ENV_"
 
 
 def default_env_overrides(host: str, http_port: int) -> dict[str, str | None]:
-    """Handler environment values that differ locally (``None`` unsets the variable).
-
-    - ``CONTENT_DIR``: the content layer is extracted to /opt on Lambda; locally it is
-      the repository's ``templates`` folder.
-    - ``PUBLIC_BASE_URL``: links in emails must point at the local HTTP server.
-    - ``TOKEN_SECRET_PARAMETER``: unset, so the shared package uses its development secret
-      instead of reading SSM.
-    - ``POWERTOOLS_TRACE_DISABLED``: there is no X-Ray daemon locally.
-    - ``REVIEW_EVENT_DELAY_HOURS``: an event review (e.g. "emit shop purchase" in the console)
-      mails right away instead of two days after the event
-      (``DEVSTACK_ENV_REVIEW_EVENT_DELAY_HOURS=48`` brings the delay back).
-    """
-    return {
-        "CONTENT_DIR": str(REPO_ROOT / "templates"),
-        "PUBLIC_BASE_URL": f"http://{host}:{http_port}",
-        "TOKEN_SECRET_PARAMETER": None,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "REVIEW_EVENT_DELAY_HOURS": "0",
-    }
+    """Handler environment values that differ locally (``None`` unsets the variable): the content
+    layer is the repository's ``templates`` folder; links in emails point at the local server; no
+    SSM parameter (the shared package's development secret); no X-Ray daemon; an event review mails
+    right away instead of days after the event (``DEVSTACK_ENV_REVIEW_EVENT_DELAY_HOURS=48``)."""
+    return {"CONTENT_DIR": str(REPO_ROOT / "templates"), "PUBLIC_BASE_URL": f"http://{host}:{http_port}",
+            "TOKEN_SECRET_PARAMETER": None, "POWERTOOLS_TRACE_DISABLED": "true",
+            "REVIEW_EVENT_DELAY_HOURS": "0"}  # fmt: skip
 
 
 @dataclass
@@ -49,34 +37,41 @@ class StackConfig:
     aws_port: int = 5000
     template_path: Path = field(default_factory=lambda: REPO_ROOT / "template.yaml")
     stack_name: str = "selfservice-local"
-    parameter_overrides: dict[str, str] = field(default_factory=dict)
-    """Template parameter values instead of their Default."""
-    env_overrides: dict[str, str | None] = field(default_factory=dict)
-    """Handler environment values on top of :func:`default_env_overrides`."""
-    seed: bool = True
-    """Call ``devstack.demo.seed_demo_profiles()`` once the resources exist."""
-    announce: bool = True
-    """Print the URLs when the stack is up."""
+    parameter_overrides: dict[str, str] = field(default_factory=dict)  # template parameters instead of their Default
+    env_overrides: dict[str, str | None] = field(default_factory=dict)  # on top of default_env_overrides()
+    seed: bool = True  # write the demo profiles (devstack.demo) before serving
+    announce: bool = True  # print the URLs when the stack is ready
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
-        """Read ``DEVSTACK_HOST``, ``DEVSTACK_HTTP_PORT``, ``DEVSTACK_AWS_PORT``,
-        ``DEVSTACK_TEMPLATE``, ``DEVSTACK_SEED`` (0/1), ``DEVSTACK_PARAM_<Parameter>`` and
-        ``DEVSTACK_ENV_<VARIABLE>``."""
+        """``DEVSTACK_HOST``, ``_HTTP_PORT``, ``_AWS_PORT``, ``_TEMPLATE``, ``_SEED`` (0/1),
+        ``DEVSTACK_PARAM_<Parameter>`` and ``DEVSTACK_ENV_<VARIABLE>``."""
         env = os.environ if environ is None else environ
-        config = cls(
-            host=env.get("DEVSTACK_HOST", "127.0.0.1"),
-            http_port=int(env.get("DEVSTACK_HTTP_PORT", "3000")),
-            aws_port=int(env.get("DEVSTACK_AWS_PORT", "5000")),
-            seed=env.get("DEVSTACK_SEED", "1") not in ("0", "false", "no"),
-        )
-        if env.get("DEVSTACK_TEMPLATE"):
-            config.template_path = Path(env["DEVSTACK_TEMPLATE"]).resolve()
-        config.parameter_overrides = _prefixed(env, PARAM_PREFIX)
-        config.env_overrides = dict(_prefixed(env, ENV_PREFIX))
-        return config
+        prefixed = lambda prefix: {k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix)}  # noqa: E731
+        return cls(host=env.get("DEVSTACK_HOST", "127.0.0.1"), http_port=int(env.get("DEVSTACK_HTTP_PORT", "3000")),
+                   aws_port=int(env.get("DEVSTACK_AWS_PORT", "5000")),
+                   template_path=Path(env.get("DEVSTACK_TEMPLATE") or REPO_ROOT / "template.yaml").resolve(),
+                   seed=env.get("DEVSTACK_SEED", "1") not in ("0", "false", "no"),
+                   parameter_overrides=prefixed("DEVSTACK_PARAM_"),
+                   env_overrides=dict(prefixed("DEVSTACK_ENV_")))  # fmt: skip
 
 
-def _prefixed(env: Mapping[str, str], prefix: str) -> dict[str, str]:
-    """``{PREFIX}NAME=value`` variables as ``{NAME: value}``."""
-    return {key.removeprefix(prefix): value for key, value in env.items() if key.startswith(prefix)}
+LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "aws_session_token": "testing"}
+
+
+class AwsClients:
+    """Creates (and caches) boto3 clients for the local endpoint; ``clients("dynamodb")``."""
+
+    def __init__(self, endpoint_url: str | None, region: str = REGION, account_id: str = ACCOUNT_ID):
+        self.endpoint_url, self.region, self.account_id = endpoint_url, region, account_id
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, service: str) -> Any:
+        with self._lock:  # boto3 clients are thread-safe once created, their creation is not
+            if service not in self._clients:
+                config = Config(retries={"max_attempts": 2, "mode": "standard"})
+                self._clients[service] = boto3.session.Session().client(
+                    service, region_name=self.region, endpoint_url=self.endpoint_url, config=config, **LOCAL_CREDENTIALS
+                )
+            return self._clients[service]

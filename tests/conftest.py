@@ -25,14 +25,12 @@ from moto.core.models import responses_mock
 from moto.ses.models import ses_backends
 from werkzeug.test import Client
 
+from devstack import patches
 from devstack.app import MOTO_CONFIG
-from devstack.aws import AwsClients
 from devstack.cfn import REGION, Template
-from devstack.config import default_env_overrides
-from devstack.gateway import HttpGateway
-from devstack.lambdas import LambdaRuntime, install_lambda_patch, uninstall_lambda_patch
-from devstack.model import StackResources
-from devstack.provision import Provisioner
+from devstack.config import AwsClients, default_env_overrides
+from devstack.provision import Provisioner, StackResources
+from devstack.runtime import HttpGateway, LambdaRuntime
 from selfservice.catalog import cached_catalog
 from selfservice.settings import get_settings
 from tests import slate
@@ -199,10 +197,10 @@ def stack(session_aws: SessionAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     _reset_process_caches()
     # A new runtime imports the handlers afresh: nothing a handler module cached outlives the test.
     runtime = LambdaRuntime(provisioned.resources)
-    install_lambda_patch(runtime)  # a handler's own Lambda invocations run the template's handlers, as locally
+    patches.install(runtime, only={"invoke"})  # a handler's own Lambda invocations run the template's handlers
     client = Client(settled(HttpGateway(runtime), runtime))
     yield Stack(provisioned.resources, runtime, provisioned.clients, client, provisioned.baseline)
-    uninstall_lambda_patch()
+    patches.uninstall()
     runtime.shutdown()
     _reset_process_caches()
 

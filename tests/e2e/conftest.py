@@ -33,6 +33,8 @@ class LocalStack:
     def __init__(self, process: subprocess.Popen[str], http: str, aws: str, log: Path) -> None:
         self.process, self.http, self.aws, self.log = process, http, aws, log
         self.startup_seconds = 0.0
+        self.first_answer: Any = None
+        """What the stack answered first (the demo profiles), polled from the moment it was started."""
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
@@ -41,7 +43,7 @@ class LocalStack:
         """Start a new local stack in place of this stopped one (fresh demo data, new ports)."""
         fresh = start_local_stack()
         self.process, self.http, self.aws, self.log = fresh.process, fresh.http, fresh.aws, fresh.log
-        self.startup_seconds = fresh.startup_seconds
+        self.startup_seconds, self.first_answer = fresh.startup_seconds, fresh.first_answer
 
     def client(self, service: str) -> Any:
         return boto3.client(
@@ -75,18 +77,16 @@ def start_local_stack() -> LocalStack:
         if process.poll() is not None:
             pytest.fail(f"the local stack exited: {log.read_text()[-3000:]}")
         try:
-            # Ready once the demo profiles are seeded: the server answers while seeding still runs.
-            demo = requests.get(f"{http}/_dev/api/demo", timeout=5)
-            if demo.status_code == 200 and demo.json():
-                break
+            first = requests.get(f"{http}/_dev/api/demo", timeout=5)
+            break
         except requests.RequestException:
-            pass
-        time.sleep(0.2)
+            time.sleep(0.05)
     else:
         process.kill()
         pytest.fail("the local stack was not up within a minute")
     stack = LocalStack(process, http, f"http://127.0.0.1:{aws_port}", log)
     stack.startup_seconds = time.monotonic() - started
+    stack.first_answer = first.json() if first.status_code == 200 else first.text
     return stack
 
 

@@ -70,6 +70,20 @@ def test_new_profile_then_self_service_link_lands_in_the_outbox(local_stack):
     assert configuration_set["ConfigurationSetName"] == "selfservice-dev", "emails go through the template's set"
 
 
+def test_the_stack_answers_only_once_it_is_ready(local_stack):
+    """Polled from the moment `make run` starts: nothing answers before the demo data is written, and the
+    stack says when it is ready."""
+    assert [profile["email"] for profile in local_stack.first_answer] == [
+        "anna.schmidt@example.com",
+        "ben.miller@example.com",
+        "clara.weber@example.com",
+        "david.jones@example.com",
+        "eva.fischer@example.com",
+        "frank.neumann@example.com",
+    ]
+    assert "Local stack ready." in local_stack.output()
+
+
 def test_ctrl_c_stops_the_stack_cleanly(local_stack):
     local_stack.process.send_signal(signal.SIGINT)
     local_stack.process.wait(timeout=20)

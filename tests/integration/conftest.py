@@ -14,21 +14,11 @@ from typing import Any
 
 import pytest
 
-from devstack.dynamodb import install_transactions_patch, uninstall_transactions_patch
-from devstack.events import EventDelivery, install_events_patch, uninstall_events_patch
-from devstack.lambdas import install_lambda_patch, uninstall_lambda_patch
-from devstack.stepfunctions import install_stepfunctions_patch, uninstall_stepfunctions_patch
+from devstack import patches
 from tests import slate
 from tests.conftest import Stack
 
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
-
-
-def _send_to_queue(queue_arn: str, body: str) -> None:
-    from moto.sqs.models import sqs_backends
-
-    _, _, _, region, account, name = queue_arn.split(":", 5)
-    sqs_backends[account][region].send_message(queue_name=name, message_body=body)
 
 
 @dataclass
@@ -98,21 +88,14 @@ class StateMachineStack:
 def machines(stack: Stack) -> Iterator[StateMachineStack]:
     """State machines of the template execute on moto; their Lambda tasks run the real handlers."""
     stack.runtime.env.install_common(stack.resources.common_environment)
-    stack.runtime.dead_letter_sender = _send_to_queue
-    install_lambda_patch(stack.runtime)
-    install_events_patch(EventDelivery(stack.runtime, sqs_sender=_send_to_queue))
-    install_stepfunctions_patch()
-    install_transactions_patch()
+    patches.install(stack.runtime)
     try:
         yield StateMachineStack(stack)
     finally:
         # Nothing a test started may run on into the next test (moto's data is shared by the session).
         finished = slate.wait_for_executions(stack.baseline)
         stack.runtime.drain()
-        uninstall_transactions_patch()
-        uninstall_stepfunctions_patch()
-        uninstall_events_patch()
-        uninstall_lambda_patch()
+        patches.uninstall()
         stack.runtime.shutdown()
         stack.runtime.env.restore()
     assert finished, "a state machine execution was still running after the test"

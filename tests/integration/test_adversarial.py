@@ -368,18 +368,19 @@ def test_new_link_is_limited_per_address_and_per_client_in_sliding_windows(stack
 
 
 def test_counting_is_atomic_under_concurrency(stack):
-    from devstack.dynamodb import install_transactions_patch, uninstall_transactions_patch
+    from devstack import patches
     from selfservice.bootstrap import wiring
 
     repository = wiring().repository
     now = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
     rules = [(5, dt.timedelta(minutes=10))]
-    install_transactions_patch()  # moto checks a condition and writes in two steps; DynamoDB in one
+    # moto checks a condition and writes in two steps; DynamoDB in one
+    patches.install(only={"copy", "transact_write_items", "call_action"})
     try:
         with ThreadPoolExecutor(max_workers=16) as pool:
             counted = list(pool.map(lambda _: repository.count_attempt("race", rules, now), range(40)))
     finally:
-        uninstall_transactions_patch()
+        patches.uninstall()
     assert sum(counted) <= 5, "never more than the limit"
     assert sum(counted) >= 1
     more = [repository.count_attempt("race", rules, now) for _ in range(10)]

@@ -24,7 +24,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from devstack.demo import seed_demo_profiles
-from devstack.gateway import HttpGateway
+from devstack.runtime import HttpGateway
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
 from selfservice.tokens import Purpose, TokenSigner
 

@@ -3,13 +3,16 @@
 Covers: resources created in moto from the template (table with GSIs and TTL, bus,
 configuration set, verified sender), the API Gateway 2.0 event the handlers receive,
 EventBridge delivery to state machine, Lambda and SQS targets, Step Functions calling the
-real handlers (with Retry/Catch seeing handler errors), the console and the outbox.
+real handlers (with Retry/Catch seeing handler errors), the console and the outbox, and that the
+stack answers HTTP only once it is ready.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -23,13 +26,12 @@ from moto import mock_aws
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
+from devstack import demo
 from devstack.app import MOTO_CONFIG, RunningStack, start
-from devstack.aws import AwsClients
 from devstack.cfn import Template, load_yaml
-from devstack.config import REPO_ROOT, StackConfig, default_env_overrides
-from devstack.gateway import build_event, build_response, match_route
-from devstack.model import HttpRoute
-from devstack.provision import Provisioner
+from devstack.config import REPO_ROOT, AwsClients, StackConfig, default_env_overrides
+from devstack.provision import HttpRoute, Provisioner
+from devstack.runtime import build_event, build_response, match_route
 
 REGION = "eu-central-1"
 
@@ -44,6 +46,9 @@ Parameters:
     Type: String
     Default: sender@example.com
 Globals:
+  HttpApi:
+    Auth:
+      EnableIamAuthorizer: true
   Function:
     Runtime: python3.13
     Timeout: 10
@@ -618,6 +623,43 @@ class TestSampleStack:
         assert all(e["status"] == "SUCCEEDED" for e in executions if e["stateMachine"].startswith("Periodic"))
         listed = requests.get(f"{sample_stack.console_url}api/executions", timeout=10).json()
         assert {e["executionArn"] for e in listed} == {e["executionArn"] for e in executions}
+
+
+# ------------------------------------------------------------------ readiness
+
+
+def test_the_http_port_refuses_requests_until_the_demo_data_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run` serves only when it is ready: while the resources are created and the demo data is
+    written, the HTTP port is taken but refuses every connection; the first answer has the data."""
+    seeding, written = threading.Event(), threading.Event()
+
+    def slow_seed() -> list[dict[str, Any]]:
+        seeding.set()
+        assert written.wait(60)
+        return [{"email": "demo@example.com"}]
+
+    monkeypatch.setattr(demo, "seed_demo_profiles", slow_seed)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = StackConfig(http_port=port, aws_port=0, template_path=_write_sample(tmp_path), announce=False)
+    started: dict[str, RunningStack] = {}
+    starting = threading.Thread(target=lambda: started.update(stack=start(config)))
+    starting.start()
+    try:
+        assert seeding.wait(120), "the stack never came to write its demo data"
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        written.set()
+        starting.join(timeout=60)
+    stack = started["stack"]
+    try:
+        assert requests.get(f"{stack.console_url}api/demo", timeout=10).json() == [{"email": "demo@example.com"}]
+    finally:
+        stack.stop()
 
 
 # ------------------------------------------------------- the project's own stack
