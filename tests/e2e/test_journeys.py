@@ -41,6 +41,9 @@ TEXT = {
         "phone": "Mobilnummer",
         "other": "English",
         "hello": "Hallo",
+        "city": "Ort",
+        "stored_now": "Jetzt gespeichert: Leipzig",
+        "yes_delete": "Ja, alles löschen",
     },
     "en": {
         "leave": "Unsubscribe from everything",
@@ -60,6 +63,9 @@ TEXT = {
         "phone": "Mobile number",
         "other": "Deutsch",
         "hello": "Hello",
+        "city": "City",
+        "stored_now": "Stored now: Leipzig",
+        "yes_delete": "Yes, delete everything",
     },
 }
 
@@ -235,3 +241,65 @@ def test_a_new_subscriber_is_not_asked_for_a_review_after_a_purchase(
     [mine] = [output for output in outputs if output.get("profileId") == profile_id]
     assert mine == {"outcome": "skipped", "reason": "new_subscriber", "profileId": profile_id}
     assert address not in review_emails(local_stack), "no 'is your information still up to date?' yet"
+
+
+def test_a_stale_second_tab_keeps_what_was_typed_next_to_what_is_stored(
+    local_stack: LocalStack, browser: Browser, language: str
+):
+    t = TEXT[language]
+    address, link = customer(local_stack, language)
+    context = browser.new_context(viewport={"width": 360, "height": 780}, locale=language)
+    first, second = context.new_page(), context.new_page()
+    first.goto(link)
+    first.goto(f"{local_stack.http}/profile")
+    second.goto(f"{local_stack.http}/profile")
+    second.get_by_label(t["city"]).fill("Leipzig")
+    second.get_by_role("button", name=t["save"]).click()
+    first.get_by_label(t["city"]).fill("Dresden")
+    first.get_by_role("button", name=t["save"]).click()
+    expect(first.get_by_label(t["city"])).to_have_value("Dresden")
+    expect(first.get_by_text(t["stored_now"])).to_be_visible()
+    shot(first, "profile-stale-tab", language)
+    first.get_by_role("button", name=t["save"]).click()  # saving again applies to the new version
+    expect(first.get_by_role("status")).to_be_visible()
+    profile = api(local_stack, "GET", "/api/profiles", params={"email": address}).json()
+    assert profile["fields"]["city"]["value"] == "Dresden"
+    context.close()
+
+
+def test_subscribing_a_known_address_changes_nothing_until_its_owner_confirms(
+    local_stack: LocalStack, phone: Page, language: str
+):
+    t = TEXT[language]
+    address, _link = customer(local_stack, language)  # a shop customer without newsletter consent
+    before = api(local_stack, "GET", "/api/profiles", params={"email": address}).json()
+    phone.goto(f"{local_stack.http}/subscribe")
+    phone.get_by_role("textbox").first.fill(address)
+    phone.get_by_role("checkbox", name=re.compile(t["news"])).check()
+    phone.locator("form#page-form button[type=submit]").click()
+    confirm = mailed_link(local_stack, address, "/confirm")
+    assert api(local_stack, "GET", "/api/profiles", params={"email": address}).json() == before, "nothing changed"
+    phone.goto(confirm)
+    shot(phone, "confirm-known-address", language)
+    phone.get_by_role("button", name=t["confirm_button"]).click()
+    after = api(local_stack, "GET", "/api/profiles", params={"email": address}).json()
+    assert after["status"] == "subscribed"
+    assert after["preferences"]["topics"] == {"news": True}
+
+
+def test_a_customer_who_deleted_their_profile_can_subscribe_again(local_stack: LocalStack, phone: Page, language: str):
+    t = TEXT[language]
+    address, link = customer(local_stack, language)
+    phone.goto(link)
+    phone.goto(f"{local_stack.http}/privacy/delete")
+    phone.get_by_role("button", name=t["yes_delete"]).click()
+    assert api(local_stack, "GET", "/api/profiles", params={"email": address}).status_code == 404
+    phone.goto(f"{local_stack.http}/subscribe")
+    phone.get_by_role("textbox").first.fill(address)
+    phone.get_by_role("checkbox", name=re.compile(t["news"])).check()
+    phone.locator("form#page-form button[type=submit]").click()
+    phone.goto(mailed_link(local_stack, address, "/confirm"))
+    phone.get_by_role("button", name=t["confirm_button"]).click()
+    shot(phone, "subscribed-after-deletion", language)
+    profile = api(local_stack, "GET", "/api/profiles", params={"email": address}).json()
+    assert profile["status"] == "subscribed"
