@@ -412,14 +412,7 @@ class ProfileRepository:
             {"Put": {"TableName": self._table, "Item": _request_item(request)}},
             self._put_ledger(entry),
         ]
-        try:
-            self._client.transact_write_items(TransactItems=operations)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "TransactionCanceledException" and _failure_codes(error)[:1] == [
-                "ConditionalCheckFailed"
-            ]:
-                raise NotFound(request.profile_id) from None
-            raise _translate(error) from error
+        self._transact(operations, NotFound(request.profile_id))
 
     def get_request(self, request_id: str) -> CustomerRequest:
         """One consistent GetItem: the id names the profile's partition."""
@@ -482,13 +475,17 @@ class ProfileRepository:
             },
             self._put_ledger(entry),
         ]
+        self._transact(operations, VersionConflict(expected_version))
+
+    def _transact(self, operations: list[dict[str, Any]], when_first_condition_fails: Exception) -> None:
+        """One transaction; ``when_first_condition_fails`` is raised if its first condition did not hold."""
         try:
             self._client.transact_write_items(TransactItems=operations)
         except ClientError as error:
             if error.response["Error"]["Code"] == "TransactionCanceledException" and _failure_codes(error)[:1] == [
                 "ConditionalCheckFailed"
             ]:
-                raise VersionConflict(expected_version) from None
+                raise when_first_condition_fails from None
             raise _translate(error) from error
 
     def _keys_under(self, profile_id: str) -> Iterator[dict[str, Any]]:

@@ -65,32 +65,23 @@ def consent_entries(before: Profile, after: Profile, context: ConsentContext) ->
     """One ``consent_given`` for the topics now received that were not, one ``consent_withdrawn``
     for the topics no longer received; nothing when the received topics did not change."""
     was, now = set(receiving_topics(before)), set(receiving_topics(after))
-    entries = []
-    if given := sorted(now - was):
-        entries.append(
-            LedgerEntry(
-                profile_id=after.id,
-                at=context.at,
-                kind=LedgerKind.CONSENT_GIVEN,
-                source=context.source,
-                consent_version=context.wording_version,
-                topics=given,
-                detail=dict(context.evidence),
-            )
+    switched = [
+        (LedgerKind.CONSENT_GIVEN, sorted(now - was), context.wording_version),
+        (LedgerKind.CONSENT_WITHDRAWN, sorted(was - now), before.consent_version),
+    ]
+    return [
+        LedgerEntry(
+            profile_id=after.id,
+            at=context.at,
+            kind=kind,
+            source=context.source,
+            consent_version=version,
+            topics=topics,
+            detail=dict(context.evidence),
         )
-    if withdrawn := sorted(was - now):
-        entries.append(
-            LedgerEntry(
-                profile_id=after.id,
-                at=context.at,
-                kind=LedgerKind.CONSENT_WITHDRAWN,
-                source=context.source,
-                consent_version=before.consent_version,
-                topics=withdrawn,
-                detail=dict(context.evidence),
-            )
-        )
-    return entries
+        for kind, topics, version in switched
+        if topics
+    ]
 
 
 @dataclass(frozen=True)

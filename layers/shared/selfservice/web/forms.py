@@ -52,13 +52,8 @@ class UnreadableForm(Exception):
         self.too_large = too_large
 
 
-def parse_form(body: str | None, base64_encoded: bool = False) -> FormData:
-    """The fields of an ``application/x-www-form-urlencoded`` body, or :class:`UnreadableForm`.
-
-    Read whole or not at all: a body is never cut (a cut could end inside a character or a value).
-    """
-    if not body:
-        return {}
+def _body_bytes(body: str, base64_encoded: bool) -> bytes:
+    """The body as sent, within :data:`MAX_FORM_BYTES` (else :class:`UnreadableForm`, too large)."""
     if len(body) > MAX_FORM_BYTES * 4 // 3 + 4:
         raise UnreadableForm(too_large=True)
     try:
@@ -67,6 +62,17 @@ def parse_form(body: str | None, base64_encoded: bool = False) -> FormData:
         raise UnreadableForm from None
     if len(data) > MAX_FORM_BYTES:
         raise UnreadableForm(too_large=True)
+    return data
+
+
+def parse_form(body: str | None, base64_encoded: bool = False) -> FormData:
+    """The fields of an ``application/x-www-form-urlencoded`` body, or :class:`UnreadableForm`.
+
+    Read whole or not at all: a body is never cut (a cut could end inside a character or a value).
+    """
+    if not body:
+        return {}
+    data = _body_bytes(body, base64_encoded)
     try:
         return parse_qs(data.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS)
     except ValueError:  # UnicodeDecodeError (the body or a percent escape), or too many fields
@@ -80,14 +86,7 @@ def parse_multipart_form(body: str | None, base64_encoded: bool, content_type: s
     """
     if not body:
         return {}
-    if len(body) > MAX_FORM_BYTES * 4 // 3 + 4:
-        raise UnreadableForm(too_large=True)
-    try:
-        data = base64.b64decode(body, validate=True) if base64_encoded else body.encode("utf-8", "surrogatepass")
-    except binascii.Error:
-        raise UnreadableForm from None
-    if len(data) > MAX_FORM_BYTES:
-        raise UnreadableForm(too_large=True)
+    data = _body_bytes(body, base64_encoded)
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
     message = BytesParser(policy=default).parsebytes(head + data)
     form: FormData = {}
