@@ -20,10 +20,16 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 
 from selfservice.api_models import GatewayError, Problem, problem, validation_problems
-from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, TemporarilyUnavailable, VersionConflict
+from selfservice.domain.errors import (
+    AlreadyExists,
+    InvalidInput,
+    NotFound,
+    RequestClosed,
+    TemporarilyUnavailable,
+    VersionConflict,
+)
 from selfservice.observability import log_unexpected
 from selfservice.security_headers import TRANSPORT_SECURITY
-from selfservice.usecases.requests import RequestClosed
 
 router = Router()
 logger = Logger(child=True)

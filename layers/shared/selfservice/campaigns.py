@@ -255,7 +255,7 @@ class ServiceRequestClosed(_Detail):
         return self.requestId
 
 
-class RequestClosed(BaseModel):
+class RequestClosedEvent(BaseModel):
     """``Source: self-service``: a request closed through this product's API (README, Events).
 
     Carries the profile id, not the address; it starts the same review as ``ServiceRequestClosed``.
@@ -272,11 +272,11 @@ class RequestClosed(BaseModel):
         return self.requestId
 
 
-Trigger = PurchaseCompleted | ServiceRequestClosed | RequestClosed
+Trigger = PurchaseCompleted | ServiceRequestClosed | RequestClosedEvent
 TRIGGERS: dict[tuple[str, str], type[Trigger]] = {
     ("shop", "PurchaseCompleted"): PurchaseCompleted,
     ("customer-service", "ServiceRequestClosed"): ServiceRequestClosed,
-    ("self-service", "RequestClosed"): RequestClosed,
+    ("self-service", "RequestClosed"): RequestClosedEvent,
 }
 # A request closed here and the same request closed by an outside service system are one review.
 SAME_REVIEW = {"RequestClosed": "ServiceRequestClosed"}
@@ -487,7 +487,8 @@ class ReviewCampaigns:
         """
         try:
             detail_type, detail = parse_trigger(event)
-            email = None if isinstance(detail, RequestClosed) else checked_email(detail.email, field="detail.email")
+            by_id = isinstance(detail, RequestClosedEvent)
+            email = None if by_id else checked_email(detail.email, field="detail.email")
             now = self.clock()
             if detail.occurredAt > now + _MAX_FUTURE:
                 raise MalformedEvent(["detail.occurredAt: lies in the future"])
@@ -502,7 +503,7 @@ class ReviewCampaigns:
         hours = self.settings.review_event_delay_hours
         delay = dt.timedelta(hours=self.catalog.review.event_delay_hours if hours is None else hours)
         wait_until = max(now, detail.occurredAt + delay)
-        target = {"profileId": detail.profileId} if isinstance(detail, RequestClosed) else {"email": email}
+        target = {"profileId": detail.profileId} if isinstance(detail, RequestClosedEvent) else {"email": email}
         return {
             "detailType": SAME_REVIEW.get(detail_type, detail_type),
             "eventKey": detail.event_key,

@@ -50,5 +50,13 @@ class MissingFields(DomainError):
         self.fields = fields
 
 
+class RequestClosed(DomainError):
+    """A closed request takes no further change (a new question is a new request)."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
+
+
 class TemporarilyUnavailable(DomainError):
     """A dependency is throttling or down; the caller may retry later."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from selfservice.domain.errors import InvalidInput, NotFound, VersionConflict
+from selfservice.domain.errors import InvalidInput, NotFound, RequestClosed, VersionConflict
 from selfservice.domain.models import (
     MAX_REQUEST_TEXT,
     CustomerRequest,
@@ -29,14 +29,6 @@ from selfservice.usecases.ports import Adapters
 logger = Logger(child=True)
 
 PAGE_SIZE = 50
-
-
-class RequestClosed(Exception):
-    """A closed request takes no further change (a new question is a new request)."""
-
-    def __init__(self, request_id: str) -> None:
-        super().__init__(request_id)
-        self.request_id = request_id
 
 
 def submit_request(
