@@ -487,8 +487,9 @@ class ReviewCampaigns:
         """
         try:
             detail_type, detail = parse_trigger(event)
-            by_id = isinstance(detail, RequestClosedEvent)
-            email = None if by_id else checked_email(detail.email, field="detail.email")
+            email = None
+            if not isinstance(detail, RequestClosedEvent):  # that one names the profile, not the address
+                email = checked_email(detail.email, field="detail.email")
             now = self.clock()
             if detail.occurredAt > now + _MAX_FUTURE:
                 raise MalformedEvent(["detail.occurredAt: lies in the future"])
