@@ -86,9 +86,8 @@ def invalid_input(error: InvalidInput) -> Response[dict[str, Any]]:
 
 
 @router.exception_handler(NotFound)
-def not_found(_: NotFound) -> Response[dict[str, Any]]:
-    what = "request" if "/api/requests" in router.current_event.path else "profile"
-    return json_response(HTTPStatus.NOT_FOUND, problem("not_found", f"no such {what}"))
+def not_found(error: NotFound) -> Response[dict[str, Any]]:
+    return json_response(HTTPStatus.NOT_FOUND, problem("not_found", f"no such {error.what}"))
 
 
 @router.exception_handler(RequestClosed)

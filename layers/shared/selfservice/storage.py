@@ -418,14 +418,14 @@ class ProfileRepository:
         """One consistent GetItem: the id names the profile's partition."""
         profile_id = profile_id_of_request(request_id)
         if profile_id is None:
-            raise NotFound(request_id)
+            raise NotFound(request_id, what="request")
         key = _to_item({"pk": f"PROFILE#{profile_id}", "sk": f"REQUEST#{request_id}"})
         try:
             response = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
         except ClientError as error:
             raise _translate(error) from error
         if "Item" not in response:
-            raise NotFound(request_id)
+            raise NotFound(request_id, what="request")
         return _request_of(_from_item(response["Item"]))
 
     def list_requests(

@@ -14,6 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from selfservice.api_errors import WITH_CONTENT, documented, json_response
 from selfservice.api_models import RequestOut, RequestPage, RequestUpdate, decode_cursor, encode_cursor
+from selfservice.api_request import expected_versions
 from selfservice.api_routes.common import (
     CONFLICT,
     ETAG,
@@ -22,7 +23,6 @@ from selfservice.api_routes.common import (
     NOT_FOUND,
     STALE,
     adapters,
-    expected_version,
 )
 from selfservice.domain.models import REQUEST_ID_PATTERN, CustomerRequest, RequestStatus, RequestType
 from selfservice.usecases import requests
@@ -74,11 +74,7 @@ def patch_request(
     body: RequestUpdate,
     if_match: Annotated[str | None, Header(alias="if-match", description=IF_MATCH)] = None,
 ) -> Response[RequestOut]:
-    ports = adapters(router)
-    version = None
-    if if_match is not None:
-        version = expected_version(if_match, requests.get_request(ports, request_id).version)
     status = RequestStatus(body.status) if body.status else None
-    updated = requests.update_request(ports, request_id, status, body.reply, version)
+    updated = requests.update_request(adapters(router), request_id, status, body.reply, expected_versions(if_match))
     metrics.add_metric(name="RequestUpdated", unit=MetricUnit.Count, value=1)
     return request_response(updated)

@@ -8,7 +8,11 @@ class DomainError(Exception):
 
 
 class NotFound(DomainError):
-    """The profile (or item) does not exist — or no longer exists."""
+    """The profile (or item) does not exist — or no longer exists; ``what`` names the kind."""
+
+    def __init__(self, key: object = "", what: str = "profile") -> None:
+        super().__init__(key)
+        self.what = what
 
 
 class AlreadyExists(DomainError):

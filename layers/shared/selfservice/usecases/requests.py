@@ -97,15 +97,16 @@ def update_request(
     request_id: str,
     status: RequestStatus | None,
     reply: str | None,
-    expected_version: int | None,
+    expected_versions: frozenset[int] | None,
     source: Source = Source.CUSTOMER_SERVICE,
 ) -> CustomerRequest:
     """Customer service moves a request on (in progress, closed) and/or replies to it.
 
-    One conditional write with its ledger entry: of two concurrent changes one wins, the other
+    ``expected_versions``: the versions the change may apply to (If-Match), None for any. One read
+    and one conditional write with its ledger entry: of two concurrent changes one wins, the other
     gets :class:`VersionConflict`. The customer gets an email for a reply and for the closing.
     """
-    text = (reply or "").strip() if reply is not None else None
+    text = reply.strip() if reply is not None else None
     if text is not None and not text:
         raise InvalidInput("reply", "must not be empty")
     if text is not None and len(text) > MAX_REQUEST_TEXT:
@@ -115,8 +116,8 @@ def update_request(
     if status is None and text is None:
         raise InvalidInput("status", "send a status, a reply or both")
     current = adapters.repository.get_request(request_id)
-    if expected_version is not None and expected_version != current.version:
-        raise VersionConflict(expected_version, current.version)
+    if expected_versions is not None and current.version not in expected_versions:
+        raise VersionConflict(min(expected_versions, default=0), current.version)
     if current.status == RequestStatus.CLOSED:
         raise RequestClosed(request_id)
     now = adapters.clock()
@@ -132,7 +133,6 @@ def update_request(
         at=now,
         kind=LedgerKind.REQUEST_UPDATED,
         source=source,
-        changes=[],
         detail={
             "request_id": request_id,
             "type": current.type.value,
@@ -156,16 +156,14 @@ def close_from_event(adapters: Adapters, request_id: str) -> CustomerRequest | N
 
     Ids this product did not issue, unknown or already closed requests change nothing.
     """
-    try:
-        return update_request(adapters, request_id, RequestStatus.CLOSED, None, None, Source.CUSTOMER_SERVICE)
-    except (NotFound, RequestClosed):
-        return None
-    except VersionConflict:
-        # Someone changed it in the same moment: try once more on the fresh version.
+    for _attempt in range(2):  # someone changed it in the same moment: once more on the fresh version
         try:
-            return update_request(adapters, request_id, RequestStatus.CLOSED, None, None, Source.CUSTOMER_SERVICE)
+            return update_request(adapters, request_id, RequestStatus.CLOSED, None, None)
         except (NotFound, RequestClosed):
             return None
+        except VersionConflict:
+            continue
+    return None
 
 
 def _publish(adapters: Adapters, request: CustomerRequest, *, closed_now: bool) -> None:

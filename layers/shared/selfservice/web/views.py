@@ -112,6 +112,7 @@ def overview(profile: Profile, catalog: Catalog, language: str, now: dt.datetime
     required_missing = missing_required_fields(profile, catalog)
     state = subscription_state(profile)
     status = state["subscription"]
+    receiving = set(receiving_topics(profile))
     return {
         "first_name": profile.value_of("first_name") or "",
         "percent": complete.percent,
@@ -123,7 +124,7 @@ def overview(profile: Profile, catalog: Catalog, language: str, now: dt.datetime
         **state,
         "status_label": _(STATUS_LABELS[status]),
         "paused_until": profile.preferences.paused_until if profile.preferences.is_paused(now) else None,
-        "subscribed": [t.name.get(language) for t in catalog.visible_topics() if t.id in receiving_topics(profile)],
+        "subscribed": [t.name.get(language) for t in catalog.visible_topics() if t.id in receiving],
         "frequency": frequency.label.get(language) if frequency else profile.preferences.frequency,
         "version": profile.version,
     }
