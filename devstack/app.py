@@ -37,9 +37,7 @@ class StackStartError(RuntimeError):
     """The stack could not start (port taken, template invalid ...)."""
 
 
-class _QuietRequestHandler(WSGIRequestHandler):
-    """The gateway logs route keys itself; raw paths and query strings may hold tokens or PII."""
-
+class _QuietRequestHandler(WSGIRequestHandler):  # the gateway logs route keys; raw paths may hold tokens or PII
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return
 
@@ -147,6 +145,10 @@ def _start(config: StackConfig, template: Template, stoppers: list[Callable[[], 
     runtime.env.install_common(resources.common_environment, tuple(k for k, v in env_overrides.items() if v is None))
     stoppers += [runtime.env.restore, runtime.shutdown, patches.uninstall]
     patches.install(runtime)
+    stop_pumping = threading.Event()  # the pipes (a DynamoDB stream -> the bus) run twice a second
+    pumping = threading.Thread(target=lambda: [runtime.pump() for _ in iter(lambda: stop_pumping.wait(0.5), True)])
+    pumping.start()
+    stoppers += [pumping.join, stop_pumping.set]
     console = DevConsole(runtime, clients, {"pages": f"{http_url}/", "console": f"{http_url}{PREFIX}", "aws": aws_url})
     if config.seed:
         console.demo_profiles = _seed()
@@ -166,9 +168,8 @@ def _seed() -> list[dict[str, Any]]:
     from devstack import demo
 
     try:
-        profiles = demo.seed_demo_profiles()
+        LOG.info("seeded %d demo profile(s)", len(profiles := demo.seed_demo_profiles()))
+        return profiles
     except Exception as error:
         LOG.error("seeding demo profiles failed: %s: %s", type(error).__name__, error)
         return []
-    LOG.info("seeded %d demo profile(s)", len(profiles))
-    return profiles

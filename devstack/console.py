@@ -1,7 +1,6 @@
-"""The developer console under ``/_dev/``: the demo profiles and their links, the outbox (every email
-moto's SES accepted, rendered, as text and with all headers), the state machine executions, and
-buttons for what would otherwise need AWS: run the periodic campaign, emit a shop purchase, fire a
-schedule. The same data is served as JSON under ``/_dev/api/``."""
+"""The developer console under ``/_dev/`` (as JSON under ``/_dev/api/``): the demo profiles and their links,
+the outbox (every email moto's SES accepted, rendered, as text, with all headers), the state machine
+executions, buttons for what would need AWS: run the periodic campaign, emit a purchase, fire a schedule."""
 
 import email
 import email.policy
@@ -198,7 +197,7 @@ def outcome_of(output: str | None) -> str:
     try:
         data = json.loads(output) if output else None
     except ValueError:
-        return ""
+        data = None
     if not isinstance(data, dict):
         return ""
     if data.get("status") == "skipped":

@@ -1,13 +1,7 @@
-"""Every fix the local stack makes to moto 5.2, in one place (README lists them). A patch sets one
-attribute of a moto module or class to what its factory builds from moto's own (so a wrapper can
-call it), names the moto limitation it works around, and puts the original back on uninstall.
-
-State machine definitions get their DefinitionSubstitutions, and what moto's ASL grammar rejects is
-rewritten so that the files stay written for AWS: ``"ExecutionType": "EXPRESS"`` in a Distributed
-Map's ``ProcessorConfig`` -> STANDARD (on AWS the children only change their billing model); an
-integer ``ToleratedFailurePercentage`` -> a float; ``ItemBatcher`` (unknown to moto) -> a Pass state
-before the Map that partitions the items with ``States.ArrayPartition``, and an ``ItemSelector`` that
-hands each child ``{"Items": [...], "BatchInput": {...}}``, the shape a batched child gets on AWS."""
+"""Every fix the local stack makes to moto 5.2 (README lists them): a patch sets one attribute of a moto
+module or class to what its factory builds from moto's own, names the limitation it works around, and
+puts the original back on uninstall. State machines get their DefinitionSubstitutions, and what moto's
+ASL grammar rejects is rewritten (:func:`adapt_definition_for_moto`), so the files stay written for AWS."""
 
 from __future__ import annotations
 
@@ -53,11 +47,8 @@ class MotoPatch:
 
     def uninstall(self) -> None:
         if self.installed:
-            if self.original is _MISSING:
-                delattr(self._owner(), self.attribute)
-            else:
-                setattr(self._owner(), self.attribute, self.original)
-            self.installed = False
+            owner, name, self.installed = self._owner(), self.attribute, False
+            setattr(owner, name, self.original) if self.original is not _MISSING else delattr(owner, name)
 
 
 PATCHES: list[MotoPatch] = []
@@ -169,11 +160,13 @@ def _copying_only_named_items(original: Any) -> Any:
     def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
         from moto.dynamodb.models.dynamo_type import DynamoType
 
-        saved = []  # (the items of the table or partition, the key, a copy of the item or None)
+        saved, shards = [], {}  # (the items of the table or partition, the key, a copy of the item or None)
         for operation in (next(iter(entry.values())) for entry in transact_items):
             table, values = backend.tables.get(operation.get("TableName")), operation.get("Key") or operation["Item"]
             if table is None or not {table.hash_key_attr, table.range_key_attr or table.hash_key_attr} <= set(values):
                 continue  # moto rejects the request itself
+            if table.stream_shard is not None:  # (its stream records go too)
+                shards[id(table)] = (table.stream_shard.items, len(table.stream_shard.items))
             hash_key = DynamoType(values[table.hash_key_attr])
             range_key = DynamoType(values[table.range_key_attr]) if table.range_key_attr else None
             items = table.items if range_key is None else table.items.setdefault(hash_key, {})
@@ -187,6 +180,8 @@ def _copying_only_named_items(original: Any) -> Any:
                     items.pop(key, None)
                 else:
                     items[key] = item
+            for records, length in shards.values():
+                del records[length:]
             raise
         finally:
             _in_transaction.active = False
@@ -267,7 +262,10 @@ BATCH_STASH = "devstackItemBatches"  # where the emulated batches are kept in th
 
 def adapt_definition_for_moto(scope: Any, changes: list[str] | None = None) -> list[str]:
     """Rewrite, in place, what moto's grammar rejects in one ``{"StartAt", "States"}`` scope (the machine,
-    a branch, an item processor) and the scopes in it; returns what was changed."""
+    a branch, an item processor) and the scopes in it; returns what was changed: ``"ExecutionType":
+    "EXPRESS"`` in a Distributed Map -> STANDARD (on AWS the children only change their billing model); an
+    integer ``ToleratedFailurePercentage`` -> a float; ``ItemBatcher`` -> a Pass state partitioning the
+    items with ``States.ArrayPartition`` and an ``ItemSelector`` handing each child ``{"Items", "BatchInput"}``."""
     changes = [] if changes is None else changes
     states = scope.get("States") if isinstance(scope, dict) else None
     for name, state in list(states.items()) if isinstance(states, dict) else []:

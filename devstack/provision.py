@@ -1,9 +1,8 @@
-"""Provisioning ``template.yaml`` into moto by the path ``sam deploy`` takes: the template made local
-(CodeUri folders as InlineCode, DefinitionUri files as Definition, layers left out), the SAM transform,
-then moto's own CloudFormation. Types it has no model for get one here (``LOCAL_TYPES``: the API call
-that creates each from the properties moto resolved); properties its models ignore are resolved as
-stack outputs and applied after (``IGNORED_BY_MOTO``); what it gets wrong is patched
-(:mod:`devstack.patches`). What the local runtime needs is then read back from moto."""
+"""Provisioning ``template.yaml`` into moto by the path ``sam deploy`` takes: the template made local (CodeUri
+folders as InlineCode, DefinitionUri files as Definition, no layers), the SAM transform, then moto's own
+CloudFormation. Types it has no model for get one here (``LOCAL_TYPES``: the API call creating each from
+the properties moto resolved); properties its models ignore are resolved as stack outputs and applied
+after (``IGNORED_BY_MOTO``); what it gets wrong is patched. What the local runtime needs is read back."""
 
 import copy
 import json
@@ -28,9 +27,7 @@ LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class HttpRoute:
-    """A route of an HTTP API (``Method Path`` or ``$default``) and the function (logical id) behind it."""
-
+class HttpRoute:  # a route of an HTTP API (``Method Path`` or ``$default``) and the function (logical id) behind it
     function: str
     method: str
     path: str
@@ -42,9 +39,7 @@ class HttpRoute:
 
 
 @dataclass
-class FunctionSpec:
-    """A function of the template and where its real handler lives."""
-
+class FunctionSpec:  # a function of the template and where its real handler lives
     logical_id: str
     name: str
     arn: str
@@ -75,9 +70,7 @@ class StateMachineSpec:
 
 
 @dataclass
-class ScheduleSpec:
-    """An EventBridge Scheduler schedule: moto never fires it (the console can)."""
-
+class ScheduleSpec:  # an EventBridge Scheduler schedule: moto never fires it (the console can)
     logical_id: str
     expression: str
     target_arn: str
@@ -91,6 +84,7 @@ class StackResources:
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     state_machines: dict[str, StateMachineSpec] = field(default_factory=dict)
     schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
+    pipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id -> the pipe as DescribePipe says
     common_environment: dict[str, str] = field(default_factory=dict)  # what every function has (the Globals)
 
     def of_type(self, resource_type: str) -> dict[str, Any]:
@@ -145,6 +139,7 @@ LOCAL_TYPES: dict[str, Creator | None] = {
     "AWS::ApiGatewayV2::Api": _http_api,
     "AWS::ApiGatewayV2::Stage": _call("apigatewayv2", "create_stage", "StageName", "ApiId", "StageName"),
     "AWS::Lambda::EventInvokeConfig": _call("lambda", "put_function_event_invoke_config", "FunctionName"),
+    "AWS::Pipes::Pipe": _call("pipes", "create_pipe", "Name"),  # (moto keeps it; the local runtime runs it)
     "AWS::Scheduler::Schedule": _call("scheduler", "create_schedule", "Name"),
     "AWS::SES::ConfigurationSet": _call("sesv2", "create_configuration_set", "Name", Name="ConfigurationSetName"),
     "AWS::SES::EmailIdentity": _call("sesv2", "create_email_identity", "EmailIdentity", "EmailIdentity"),
@@ -297,6 +292,8 @@ class Provisioner:
             stack.state_machines[logical_id] = StateMachineSpec(logical_id, arn.rsplit(":", 1)[-1], arn)
         self._read_routes(stack)
         self._read_schedules(stack)
+        for logical_id, name in stack.of_type("AWS::Pipes::Pipe").items():
+            stack.pipes[logical_id] = self.clients("pipes").describe_pipe(Name=name)
         environments = [spec.environment for spec in stack.functions.values()]
         stack.common_environment = {k: v for k, v in (environments or [{}])[0].items()
                                     if all(e.get(k) == v for e in environments)}  # fmt: skip

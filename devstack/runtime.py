@@ -1,11 +1,8 @@
-"""The local runtime: the template's real handlers in-process, as Lambda runs them. Every invocation
-(Step Functions tasks, the Lambda API, EventBridge targets) reaches :meth:`LambdaRuntime.invoke`
-through moto's Lambda backend (:mod:`devstack.patches`). A handler exception becomes an *unhandled
-function error*, which moto's Step Functions interpreter turns into a task failure named after its
-``errorType``: ``Retry``/``Catch`` work as on AWS. :meth:`LambdaRuntime.deliver` delivers what moto's
-EventBridge cannot, to state machines and functions. :class:`HttpGateway` stands in for API Gateway's
-HTTP API (payload format 2.0): a request is matched against the API's routes with API Gateway's
-precedence, turned into the event the handlers receive on AWS, their result into a response."""
+"""The local runtime: the template's real handlers in-process, as Lambda runs them. Every invocation (Step
+Functions tasks, the Lambda API, EventBridge targets) reaches :meth:`LambdaRuntime.invoke` through moto's
+Lambda backend; a handler exception becomes an *unhandled function error* (``Retry``/``Catch`` work as on
+AWS). :meth:`LambdaRuntime.deliver` delivers what moto's EventBridge cannot, :meth:`LambdaRuntime.pump`
+runs the template's pipes. :class:`HttpGateway` stands in for API Gateway's HTTP API (payload format 2.0)."""
 
 import base64
 import contextlib
@@ -27,6 +24,11 @@ from datetime import UTC, datetime
 from types import ModuleType, SimpleNamespace
 from typing import Any, NamedTuple
 
+from jsonpath_ng.ext import parse
+from moto.dynamodb.models import dynamodb_backends
+from moto.events.models import EventPattern, events_backends
+from moto.sqs.models import sqs_backends
+from moto.stepfunctions.responses import get_backend
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, MapAdapter, Rule
@@ -38,29 +40,23 @@ from devstack.provision import FunctionSpec, HttpRoute, StackResources
 LOG = logging.getLogger(__name__)
 
 
-class HandlerUnavailable(Exception):
-    """The handler file is missing or cannot be imported (a configuration problem, not a bug)."""
+class HandlerUnavailable(Exception):  # the handler file is missing or cannot be imported (not a bug)
+    pass
 
 
-class InvocationResult(NamedTuple):
-    """A Lambda response: the JSON payload and, for a function error, its kind."""
-
+class InvocationResult(NamedTuple):  # a Lambda response: the JSON payload and, for a function error, its kind
     payload: bytes
     function_error: str | None = None
 
 
 def _set_environ(values: Mapping[str, str | None]) -> None:
     for key, value in values.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
 class EnvironmentScope:
-    """A function's environment around each call. The variables every function shares are set once for
-    the process; a function's own differing ones are applied per call, under a lock (the environment is
-    process-wide): functions without such variables run concurrently."""
+    """A function's environment around each call: what every function shares is set once for the process,
+    a function's own differing variables per call, under a lock (functions without them run concurrently)."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -93,8 +89,6 @@ class EnvironmentScope:
 
 def send_to_queue(queue_arn: str, body: str) -> None:
     """Send to an SQS queue through moto's backend (works from any thread)."""
-    from moto.sqs.models import sqs_backends
-
     _, _, _, region, account, name = queue_arn.split(":", 5)
     sqs_backends[account][region].send_message(queue_name=name, message_body=body)
 
@@ -114,6 +108,9 @@ class LambdaRuntime:
         self._import_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="devstack-async")
         self._pending: set[Future[None]] = set()
+        self._pipes = threading.Lock()  # where each pipe is in its stream (it starts now)
+        self._positions = {name: len((shard := _shard(pipe["Source"])).items) + shard.starting_sequence_number
+                           for name, pipe in resources.pipes.items()}  # fmt: skip
 
     def call(self, spec: FunctionSpec, event: Any) -> Any:
         """Call the handler (imported once, under the function's environment); exceptions propagate."""
@@ -210,9 +207,49 @@ class LambdaRuntime:
             if dead_letter := (target.get("DeadLetterConfig") or {}).get("Arn"):
                 send_to_queue(str(dead_letter), payload)
 
+    def pump(self) -> int:
+        """Run the template's pipes once over their DynamoDB streams; returns how many records they got past.
+        A failed batch is tried again at the next pump (locally without end: no dead-letter queue)."""
+        moved = 0
+        with self._pipes:
+            for name, pipe in self.resources.pipes.items():
+                stream = (pipe.get("SourceParameters") or {}).get("DynamoDBStreamParameters") or {}
+                records = _shard(pipe["Source"]).get(self._positions[name], stream.get("BatchSize", 100))
+                if not (records := json.loads(json.dumps(records, default=lambda at: int(at.timestamp())))):
+                    continue  # (as the stream API gives them: times in epoch seconds)
+                try:
+                    self._through_pipe(pipe, records)
+                except Exception as error:
+                    LOG.warning("pipe %s: batch failed, tried again at the next pump: %s", name, error)
+                    continue
+                self._positions[name], moved = int(records[-1]["dynamodb"]["SequenceNumber"]) + 1, moved + len(records)
+        return moved
+
+    def _through_pipe(self, pipe: dict[str, Any], records: list[Any]) -> None:
+        """Filter criteria, a Lambda enrichment, an event bus target with its input template and dynamic paths."""
+        patterns = [EventPattern.load(f["Pattern"]) for f in
+                    ((pipe.get("SourceParameters") or {}).get("FilterCriteria") or {}).get("Filters", [])]  # fmt: skip
+        if not (batch := [r for r in records if not patterns or any(p.matches_event(r) for p in patterns)]):
+            return
+        if (spec := self.resources.function_by_name(pipe.get("Enrichment", "-"))) and (
+                result := self.invoke(spec, json.dumps(batch))).function_error:  # fmt: skip
+            raise RuntimeError(f"the enrichment failed: {result.payload[:200]!r}")
+        batch, target = json.loads(result.payload) if spec else batch, pipe.get("TargetParameters") or {}
+        bus, template = target["EventBridgeEventBusParameters"], target.get("InputTemplate")
+        path = lambda item, value: _json_path(item, value) if value[:2] == "$." else value  # noqa: E731
+        entries = [{"EventBusName": pipe["Target"], "Source": path(item, bus["Source"]), "DetailType": path(item,
+                    bus["DetailType"]), "Detail": transform_input({"InputTransformer": {"InputTemplate": template}}
+                    if template else {}, item)} for item in batch]  # fmt: skip
+        _, _, _, region, account, _ = pipe["Target"].split(":")
+        for at in range(0, len(entries), 10):  # (PutEvents takes 10 entries)
+            answers = events_backends[account][region].put_events(entries[at : at + 10])
+            if refused := [answer["ErrorCode"] for answer in answers if answer.get("ErrorCode")]:
+                raise RuntimeError(f"the bus refused {len(refused)} entries ({refused[0]})")
+
     def drain(self, timeout: float = 30.0) -> None:
+        """Wait for the asynchronous invocations, and until the pipes have nothing left to move."""
         deadline = time.monotonic() + timeout
-        while pending := list(self._pending):
+        while (pending := list(self._pending)) or self.pump():
             for future in pending:
                 future.result(timeout=max(0.0, deadline - time.monotonic()))
 
@@ -229,9 +266,13 @@ def _ms(started: float) -> int:
 ENVELOPE = ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail")
 
 
-def _json_path(document: Any, path: str) -> Any:
-    from jsonpath_ng.ext import parse
+def _shard(stream_arn: str) -> Any:
+    """moto's shard of a table's stream (``arn:...:table/<name>/stream/<label>``)."""
+    _, _, _, region, account, resource = stream_arn.split(":", 5)
+    return dynamodb_backends[account][region].get_table(resource.split("/")[1]).stream_shard
 
+
+def _json_path(document: Any, path: str) -> Any:
     matches = parse(path).find(document)
     return matches[0].value if matches else None
 
@@ -248,15 +289,15 @@ def transform_input(target: dict[str, Any], event: dict[str, Any]) -> str:
     values |= {"aws.events.event": event, "aws.events.event.json": event}
     values["aws.events.rule-arn"] = (event.get("resources") or [None])[0]
 
-    def fill(match: re.Match[str]) -> str:
-        if match.group(1) not in values:
+    def fill(match: re.Match[str]) -> str:  # (a pipe's template names JSON paths: <$.detail>)
+        if match.group(1) not in values and not match.group(1).startswith("$"):
             return match.group(0)
-        value = values[match.group(1)]
+        value = _json_path(event, match.group(1)) if match.group(1).startswith("$") else values[match.group(1)]
         if len(re.findall(r'(?<!\\)"', match.string[: match.start()])) % 2:  # inside a string: the raw text
             return json.dumps(value if isinstance(value, str) else json.dumps(value))[1:-1]
         return json.dumps(value)
 
-    rendered = re.sub(r"<([A-Za-z0-9_.\-]+)>", fill, str(transformer.get("InputTemplate", "")))
+    rendered = re.sub(r"<(\$?[A-Za-z0-9_.\-\[\]*]+)>", fill, str(transformer.get("InputTemplate", "")))
     try:
         json.loads(rendered)
     except ValueError:
@@ -266,8 +307,6 @@ def transform_input(target: dict[str, Any], event: dict[str, Any]) -> str:
 
 def start_execution(state_machine_arn: str, payload: str) -> str:
     """``StartExecution`` on moto's backend (in server and in-process mode, from any thread)."""
-    from moto.stepfunctions.responses import get_backend
-
     _, _, _, region, account, *_ = state_machine_arn.split(":")
     execution = get_backend(account, region).start_execution(state_machine_arn, str(uuid.uuid4()), payload)
     return str(execution.execution_arn)
@@ -377,9 +416,8 @@ def json_error(status: int, message: str, **extra: str) -> Response:
 
 
 class HttpGateway:
-    """WSGI application: ``extra_apps`` (path prefix -> app: the developer console), then the template's
-    routes in front of the in-process runtime. A function serves one request at a time, as one Lambda
-    environment does (its module state, such as a Powertools resolver's current event, is not per thread)."""
+    """WSGI application: ``extra_apps`` (path prefix -> app: the console), then the template's routes. A
+    function serves one request at a time, as one Lambda environment does (its module state is not per thread)."""
 
     def __init__(self, runtime: LambdaRuntime, *, extra_apps: dict[str, Callable[[Request], Response]] | None = None):
         self.runtime, self.extra_apps = runtime, extra_apps or {}
@@ -399,7 +437,7 @@ class HttpGateway:
         spec = self.runtime.resources.functions[match.route.function]
         with self._serving[spec.logical_id]:
             result = self.runtime.invoke(spec, json.dumps(build_event(request, match)))
-        elapsed = int((time.monotonic() - started) * 1000)
+        elapsed = _ms(started)
         if result.function_error:
             error = json.loads(result.payload)
             if error.get("errorType") == "Runtime.ImportModuleError":

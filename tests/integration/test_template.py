@@ -455,7 +455,7 @@ def test_alarms_on_our_metrics_watch_what_the_code_emits(template: dict[str, Any
         if resource["Type"] == "AWS::CloudWatch::Alarm"
         and resource["Properties"].get("Namespace") == variables["POWERTOOLS_METRICS_NAMESPACE"]
     }
-    assert {"ReviewRunSkippedAlarm", "EventPublishFailedAlarm"} <= set(ours)
+    assert {"ReviewRunSkippedAlarm"} <= set(ours)
     for logical_id, alarm in ours.items():
         assert f'name="{alarm["MetricName"]}"' in code, f"{logical_id} watches a metric nothing emits"
         dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}

@@ -20,7 +20,6 @@ from selfservice import aws
 from selfservice.catalog import Catalog
 from selfservice.domain.models import Profile
 from selfservice.domain.review import next_review_at
-from selfservice.events import EventPublisher
 from selfservice.handoff import LambdaHandOff
 from selfservice.mail import EmailRenderer, Mailer
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET, Settings, get_settings
@@ -91,11 +90,6 @@ class Wiring:
         return EmailRenderer(self.settings.content_dir)
 
     @cached_property
-    def publisher(self) -> EventPublisher:
-        settings = self.settings
-        return EventPublisher(aws.client("events"), settings.event_bus_name, settings.powertools_metrics_namespace)
-
-    @cached_property
     def handoff(self) -> HandOff:
         return LambdaHandOff(self.settings.address_request_function)
 
@@ -112,7 +106,6 @@ class Wiring:
             repository=self.repository,
             mailer=self.mailer,
             renderer=self.email_renderer,
-            publisher=self.publisher,
             signer=self.signer,
             handoff=self.handoff,
             clock=self.clock,

@@ -27,6 +27,7 @@ writing it twice writes it once.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -64,6 +65,8 @@ _KEY_ATTRIBUTES = (
     "expires_at",
     "request_status",
     "request_queued",
+    "event_type",
+    "event_detail",
 )
 
 ReviewScheduler = Callable[[Profile], dt.datetime | None]
@@ -191,6 +194,9 @@ class ProfileRepository:
         values.update(
             pk=f"PROFILE#{entry.profile_id}", sk=f"LEDGER#{_timestamp(entry.at)}#{entry.id}", item_type="ledger"
         )
+        if entry.event is not None:  # the outbox: the stream of the table carries it to the bus
+            detail = {**entry.event.detail, "entryId": entry.id}
+            values.update(event_type=entry.event.type, event_detail=json.dumps(detail, separators=(",", ":")))
         return _to_item(values)
 
     def _put_if_version(self, profile: Profile, expected_version: int) -> dict[str, Any]:

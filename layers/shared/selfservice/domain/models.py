@@ -152,6 +152,14 @@ class Change(_Model):
     after: Any = None
 
 
+class OutboxEvent(_Model):
+    """An event for other systems (source ``self-service``), written in the same transaction as the
+    ledger entry that carries it: the ledger is the outbox, a pipe puts the event on the bus."""
+
+    type: str
+    detail: dict[str, Any]
+
+
 class LedgerEntry(_Model):
     """Append-only record: a change, a consent given or withdrawn, an email sent or skipped."""
 
@@ -164,6 +172,8 @@ class LedgerEntry(_Model):
     consent_version: str | None = None
     topics: list[str] = Field(default_factory=list)
     detail: dict[str, str] = Field(default_factory=dict)
+    event: OutboxEvent | None = Field(default=None, exclude=True)
+    """Stored with the entry (``event_type``, ``event_detail``), never shown in its history."""
 
 
 class PendingSubscription(_Model):

@@ -12,7 +12,15 @@ from selfservice.domain.consent import (
     receiving_topics,
     settle_status,
 )
-from selfservice.domain.models import Change, LedgerEntry, LedgerKind, Profile, Source, SubscriptionStatus
+from selfservice.domain.models import (
+    Change,
+    LedgerEntry,
+    LedgerKind,
+    OutboxEvent,
+    Profile,
+    Source,
+    SubscriptionStatus,
+)
 from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
@@ -42,20 +50,42 @@ def save_changes(
     if any(entry.kind == LedgerKind.CONSENT_GIVEN for entry in consents):
         updated.consent_version = wording
     change = LedgerEntry(
-        profile_id=current.id, at=now, kind=LedgerKind.PROFILE_CHANGED, source=source, changes=changes, detail=evidence
+        profile_id=current.id,
+        at=now,
+        kind=LedgerKind.PROFILE_CHANGED,
+        source=source,
+        changes=changes,
+        detail=evidence,
+        event=OutboxEvent(
+            type="ProfileChanged",
+            detail={
+                "profileId": current.id,
+                "version": updated.version,
+                "source": source.value,
+                "changes": describe(changes),
+            },
+        ),
     )
+    if updated.status != current.status and updated.status == SubscriptionStatus.UNSUBSCRIBED:
+        # Unsubscribed rides on the withdrawal of the topics the customer received (one event per entry).
+        withdrawn = receiving_topics(current)
+        carrier = next((entry for entry in consents if entry.kind == LedgerKind.CONSENT_WITHDRAWN), None)
+        if carrier is None:
+            carrier = LedgerEntry(
+                profile_id=current.id,
+                at=now,
+                kind=LedgerKind.CONSENT_WITHDRAWN,
+                source=source,
+                consent_version=current.consent_version,
+                detail=evidence,
+            )
+            consents.append(carrier)
+        carrier.event = OutboxEvent(
+            type="Unsubscribed", detail={"profileId": current.id, "topics": withdrawn, "source": source.value}
+        )
     adapters.repository.save(updated, current.version, [change, *consents], previous_email=current.email)
     logger.info(
         "profile changed",
         extra={"profile_id": current.id, "fields": [c.field for c in changes], "source": source.value},
     )
-    adapters.publisher.publish(
-        "ProfileChanged",
-        {"profileId": current.id, "version": updated.version, "source": source.value, "changes": describe(changes)},
-    )
-    if updated.status != current.status and updated.status == SubscriptionStatus.UNSUBSCRIBED:
-        withdrawn = receiving_topics(current)
-        adapters.publisher.publish(
-            "Unsubscribed", {"profileId": current.id, "topics": withdrawn, "source": source.value}
-        )
     return updated

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from selfservice.catalog import Catalog
 from selfservice.domain.models import Language
-from selfservice.events import EventPublisher
 from selfservice.mail import EmailRenderer, Mailer
 from selfservice.settings import Settings
 from selfservice.storage import ProfileRepository
@@ -56,7 +55,6 @@ class Adapters:
     repository: ProfileRepository
     mailer: Mailer
     renderer: EmailRenderer
-    publisher: EventPublisher
     signer: Callable[[], TokenSigner]
     handoff: HandOff
     clock: Callable[[], dt.datetime] = field(default=partial(dt.datetime.now, dt.UTC))

@@ -15,6 +15,7 @@ from selfservice.domain.models import (
     CustomerRequest,
     LedgerEntry,
     LedgerKind,
+    OutboxEvent,
     Profile,
     RequestReply,
     RequestStatus,
@@ -34,7 +35,7 @@ PAGE_SIZE = 50
 def submit_request(
     adapters: Adapters, profile: Profile, request_type: RequestType, message: str, source: Source
 ) -> CustomerRequest:
-    """Store the request, put RequestSubmitted on the bus and email the service mailbox."""
+    """Store the request with its RequestSubmitted event and email the service mailbox."""
     settings = adapters.settings
     now = adapters.clock()
     request = CustomerRequest(
@@ -51,11 +52,12 @@ def submit_request(
         kind=LedgerKind.REQUEST_SUBMITTED,
         source=source,
         detail={"request_id": request.id, "type": request_type.value},
+        event=OutboxEvent(
+            type="RequestSubmitted",
+            detail={"requestId": request.id, "profileId": profile.id, "type": request_type.value},
+        ),
     )
     adapters.repository.add_request(request, entry)
-    adapters.publisher.publish(
-        "RequestSubmitted", {"requestId": request.id, "profileId": profile.id, "type": request_type.value}
-    )
     language = adapters.catalog.default_language
     type_spec = adapters.catalog.request_type(request_type.value)
     email = adapters.renderer.render(
@@ -139,13 +141,13 @@ def update_request(
             "status": updated.status.value,
             "replied": "yes" if text is not None else "no",
         },
+        event=_event(updated),
     )
     adapters.repository.save_request(updated, current.version, entry)
     logger.info(
         "request updated",
         extra={"request_id": request_id, "status": updated.status.value, "replied": text is not None},
     )
-    _publish(adapters, updated, closed_now=updated.status == RequestStatus.CLOSED)
     if text is not None or updated.status == RequestStatus.CLOSED:
         _tell_customer(adapters, updated, text)
     return updated
@@ -166,7 +168,8 @@ def close_from_event(adapters: Adapters, request_id: str) -> CustomerRequest | N
     return None
 
 
-def _publish(adapters: Adapters, request: CustomerRequest, *, closed_now: bool) -> None:
+def _event(request: CustomerRequest) -> OutboxEvent:
+    """RequestUpdated (a reply or in progress) or RequestClosed, carried by the update's ledger entry."""
     detail = {
         "requestId": request.id,
         "profileId": request.profile_id,
@@ -174,7 +177,8 @@ def _publish(adapters: Adapters, request: CustomerRequest, *, closed_now: bool) 
         "status": request.status.value,
         "occurredAt": request.updated_at.isoformat(),
     }
-    adapters.publisher.publish("RequestClosed" if closed_now else "RequestUpdated", detail)
+    closed = request.status == RequestStatus.CLOSED
+    return OutboxEvent(type="RequestClosed" if closed else "RequestUpdated", detail=detail)
 
 
 def _tell_customer(adapters: Adapters, request: CustomerRequest, reply: str | None) -> None:

@@ -23,6 +23,7 @@ from selfservice.domain.models import (
     Change,
     LedgerEntry,
     LedgerKind,
+    OutboxEvent,
     PendingSubscription,
     Profile,
     Source,
@@ -219,6 +220,15 @@ def confirm_subscription(adapters: Adapters, token: str, evidence: ClientEvidenc
             topics=topics,
             changes=changes,
             detail=detail,
+            event=OutboxEvent(
+                type="Subscribed",
+                detail={
+                    "profileId": profile.id,
+                    "topics": topics,
+                    "consentVersion": consent.version,
+                    "source": Source.CONFIRMATION_LINK.value,
+                },
+            ),
         )
         hashed = address_hash(profile.email)
         try:
@@ -236,15 +246,6 @@ def confirm_subscription(adapters: Adapters, token: str, evidence: ClientEvidenc
             continue
         except NotFound:
             raise InvalidToken("confirm") from None
-        adapters.publisher.publish(
-            "Subscribed",
-            {
-                "profileId": profile.id,
-                "topics": topics,
-                "consentVersion": consent.version,
-                "source": Source.CONFIRMATION_LINK.value,
-            },
-        )
         logger.info("subscription confirmed", extra={"profile_id": profile.id})
         return updated
     raise VersionConflict(-1)
@@ -328,14 +329,14 @@ def unsubscribe(
             topics=withdrawn,
             detail=detail,
             changes=[Change(field="status", before=current.status.value, after="unsubscribed")],
+            event=OutboxEvent(
+                type="Unsubscribed", detail={"profileId": profile_id, "topics": withdrawn, "source": source.value}
+            ),
         )
         try:
             adapters.repository.save(updated, current.version, [entry], keep=current.pending_expires_at is not None)
         except VersionConflict:
             continue
-        adapters.publisher.publish(
-            "Unsubscribed", {"profileId": profile_id, "topics": withdrawn, "source": source.value}
-        )
         logger.info("unsubscribed", extra={"profile_id": profile_id, "source": source.value})
         return True
     raise VersionConflict(-1)
