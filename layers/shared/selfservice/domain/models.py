@@ -129,6 +129,8 @@ class Profile(_Model):
     """Until a double opt-in is confirmed: when the pending profile disappears (table TTL)."""
     subscribed_at: dt.datetime | None = None
     """When the last double opt-in was confirmed (a new subscriber's review grace starts then)."""
+    verified_phone: str | None = None
+    """The phone number whose SMS code the customer entered (SMS double opt-in); SMS goes only to it."""
 
     @property
     def email_key(self) -> str:
@@ -138,6 +140,10 @@ class Profile(_Model):
     def phone(self) -> str | None:
         value = self.fields.get("phone")
         return value.value if value and isinstance(value.value, str) else None
+
+    def sms_verified(self) -> bool:
+        """The SMS channel can be used: the current phone number is the one the customer confirmed."""
+        return self.verified_phone is not None and self.verified_phone == self.phone
 
     def value_of(self, field_id: str) -> FieldValueType | None:
         value = self.fields.get(field_id)
