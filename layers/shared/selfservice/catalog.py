@@ -8,6 +8,7 @@ fails loudly in ``make test`` instead of at a customer's click.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -119,12 +120,25 @@ class ReviewRules(_Strict):
 
 
 class ConsentWording(_Strict):
+    """One version of the consent text shown next to a subscription's button.
+
+    Every version ever shown stays in the catalog (a consent entry names the version it was given
+    under, and the consent-proof document prints that version's exact text): a new wording is a new
+    version, never an edit of an old one.
+    """
+
     version: str = Field(min_length=1)
     valid_from: dt.date
+    valid_until: dt.date | None = None
+    """The last day it was shown; without it, until the day before the next version's ``valid_from``."""
     text: LocalizedText
 
+    def digest(self, language: str) -> str:
+        """SHA-256 of the text in ``language`` (UTF-8): what the proof prints next to the text."""
+        return hashlib.sha256(self.text.get(language).encode()).hexdigest()
 
-RequestTypeId = Literal["question", "address_change", "complaint", "data_request"]
+
+RequestTypeId = Literal["question", "address_change", "complaint", "data_request", "accessibility"]
 """The request types the domain knows (``selfservice.domain.models.RequestType``)."""
 
 
@@ -135,12 +149,32 @@ class RequestTypeSpec(_Strict):
     label: LocalizedText
 
 
+class EnforcementBody(_Strict):
+    """Where a customer can complain when accessibility feedback was not answered (BFSG § 14)."""
+
+    name: LocalizedText
+    address: str = Field(min_length=1)
+    phone: str | None = None
+    email: str | None = None
+    url: str | None = Field(default=None, pattern=r"^https://[^\s\"'<>]+$")
+
+
+class Accessibility(_Strict):
+    """What the accessibility statement (``/accessibility``) says besides the test results."""
+
+    known_limitations: tuple[LocalizedText, ...] = ()
+    """Barriers known and not yet removed: the statement lists them (and any makes it "partially conformant")."""
+    enforcement: EnforcementBody
+
+
 class Company(_Strict):
     """The company's legal pages, linked from every page footer and every email footer."""
 
     imprint_url: LocalizedUrl
     privacy_policy_url: LocalizedUrl
     accessibility_statement_url: LocalizedUrl | None = None
+    """The company website's own accessibility statement, if any (the statement of these pages links it)."""
+    accessibility: Accessibility
 
 
 class Contact(_Strict):
@@ -198,6 +232,17 @@ class Catalog(_Strict):
         in_force = [w for w in self.consent_wordings if w.valid_from <= today]
         candidates = in_force or list(self.consent_wordings)
         return max(candidates, key=lambda w: w.valid_from)
+
+    def consent_wording(self, version: str | None) -> ConsentWording | None:
+        return next((w for w in self.consent_wordings if w.version == version), None)
+
+    def consent_valid_until(self, wording: ConsentWording) -> dt.date | None:
+        """The last day ``wording`` was shown: its own ``valid_until``, else the day before the next
+        version came into force, else None (still in force)."""
+        if wording.valid_until is not None:
+            return wording.valid_until
+        later = [w.valid_from for w in self.consent_wordings if w.valid_from > wording.valid_from]
+        return min(later) - dt.timedelta(days=1) if later else None
 
 
 def _unique(items: Iterable[BaseModel], section: str, key: str = "id") -> None:

@@ -30,6 +30,7 @@ from selfservice.domain.models import (
     SubscriptionStatus,
     address_hash,
 )
+from selfservice.mail import body_record
 from selfservice.tokens import InvalidToken, Purpose
 from selfservice.usecases.access import link
 from selfservice.usecases.changes import save_changes
@@ -141,7 +142,11 @@ def subscribe(adapters: Adapters, request: AddressRequest) -> str:
 
 
 def send_confirmation(adapters: Adapters, profile: Profile, topics: list[str], *, request: str | None = None) -> None:
-    """The double opt-in email; ``request``: the subscription kept aside that its link confirms."""
+    """The double opt-in email; ``request``: the subscription kept aside that its link confirms.
+
+    Its ledger entry keeps the subject, the SES message id, digests of the body as sent and a copy of
+    its text without the link's token (:func:`~selfservice.mail.body_record`): the consent proof shows them.
+    """
     email = adapters.renderer.render(
         "confirm_subscription",
         profile.locale,
@@ -151,7 +156,9 @@ def send_confirmation(adapters: Adapters, profile: Profile, topics: list[str], *
         recipient=profile.email,
         company=adapters.settings.company_name,
     )
-    adapters.mailer.send(profile, email, Source.SYSTEM, now=adapters.clock())
+    context = body_record(email) | ({"subscription_request": request} if request else {})
+    context["topics"] = ",".join(topics)
+    adapters.mailer.send(profile, email, Source.SYSTEM, now=adapters.clock(), context=context)
     logger.info("confirmation email sent", extra={"profile_id": profile.id})
 
 
@@ -211,6 +218,7 @@ def confirm_subscription(adapters: Adapters, token: str, evidence: ClientEvidenc
         if pending is not None:
             detail |= {f"request_{name}": value for name, value in pending.evidence.items()}
             detail |= {"requested_at": pending.requested_at.isoformat(), "consent_requested": pending.consent_requested}
+            detail["subscription_request"] = pending.request_id  # names the confirmation email it answers
         entry = LedgerEntry(
             profile_id=profile.id,
             at=now,

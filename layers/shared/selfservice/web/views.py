@@ -407,3 +407,63 @@ def subscribe_topics(catalog: Catalog, language: str, chosen: set[str]) -> list[
 
 def topic_names(catalog: Catalog, language: str, topic_ids: list[str]) -> list[str]:
     return [t.name.get(language) for topic_id in topic_ids if (t := catalog.topic(topic_id))]
+
+
+# Through which door a consent came, as the consent proof names it for an operator, a court or a regulator.
+DOORS = {
+    "page": N_("the self-service pages"),
+    "api": N_("the JSON API (shop or customer service)"),
+    "one-click": N_("one-click unsubscribe in the email program (RFC 8058)"),
+    "confirmation-link": N_("the link in the double opt-in email"),
+    "customer-service": N_("customer service"),
+    "shop": N_("the shop"),
+    "system": N_("automatically"),
+    "import": N_("an import of existing subscribers"),
+}
+EVIDENCE_ROLES = {
+    "action": N_("the click that gave or withdrew the consent"),
+    "request": N_("the form that asked for the double opt-in"),
+}
+
+
+def consent_proof(document: Any, catalog: Catalog, language: str, _: Translate) -> dict[str, Any]:
+    """The consent-proof document (:class:`selfservice.domain.proof.ConsentProof`) with the catalog's
+    names: topics, channels and doors in the page's language, timestamps in UTC as recorded."""
+    channel_names: dict[str, str] = {c.id: c.label.get(language) for c in catalog.channels}
+    channel_names["all"] = _("every channel")
+
+    def topic_name(topic_id: str) -> str:
+        topic = catalog.topic(topic_id)
+        return f"{topic.name.get(language)} ({topic_id})" if topic else topic_id
+
+    def door(source: str) -> str:
+        return _(DOORS[source]) if source in DOORS else source
+
+    consents = [
+        {
+            "record": record,
+            "topics": ", ".join(topic_name(t) for t in record.topics),
+            "channel": channel_names.get(record.channel, record.channel),
+            "door": door(record.door),
+            "request_door": door(record.request.source) if record.request else "",
+            "reason": _(UNSUBSCRIBE_REASONS[record.reason]) if record.reason in UNSUBSCRIBE_REASONS else record.reason,
+            "evidence": [
+                {"role": _(EVIDENCE_ROLES.get(e.role, e.role)), "salt": e.salt, "hash": e.hash} for e in record.evidence
+            ],
+        }
+        for record in document.consents
+    ]
+    current = [
+        {
+            "state": state,
+            "topic": topic_name(state.topic),
+            "channel": channel_names.get(state.channel, state.channel),
+        }
+        for state in document.current
+    ]
+    return {
+        "proof": document,
+        "status_label": _(STATUS_LABELS[SubscriptionStatus(document.status)]),
+        "consents": consents,
+        "current": current,
+    }
