@@ -139,7 +139,11 @@ def test_a_claimed_ip_and_user_agent_are_checked_against_the_stored_hashes(stack
     ]
     # the test client's own clicks (the gateway reports 127.0.0.1): the double opt-in request and confirmation
     own = stack.request("POST", path, {"ip": "127.0.0.1", "userAgent": UA}).json["matches"]
-    assert [(m["action"], m["evidence"]) for m in own] == [("given", "action"), ("given", "request"), ("given", "action")]
+    assert [(m["action"], m["evidence"]) for m in own] == [
+        ("given", "action"),
+        ("given", "request"),
+        ("given", "action"),
+    ]
     assert stack.request("POST", path, {"ip": "198.51.100.24", "userAgent": SMS_UA}).json["matches"] == []
     assert stack.request("POST", path, {"ip": "198.51.100.23", "userAgent": SMS_UA + " "}).json["matches"] == []
 
@@ -178,7 +182,7 @@ def test_the_proof_is_a_print_ready_page_in_german_or_english(stack, walked, hea
     assert wording.text.de in html
     assert wording.text.en in html
     assert proof["consents"][0]["messages"][0]["message_id"] in html
-    door = "dem Link in der Double-Opt-in-E-Mail" if language == "de" else "the link in the double opt-in email"
+    door = "Link in der Double-Opt-in-E-Mail" if language == "de" else "the link in the double opt-in email"
     assert door in html
     assert "sha256sum" in html
 

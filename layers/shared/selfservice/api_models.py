@@ -296,7 +296,10 @@ class EvidenceClaim(BaseModel):
         json_schema_extra={"examples": [{"ip": "203.0.113.7", "userAgent": "Mozilla/5.0 (X11; Linux x86_64)"}]},
     )
 
-    ip: Annotated[str, StringConstraints(min_length=2, max_length=64)] = Field(description="IPv4 or IPv6 address")
+    ip: Annotated[str, StringConstraints(min_length=2, max_length=64)] = Field(
+        description="IPv4 or IPv6 address",
+        json_schema_extra={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+    )
     userAgent: Annotated[str, StringConstraints(max_length=2048)] = Field(
         description="The User-Agent header exactly as the browser sent it"
     )

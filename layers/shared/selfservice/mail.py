@@ -87,12 +87,14 @@ class EmailRenderer:
     """Renders ``emails/<type>.<language>.html`` and ``.txt``; the subject is the template's ``subject`` block.
 
     Every email's footer links the company's imprint and privacy policy: the templates get
-    ``company_links`` (the ``company`` section of the catalog next to them) and a ``datetime``
-    filter (Babel, the company's time zone) besides what each caller passes.
+    ``company_links`` (the ``company`` section of the catalog next to them), ``accessibility_url``
+    (the pages' accessibility statement under ``base_url``) and a ``datetime`` filter (Babel, the
+    company's time zone) besides what each caller passes.
     """
 
-    def __init__(self, content_dir: Path) -> None:
+    def __init__(self, content_dir: Path, base_url: str = "") -> None:
         self._content_dir = content_dir
+        self._base_url = base_url.rstrip("/")
 
     @cached_property
     def _env(self) -> Environment:
@@ -110,6 +112,8 @@ class EmailRenderer:
             lstrip_blocks=True,
         )
         env.globals["company_links"] = cached_catalog(self._content_dir / "catalog.yaml").company
+        # The accessibility statement of the pages (their footer's link), when the pages' address is known.
+        env.globals["accessibility_url"] = f"{self._base_url}/accessibility" if self._base_url else ""
         env.filters["datetime"] = format_datetime
         env.filters["date"] = format_date
         return env

@@ -467,3 +467,77 @@ def consent_proof(document: Any, catalog: Catalog, language: str, _: Translate) 
         "consents": consents,
         "current": current,
     }
+
+
+# The checks the browser tests record (tests/e2e), as the accessibility statement names them.
+ACCESSIBILITY_CHECKS = {
+    "axe": N_("Automated check with axe-core against the rules of WCAG 2.0, 2.1 and 2.2, levels A and AA"),
+    "menu_by_keyboard": N_("Every menu item can be reached with the Tab key and is in view when it has the focus"),
+    "error_summary_focus": N_(
+        "After a failed submit the focus is on the list of errors, and each of its links leads to its field"
+    ),
+    "feedback_by_keyboard": N_("The feedback form on this page can be filled in and sent with the keyboard alone"),
+    "footer_link_by_keyboard": N_(
+        "The link to this statement in the footer can be reached and opened with the keyboard"
+    ),
+}
+
+
+def accessibility(
+    results: Any, catalog: Catalog, language: str, _: Translate, form: FormData | None = None
+) -> dict[str, Any]:
+    """The accessibility statement: the status from the test results (:mod:`selfservice.accessibility`)
+    and the catalog's known limitations, what was tested (grouped by check and page), the enforcement body."""
+    from selfservice.accessibility import conformance
+
+    info = catalog.company.accessibility
+    limitations = [text.get(language) for text in info.known_limitations]
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for check in results.checks if results else ():
+        group = groups.setdefault(
+            (check.name, check.page),
+            {
+                "name": _(ACCESSIBILITY_CHECKS[check.name]) if check.name in ACCESSIBILITY_CHECKS else check.name,
+                "page": check.page,
+                "languages": set(),
+                "viewports": set(),
+                "passed": True,
+                "problems": [],
+            },
+        )
+        group["languages"].add(check.language)
+        if check.viewport:
+            group["viewports"].add(check.viewport)
+        group["passed"] = group["passed"] and check.passed
+        group["problems"] += [f"{v.rule}: {v.help}" for v in check.violations if v.wcag]
+    checks = [
+        {
+            **group,
+            "languages": ", ".join(sorted(group["languages"])),
+            "viewports": ", ".join(sorted(group["viewports"])),
+        }
+        for _key, group in sorted(groups.items(), key=lambda item: (item[0][0] != "axe", item[0][0], item[0][1]))
+    ]
+    enforcement = info.enforcement
+    return {
+        "conformance": conformance(results, len(limitations)).value,
+        "results": results,
+        "checks": checks,
+        "failed": [check for check in checks if not check["passed"]],
+        "pages_checked": len({check["page"] for check in checks}),
+        "limitations": limitations,
+        "enforcement": {
+            "name": enforcement.name.get(language),
+            "address": enforcement.address,
+            "phone": enforcement.phone,
+            "email": enforcement.email,
+            "url": enforcement.url,
+        },
+        "website_statement": company_statement(catalog, language),
+        "form": {"message": (form or {}).get("message", [""])[0], "email": (form or {}).get("email", [""])[0]},
+    }
+
+
+def company_statement(catalog: Catalog, language: str) -> str | None:
+    url = catalog.company.accessibility_statement_url
+    return url.get(language) if url else None
