@@ -213,7 +213,11 @@ class Provisioner:
         patches, _clients = [patch for patch in CLOUDFORMATION_PATCHES if not patch.installed], self.clients
         install_all(patches)  # (the running local stack keeps them installed)
         try:
-            parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameter_overrides.items()]
+            lists = {name: str(parameter["Default"]) for name, parameter in template.get("Parameters", {}).items()
+                     if "List" in parameter.get("Type", "") and "Default" in parameter}  # fmt: skip
+            # (passed explicitly: moto's CloudFormation splits a list parameter's passed value, not its Default)
+            values = lists | self.parameter_overrides
+            parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
             capabilities = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
             cloudformation.create_stack(StackName=self.stack_name, TemplateBody=json.dumps(template),
                                         Parameters=parameters, Capabilities=capabilities)  # fmt: skip
