@@ -154,9 +154,7 @@ def test_service_request_goes_to_the_mailbox_of_its_type_with_escaped_message(st
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     stack.client.post("/requests", data={"csrf": csrf, "type": "complaint", "message": HOSTILE})
     [message] = read_back(stack)
-    check_structure(
-        message, to="complaints@example.com", language="de", email_type="service_request", marketing=False
-    )
+    check_structure(message, to="complaints@example.com", language="de", email_type="service_request", marketing=False)
     assert message["Reply-To"] == "kim@example.com"
     assert "<b onmouseover" not in message.get_body(("html",)).get_content()
     assert HOSTILE in message.get_body(("plain",)).get_content()
