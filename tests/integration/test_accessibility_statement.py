@@ -11,8 +11,11 @@ import re
 import pytest
 
 from selfservice.accessibility import RESULTS_FILE, Check, Conformance, Results, Violation, conformance, load_results
+from selfservice.catalog import load_catalog
+from tests.conftest import REPO
 from tests.integration.test_consent import csrf_of, sign_in
 
+CATALOG = load_catalog(REPO / "templates" / "catalog.yaml")
 WCAG_VIOLATION = Violation(
     rule="color-contrast", impact="serious", help="Elements must meet contrast", tags=("wcag2aa",)
 )
@@ -127,7 +130,8 @@ def test_feedback_without_signing_in_reaches_customer_service(stack):
     assert request["message"] == "The menu is hard to use with a screen reader."
     assert request["status"] == "open"
     assert stack.request("GET", f"/api/profiles/{request['profileId']}").status == 404, "it names no profile"
-    [mail] = [m for m in stack.sent_emails() if "customer-service@example.com" in str(m.destinations)]
+    mailbox = str(CATALOG.request_type("accessibility").mailbox)
+    [mail] = [m for m in stack.sent_emails() if mailbox in str(m.destinations)]
     assert "reply-to: reader@example.org" in str(mail.raw_data).lower()
     assert "sent without signing in" in str(mail.raw_data) or "ohne Anmeldung" in str(mail.raw_data)
     assert "reader@example.org" not in json.dumps(stack.items()), "the sender's address is not stored"

@@ -36,7 +36,7 @@ PAGE_SIZE = 50
 def submit_request(
     adapters: Adapters, profile: Profile, request_type: RequestType, message: str, source: Source
 ) -> CustomerRequest:
-    """Store the request with its RequestSubmitted event and email the service mailbox."""
+    """Store the request with its RequestSubmitted event and email the mailbox of its type (catalog)."""
     now = adapters.clock()
     request = CustomerRequest(
         id=new_request_id(profile.id),
@@ -68,7 +68,7 @@ def submit_feedback(adapters: Adapters, profile: Profile | None, message: str, r
 
     Signed in, it is the customer's own request (on their requests page, answered like any other).
     Without signing in it is kept under an id of its own that names no profile (``profileId`` then
-    belongs to no profile); the address the sender gave, if any, only goes to the service mailbox as
+    belongs to no profile); the address the sender gave, if any, only goes to the type's mailbox as
     the email's Reply-To (customer service answers by email), it is not stored.
     """
     if profile is not None:
@@ -101,10 +101,11 @@ def submit_feedback(adapters: Adapters, profile: Profile | None, message: str, r
 
 
 def _tell_service(adapters: Adapters, request: CustomerRequest, profile: Profile | None, reply_to: str | None) -> None:
-    """The email to the service mailbox (Reply-To: the customer, when there is an address)."""
+    """The email to the mailbox of the request's type (Reply-To: the customer, when there is an address)."""
     settings = adapters.settings
     language = adapters.catalog.default_language
     type_spec = adapters.catalog.request_type(request.type.value)
+    mailbox = (type_spec.mailbox if type_spec else None) or settings.service_mailbox
     email = adapters.renderer.render(
         "service_request",
         language,
@@ -113,10 +114,10 @@ def _tell_service(adapters: Adapters, request: CustomerRequest, profile: Profile
         type_label=type_spec.label.get(language) if type_spec else request.type.value,
         profile=profile,
         reply_possible=reply_to is not None,
-        recipient=settings.service_mailbox,
+        recipient=mailbox,
         company=settings.company_name,
     )
-    adapters.mailer.send_internal(settings.service_mailbox, email, reply_to=reply_to)
+    adapters.mailer.send_internal(mailbox, email, reply_to=reply_to)
 
 
 def requests_of(adapters: Adapters, profile_id: str) -> list[CustomerRequest]:
