@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from babel import negotiate_locale
-
 from selfservice.web.render import LANGUAGES
 
 
@@ -34,7 +32,10 @@ def wants_html(accept: str) -> bool:
 
 
 def preferred_language(accept_language: str, default: str) -> str:
-    """The first of the page languages ``Accept-Language`` accepts, else ``default``."""
+    """The first of the page languages ``Accept-Language`` accepts, else ``default`` (Babel is imported
+    here, when a page is asked for: most API requests never are)."""
+    from babel import negotiate_locale
+
     from selfservice.web.pages import accepted_languages
 
     return negotiate_locale(accepted_languages(accept_language), LANGUAGES, sep="-", aliases={}) or default

@@ -6,9 +6,11 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from selfservice.accessibility import Results, conformance
 from selfservice.catalog import Catalog, FieldSpec
 from selfservice.domain.consent import receiving_topics
 from selfservice.domain.models import CustomerRequest, LedgerEntry, LedgerKind, Profile, SubscriptionStatus
+from selfservice.domain.proof import ConsentProof
 from selfservice.domain.review import completeness, missing_required_fields, stale_fields
 from selfservice.formats import format_date
 from selfservice.web.forms import FormData
@@ -426,7 +428,7 @@ EVIDENCE_ROLES = {
 }
 
 
-def consent_proof(document: Any, catalog: Catalog, language: str, _: Translate) -> dict[str, Any]:
+def consent_proof(document: ConsentProof, catalog: Catalog, language: str, _: Translate) -> dict[str, Any]:
     """The consent-proof document (:class:`selfservice.domain.proof.ConsentProof`) with the catalog's
     names: topics, channels and doors in the page's language, timestamps in UTC as recorded."""
     channel_names: dict[str, str] = {c.id: c.label.get(language) for c in catalog.channels}
@@ -484,12 +486,10 @@ ACCESSIBILITY_CHECKS = {
 
 
 def accessibility(
-    results: Any, catalog: Catalog, language: str, _: Translate, form: FormData | None = None
+    results: Results | None, catalog: Catalog, language: str, _: Translate, form: FormData | None = None
 ) -> dict[str, Any]:
     """The accessibility statement: the status from the test results (:mod:`selfservice.accessibility`)
     and the catalog's known limitations, what was tested (grouped by check and page), the enforcement body."""
-    from selfservice.accessibility import conformance
-
     info = catalog.company.accessibility
     limitations = [text.get(language) for text in info.known_limitations]
     groups: dict[tuple[str, str], dict[str, Any]] = {}
