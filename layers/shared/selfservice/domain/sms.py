@@ -16,7 +16,7 @@ import secrets
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from selfservice.domain.consent import receiving_topics
 from selfservice.domain.models import Change, ChannelId, Profile
@@ -182,3 +182,23 @@ def without_sms(profile: Profile) -> tuple[Profile, list[Change]]:
         changes.append(Change(field="verified_phone", before=updated.verified_phone, after=None))
         updated.verified_phone = None
     return updated, changes
+
+
+class InboundSms(BaseModel):
+    """A reply to our SMS as AWS End User Messaging publishes it (two-way SMS) to an SNS topic."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    originationNumber: str = Field(pattern=r"^\+[1-9][0-9]{4,14}$")  # the customer's number (AWS's camelCase)
+    destinationNumber: str = Field(min_length=1, max_length=32)
+    messageKeyword: str = Field(default="", max_length=64)
+    messageBody: str = Field(default="", max_length=1600)
+    inboundMessageId: str = Field(min_length=1, max_length=128)
+
+    def keyword(self) -> str | None:
+        """The STOP keyword of the reply (the keyword AWS matched, else the reply's first word), or None."""
+        for candidate in (self.messageKeyword, *self.messageBody.split()[:1]):
+            word = candidate.strip().upper()
+            if word in STOP_KEYWORDS:
+                return word
+        return None
