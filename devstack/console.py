@@ -62,7 +62,7 @@ class DevConsole:
     def _sms(self) -> dict[str, tuple[str, str]]:
         from moto.sns.models import sns_backends
 
-        return sns_backends[self.clients.account_id][self.clients.region].sms_messages  # type: ignore[no-any-return]
+        return sns_backends[self.clients.account_id][self.clients.region].sms_messages
 
     def clear_sms(self) -> int:
         count = len(sent := self._sms())

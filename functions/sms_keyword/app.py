@@ -9,7 +9,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import envelopes, parse
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import SnsModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from selfservice.bootstrap import adapters
@@ -26,7 +27,8 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    replies: list[InboundSms] = parse(event=event, model=InboundSms, envelope=envelopes.SnsEnvelope)
+    notifications = parse(event=event, model=SnsModel)
+    replies = [InboundSms.model_validate_json(str(record.Sns.Message)) for record in notifications.Records]
     withdrawn = ignored = 0
     for reply in replies:
         keyword = reply.keyword()

@@ -332,7 +332,7 @@ def test_no_wildcard_permissions(transformed: dict[str, Any]) -> None:
                 if not (log_delivery and where.split("/")[0] in state_machine_roles):
                     findings.append(
                         f'{label}: Resource "*" for {sorted(map(str, actions))}; scope it to the resources\' ARNs '
-                        '(only a state machine\'s log delivery statement, and an SMS to phone numbers with every '
+                        "(only a state machine's log delivery statement, and an SMS to phone numbers with every "
                         'topic denied, may use "*")'
                     )
     assert statements, "no IAM statements at all: the functions' Policies were lost in the transform"

@@ -117,7 +117,8 @@ def test_a_long_company_name_drops_the_validity_to_stay_in_one_sms():
     company = "Müller & Söhne Haushaltswaren, Eisenwaren und Gartenbedarf GmbH & Co. KG, Niederlassung Süd"
     text = sms_text(company, "042137", "de", 10, "+4915199990000", "preferences.example.com")
     assert fits_one_sms(text)
-    assert "Gültig" not in text and "STOP an +4915199990000" in text
+    assert "Gültig" not in text
+    assert "STOP an +4915199990000" in text
 
 
 def test_gsm7_counts_extension_characters_twice_and_refuses_others():
@@ -140,9 +141,10 @@ def test_a_new_number_forgets_the_confirmed_one():
     active = subscriber({"offers": ["email", "sms"]}, verified=PHONE)
     changed, changes = apply_patch(active, ProfilePatch(fields={"phone": "+49 170 9999999"}), CATALOG, NOW)
     assert changed.verified_phone is None
-    assert changes[-1].field == "verified_phone" and changes[-1].before == PHONE
+    assert (changes[-1].field, changes[-1].before) == ("verified_phone", PHONE)
     same, changes = apply_patch(active, ProfilePatch(fields={"phone": "+49 170 1234567"}), CATALOG, NOW)
-    assert same.verified_phone == PHONE and not changes
+    assert same.verified_phone == PHONE
+    assert not changes
 
 
 def test_stop_switches_sms_off_everywhere_and_a_topic_only_by_sms_off():
@@ -181,6 +183,9 @@ def test_a_stop_reply_is_read_from_the_event_aws_publishes():
     assert (reply.originationNumber, reply.keyword()) == ("+491701234567", "STOP")
     other = json.loads((EVENTS / "sms_reply_other.json").read_text())
     assert InboundSms.model_validate_json(other["Records"][0]["Sns"]["Message"]).keyword() is None
-    assert InboundSms(
-        originationNumber=PHONE, destinationNumber="x", messageBody="abmelden bitte", inboundMessageId="1"
-    ).keyword() == "ABMELDEN"
+    assert (
+        InboundSms(
+            originationNumber=PHONE, destinationNumber="x", messageBody="abmelden bitte", inboundMessageId="1"
+        ).keyword()
+        == "ABMELDEN"
+    )

@@ -339,6 +339,9 @@ class ProfileRepository:
             {"Put": {"TableName": self._table, "Item": claim, "ConditionExpression": "attribute_not_exists(pk)"}},
             *[self._put_ledger(entry) for entry in entries],
         ]
+        if profile.verified_phone is not None:  # (a profile imported with its confirmed number)
+            phone = {**_phone_key(profile.verified_phone, profile.id), **_to_item({"item_type": "sms_phone"})}
+            operations.append({"Put": {"TableName": self._table, "Item": phone}})
         try:
             self._client.transact_write_items(TransactItems=operations)
         except ClientError as error:

@@ -8,8 +8,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from selfservice.domain.consent import SMS, TopicProof, proven_topics, receiving_topics
-from selfservice.domain.sms import sms_receiving_topics
 from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, Source, address_hash
+from selfservice.domain.sms import sms_receiving_topics
 from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
