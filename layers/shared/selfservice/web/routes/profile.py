@@ -66,6 +66,11 @@ def sms_notice(r: PageRequest, lang: str) -> str | None:
     return None
 
 
+def not_confirmed_problem(r: PageRequest, lang: str) -> str:
+    _ = r.translator(lang)
+    return _("Your mobile number is not confirmed yet.")
+
+
 def code_problem(r: PageRequest, lang: str, refused: sms.CodeRefused) -> str:
     """The sentence next to the code field for a code that did not confirm the number."""
     _ = r.translator(lang)
@@ -293,6 +298,7 @@ def confirm_sms_number() -> Response[str]:
         sms.confirm_number(r.adapters, profile, entry)
     except sms.CodeRefused as refused:
         errors = {"sms_code": code_problem(r, lang, refused)}
+        problem = not_confirmed_problem(r, lang)
         metrics.add_metric(name="SmsCodeRefused", unit=MetricUnit.Count, value=1)
     except VersionConflict:
         profile = profiles.get(r.adapters, profile.id)
