@@ -595,16 +595,16 @@ class ProfileRepository:
         expires_at = dt.datetime.fromtimestamp(int(values["expires_at"]), dt.UTC)
         return SmsChallenge.model_validate({**_strip(values), "expires_at": expires_at})
 
-    def count_wrong_sms_code(self, challenge: SmsChallenge) -> bool:
-        """One more wrong entry of this code (only while it is still the profile's code, and counted
-        atomically: two wrong entries at once count twice). False when the code was replaced or used."""
+    def take_sms_attempt(self, challenge: SmsChallenge, max_attempts: int) -> bool:
+        """One try of this code, taken atomically while fewer than ``max_attempts`` were taken and it
+        is still the profile's code. False (nothing taken) when it is used up, replaced or used."""
         return _update_if(
             self._client,
             TableName=self._table,
             Key=_sms_code_key(challenge.profile_id),
             UpdateExpression="ADD attempts :one",
-            ConditionExpression="code_hash = :code",
-            ExpressionAttributeValues=_to_item({":one": 1, ":code": challenge.code_hash}),
+            ConditionExpression="code_hash = :code AND (attempts < :max OR attribute_not_exists(attempts))",
+            ExpressionAttributeValues=_to_item({":one": 1, ":code": challenge.code_hash, ":max": max_attempts}),
         )
 
     def profiles_with_phone(self, phone: str) -> list[str]:

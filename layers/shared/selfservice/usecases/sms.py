@@ -103,7 +103,6 @@ def offer_code(
         sent_at=now,
         expires_at=now + dt.timedelta(minutes=rules.code_lifetime_minutes),
     )
-    repository.put_sms_challenge(challenge)
     settings = adapters.settings
     text = sms_text(
         settings.company_name,
@@ -118,6 +117,7 @@ def offer_code(
     except SmsNotSent as error:
         logger.warning("SMS code not sent", extra={"profile_id": profile.id, "reason": str(error)})
         return CodeOutcome.NOT_SENT
+    repository.put_sms_challenge(challenge)  # after the SMS: a code SNS refused is never offered on the page
     repository.append(
         LedgerEntry(
             profile_id=profile.id,
@@ -153,8 +153,9 @@ def confirm_number(adapters: Adapters, profile: Profile, entry: Entry) -> Profil
     """Confirm the profile's number with the code sent to it; CodeRefused if it does not.
 
     A right code sets ``verified_phone`` and records the SMS consent for the topics chosen by SMS,
-    in one transaction that also uses the code up. A wrong one counts against the code (after
-    ``sms.code_attempts`` it is used up); every entry counts against the limits per number and client.
+    in one transaction that also uses the code up. Every entry takes one of the code's
+    ``sms.code_attempts`` tries (after as many wrong ones it is used up) and counts against the
+    limits per number and client.
     Nothing else is stored for a refused code.
     """
     phone = profile.phone
@@ -173,13 +174,16 @@ def confirm_number(adapters: Adapters, profile: Profile, entry: Entry) -> Profil
         verdict = judge(challenge, phone, code_digest(key, profile.id, phone, code), now, rules.code_attempts)
         if verdict != Verdict.WRONG:
             break
-    if verdict == Verdict.WRONG and challenge is not None:
-        adapters.repository.count_wrong_sms_code(challenge)
+    if verdict not in (Verdict.RIGHT, Verdict.WRONG) or challenge is None:
+        raise CodeRefused(verdict.value)
+    # Every entry takes one of the code's tries first (atomically: entries sent at once cannot try
+    # more codes than it allows), then counts as right or wrong.
+    if not adapters.repository.take_sms_attempt(challenge, rules.code_attempts):
+        raise CodeRefused(Verdict.USED_UP.value)
+    if verdict == Verdict.WRONG:
         remaining = rules.code_attempts - challenge.attempts - 1
         logger.info("wrong SMS code", extra={"profile_id": profile.id, "remaining": remaining})
         raise CodeRefused(Verdict.USED_UP.value if remaining <= 0 else Verdict.WRONG.value, remaining)
-    if verdict != Verdict.RIGHT or challenge is None:
-        raise CodeRefused(verdict.value)
     updated = profile.model_copy(deep=True)
     updated.verified_phone = phone
     updated.updated_at = now
