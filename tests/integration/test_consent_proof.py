@@ -10,15 +10,17 @@ import json
 import re
 
 import pytest
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sns.models import sns_backends
 
-from selfservice import bootstrap
+from devstack.cfn import REGION
 from selfservice.catalog import load_catalog
-from selfservice.domain.models import LedgerEntry, LedgerKind, Source
-from selfservice.usecases.subscription import ClientEvidence
 from tests.conftest import REPO
 from tests.integration.test_consent import (
     UA,
     WORDING,
+    csrf_of,
+    hidden,
     save_communication,
     sign_in,
     subscribe_and_confirm,
@@ -27,29 +29,52 @@ from tests.integration.test_consent import (
 
 ADDRESS = "proof@example.com"
 SMS_UA = "Mozilla/5.0 (Android 15; Mobile) proof test"
+SMS_WORDING = "sms-2026-01"
+PHONE = "+4915123456789"
+PHONE_CLIENT = {"REMOTE_ADDR": "198.51.100.23"}
+"""The phone's browser, on its mobile network (the gateway reports it as the request's source IP)."""
 CATALOG = load_catalog(REPO / "templates" / "catalog.yaml")
 
 
 def switch_sms_on(stack, profile_id: str, topic: str) -> None:
-    """SMS on for ``topic``: the number on the profile, the channel on the communication page, and the
-    consent entry the SMS double opt-in writes when the code is entered (channel ``sms``, wording,
-    evidence of the phone's browser), written here as that writer writes it."""
-    patch = {"fields": {"phone": "+49 151 23456789"}}
+    """SMS on for ``topic`` by the SMS double opt-in, from a phone's browser: the number on the profile,
+    SMS chosen on the communication page (a code goes to the number), the code entered there."""
+    patch = {"fields": {"phone": PHONE}}
     assert stack.request("PATCH", f"/api/profiles/{profile_id}", patch, headers={"If-Match": "*"}).status == 200
-    repository = bootstrap.adapters().repository
-    profile = repository.get(profile_id)
-    entry = LedgerEntry(
-        profile_id=profile_id,
-        kind=LedgerKind.CONSENT_GIVEN,
-        source=Source.PAGE,
-        consent_version=WORDING,
-        topics=[topic],
-        detail={"channel": "sms", **ClientEvidence("198.51.100.23", SMS_UA).as_detail()},
+    sns = sns_backends[DEFAULT_ACCOUNT_ID][REGION]
+    sns.sms_messages.clear()
+    html = stack.client.get("/communication", headers={"User-Agent": SMS_UA}, environ_base=PHONE_CLIENT).get_data(
+        as_text=True
     )
-    profile.verified_phone = profile.phone
-    profile.preferences.channels[topic] = ["email", "sms"]
-    profile.version += 1
-    repository.save(profile, profile.version - 1, [entry])
+    form = {
+        "csrf": csrf_of(html),
+        "version": hidden(html, "version"),
+        "topics_shown": "1",
+        "topic": ["news", topic],
+        "frequency": "weekly",
+        "pause_weeks": "0",
+        "channel-news": ["email"],
+        f"channel-{topic}": ["email", "sms"],
+    }
+    assert (
+        stack.client.post(
+            "/communication", data=form, headers={"User-Agent": SMS_UA}, environ_base=PHONE_CLIENT
+        ).status_code
+        == 303
+    )
+    [(number, text)] = list(sns.sms_messages.values())
+    assert number == PHONE
+    code = re.search(r"\b(\d{6})\b", text).group(1)
+    html = stack.client.get("/communication", headers={"User-Agent": SMS_UA}, environ_base=PHONE_CLIENT).get_data(
+        as_text=True
+    )
+    confirmed = stack.client.post(
+        "/communication/sms/confirm",
+        data={"csrf": csrf_of(html), "sms_code": code},
+        headers={"User-Agent": SMS_UA},
+        environ_base=PHONE_CLIENT,
+    )
+    assert confirmed.status_code == 303
 
 
 @pytest.fixture
@@ -81,7 +106,8 @@ def test_the_proof_shows_every_step_with_door_wording_message_and_evidence(stack
         ("given", "page", "sms", ["offers"]),
         ("withdrawn", "one-click", "all", ["news", "offers"]),
     ]
-    assert {c["wording_version"] for c in proof["consents"]} == {WORDING}
+    assert [c["wording_version"] for c in proof["consents"]] == [WORDING, WORDING, SMS_WORDING, WORDING]
+    assert proof["consents"][2]["phone"] == PHONE
     assert all(any(e["role"] == "action" for e in c["evidence"]) for c in proof["consents"]), "every step has evidence"
 
     # the double opt-in: the request before it, and the email that asked, as it was sent
@@ -100,11 +126,17 @@ def test_the_proof_shows_every_step_with_door_wording_message_and_evidence(stack
     assert "token=…" in email["text_copy"]
     assert re.search(r"token=[A-Za-z0-9_-]{8}", email["text_copy"]) is None, "the kept copy opens nothing"
 
-    # the exact wording of every version a consent names
-    [wording] = proof["wordings"]
-    expected = CATALOG.consent_wording(WORDING)
-    assert wording["text"] == {"de": expected.text.de, "en": expected.text.en}
-    assert wording["sha256"]["de"] == hashlib.sha256(expected.text.de.encode()).hexdigest()
+    # the exact wording of every version a consent names, the SMS double opt-in's among them
+    assert [(w["of"], w["version"]) for w in proof["wordings"]] == [("email", WORDING), ("sms", SMS_WORDING)]
+    for wording in proof["wordings"]:
+        expected = CATALOG.consent_wording(wording["version"], wording["of"])
+        assert wording["text"] == {"de": expected.text.de, "en": expected.text.en}
+        assert wording["sha256"]["de"] == hashlib.sha256(expected.text.de.encode()).hexdigest()
+
+    # the SMS consent: the code sent to the number before it
+    [code] = proof["consents"][2]["messages"]
+    assert (code["kind"], code["channel"], code["phone"]) == ("sms_code_sent", "sms", PHONE)
+    assert code["message_id"]
 
     # now: withdrawn on every channel, and nothing received
     current = {(c["topic"], c["channel"]): (c["consented"], c["receiving"]) for c in proof["current"]}

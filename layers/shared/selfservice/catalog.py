@@ -138,6 +138,25 @@ class ConsentWording(_Strict):
         return hashlib.sha256(self.text.get(language).encode()).hexdigest()
 
 
+class SmsRules(_Strict):
+    """The SMS double opt-in: how long a code lives, how many tries it takes, what the customer agrees to."""
+
+    code_lifetime_minutes: int = Field(default=10, ge=1, le=60)
+    code_attempts: int = Field(default=5, ge=1, le=10)
+    """Wrong entries one code takes; then it is used up and a new one must be asked for."""
+    consent_wordings: tuple[ConsentWording, ...] = Field(min_length=1)
+
+    def current_consent(self, today: dt.date) -> ConsentWording:
+        """The SMS wording in force today (as :meth:`Catalog.current_consent` for email)."""
+        return _in_force(self.consent_wordings, today)
+
+
+def _in_force(wordings: tuple[ConsentWording, ...], today: dt.date) -> ConsentWording:
+    """The newest wording whose ``valid_from`` has passed (the oldest before any has)."""
+    in_force = [w for w in wordings if w.valid_from <= today]
+    return max(in_force or list(wordings), key=lambda w: w.valid_from)
+
+
 RequestTypeId = Literal["question", "address_change", "complaint", "data_request", "accessibility"]
 """The request types the domain knows (``selfservice.domain.models.RequestType``)."""
 
@@ -202,6 +221,8 @@ class Catalog(_Strict):
     consent_wordings: tuple[ConsentWording, ...] = Field(min_length=1)
     contact: Contact
     company: Company
+    sms: SmsRules | None = None
+    """Needed when a channel ``sms`` is offered (the double opt-in by code)."""
 
     @field_validator("version", mode="before")
     @classmethod
@@ -230,20 +251,30 @@ class Catalog(_Strict):
 
     def current_consent(self, today: dt.date | None = None) -> ConsentWording:
         """The wording in force today: the newest one whose ``valid_from`` has passed."""
-        today = today or dt.datetime.now(dt.UTC).date()
-        in_force = [w for w in self.consent_wordings if w.valid_from <= today]
-        candidates = in_force or list(self.consent_wordings)
-        return max(candidates, key=lambda w: w.valid_from)
+        return _in_force(self.consent_wordings, today or dt.datetime.now(dt.UTC).date())
 
-    def consent_wording(self, version: str | None) -> ConsentWording | None:
-        return next((w for w in self.consent_wordings if w.version == version), None)
+    def sms_rules(self) -> SmsRules:
+        """The SMS double opt-in rules (a catalog offering SMS has them: checked at load)."""
+        if self.sms is None:
+            raise CatalogError("sms", "the sms channel needs an sms section")
+        return self.sms
 
-    def consent_valid_until(self, wording: ConsentWording) -> dt.date | None:
+    def wordings_of(self, channel: str) -> tuple[ConsentWording, ...]:
+        """Every consent wording version of ``channel``: ``sms`` the SMS double opt-in's, else the
+        topics' own (the email double opt-in's)."""
+        if channel == "sms":
+            return self.sms.consent_wordings if self.sms is not None else ()
+        return self.consent_wordings
+
+    def consent_wording(self, version: str | None, channel: str = "email") -> ConsentWording | None:
+        return next((w for w in self.wordings_of(channel) if w.version == version), None)
+
+    def consent_valid_until(self, wording: ConsentWording, channel: str = "email") -> dt.date | None:
         """The last day ``wording`` was shown: its own ``valid_until``, else the day before the next
-        version came into force, else None (still in force)."""
+        version of its channel came into force, else None (still in force)."""
         if wording.valid_until is not None:
             return wording.valid_until
-        later = [w.valid_from for w in self.consent_wordings if w.valid_from > wording.valid_from]
+        later = [w.valid_from for w in self.wordings_of(channel) if w.valid_from > wording.valid_from]
         return min(later) - dt.timedelta(days=1) if later else None
 
 
@@ -296,6 +327,10 @@ def _check_references(catalog: Catalog) -> None:
             raise CatalogError(f"fields[{index}].choices", f"a {spec.type} field takes no choices")
     if "sms" in channel_ids and "phone" not in field_ids:
         raise CatalogError("fields", "the sms channel needs a field with id 'phone'")
+    if "sms" in channel_ids and catalog.sms is None:
+        raise CatalogError("sms", "the sms channel needs an sms section (code lifetime, attempts, consent wordings)")
+    if catalog.sms is not None:
+        _unique(catalog.sms.consent_wordings, "sms.consent_wordings", key="version")
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

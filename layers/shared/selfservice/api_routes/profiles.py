@@ -28,7 +28,7 @@ from selfservice.api_routes.common import (
 )
 from selfservice.domain.models import Profile, Source
 from selfservice.domain.proof import ConsentProof
-from selfservice.usecases import access, privacy, profiles, proof
+from selfservice.usecases import access, privacy, profiles, proof, sms
 from selfservice.web import views
 from selfservice.web.negotiation import preferred_language, wants_html
 
@@ -99,6 +99,9 @@ def patch_profile(
     current = profiles.get(ports, profile_id)
     version = expected_version(if_match, current.version, body.version)
     profile = profiles.update(ports, current, patch, version, Source.API, caller(router))
+    # SMS switched on (or a new number): the customer gets a code to confirm on their page.
+    if sms.newly_wanted(current, profile):
+        sms.offer_code(ports, profile, Source.API, client_ip=None)
     metrics.add_metric(name="ProfileUpdated", unit=MetricUnit.Count, value=1)
     return profile_response(profile)
 

@@ -51,6 +51,7 @@ class Wording(_Out):
     """A consent wording version with its exact text in each language and the text's SHA-256."""
 
     version: str
+    of: str = Field(description="email: the topics' own wordings (email double opt-in); sms: the SMS double opt-in's")
     known: bool = Field(description="False when the catalog no longer has this version")
     valid_from: dt.date | None = None
     valid_until: dt.date | None = None
@@ -67,6 +68,7 @@ class SentMessage(_Out):
     channel: str
     subject: str | None = None
     message_id: str | None = None
+    phone: str | None = Field(default=None, description="The number an SMS code went to")
     language: str | None = None
     text_sha256: str | None = None
     html_sha256: str | None = None
@@ -91,6 +93,8 @@ class ConsentRecord(_Out):
     topics: list[str]
     channel: str
     wording_version: str | None
+    wording_of: str = Field(description="Which wordings the version is one of: email or sms")
+    phone: str | None = Field(default=None, description="The mobile number an SMS consent is about")
     evidence: list[Evidence]
     caller: str | None = Field(default=None, description="The signed API caller, for consents through the API")
     api_request_id: str | None = None
@@ -143,15 +147,16 @@ def evidence_matches(evidence: Evidence, ip: str, user_agent: str) -> bool:
     return secrets.compare_digest(digest, evidence.hash)
 
 
-def wording(catalog: Catalog, version: str) -> Wording:
-    found = catalog.consent_wording(version)
+def wording(catalog: Catalog, version: str, of: str = DEFAULT_CHANNEL) -> Wording:
+    found = catalog.consent_wording(version, of)
     if found is None:
-        return Wording(version=version, known=False)
+        return Wording(version=version, of=of, known=False)
     return Wording(
         version=version,
+        of=of,
         known=True,
         valid_from=found.valid_from,
-        valid_until=catalog.consent_valid_until(found),
+        valid_until=catalog.consent_valid_until(found, of),
         text={language: found.text.get(language) for language in catalog.languages},
         sha256={language: found.digest(language) for language in catalog.languages},
     )
@@ -165,7 +170,8 @@ def _message(entry: LedgerEntry) -> SentMessage:
         kind=entry.kind.value,
         channel="sms" if entry.kind.value == SMS_CODE_SENT else "email",
         subject=detail.get("subject"),
-        message_id=detail.get("message_id"),
+        message_id=detail.get("message_id") or detail.get("sms_message_id"),
+        phone=detail.get("phone"),
         language=detail.get("language"),
         text_sha256=detail.get("text_sha256"),
         html_sha256=detail.get("html_sha256"),
@@ -213,6 +219,7 @@ def consent_record(entry: LedgerEntry, before: list[LedgerEntry]) -> ConsentReco
     detail = entry.detail
     request, request_evidence = _request(entry, before)
     given = entry.kind == LedgerKind.CONSENT_GIVEN
+    sms = detail.get("channel") == "sms"
     return ConsentRecord(
         entry_id=entry.id,
         at=entry.at,
@@ -221,6 +228,8 @@ def consent_record(entry: LedgerEntry, before: list[LedgerEntry]) -> ConsentReco
         topics=list(entry.topics),
         channel=channel_of(entry) if given or "channel" in detail else "all",
         wording_version=entry.consent_version,
+        wording_of="sms" if sms else DEFAULT_CHANNEL,
+        phone=detail.get("phone") or None if sms else None,
         evidence=[*evidence_of(detail), *request_evidence],
         caller=detail.get("caller"),
         api_request_id=detail.get("request_id") if "caller" in detail else None,
@@ -263,7 +272,12 @@ def build(profile: Profile, ledger: list[LedgerEntry], catalog: Catalog, now: dt
         for (topic, channel), record in sorted(state.items())
     ]
     versions = sorted(
-        {v for r in consents for v in (r.wording_version, r.request and r.request.wording_requested) if v}
+        {(r.wording_of, r.wording_version) for r in consents if r.wording_version}
+        | {
+            (DEFAULT_CHANNEL, r.request.wording_requested)
+            for r in consents
+            if r.request and r.request.wording_requested
+        }
     )
     return ConsentProof(
         profile_id=profile.id,
@@ -272,5 +286,5 @@ def build(profile: Profile, ledger: list[LedgerEntry], catalog: Catalog, now: dt
         generated_at=now,
         current=current,
         consents=consents,
-        wordings=[wording(catalog, version) for version in versions],
+        wordings=[wording(catalog, version, of) for of, version in versions],
     )
