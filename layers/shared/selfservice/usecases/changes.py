@@ -56,13 +56,7 @@ def save_changes(
     consents = consent_entries(current, updated, ConsentContext(source, now, wording, evidence))
     if any(entry.kind == LedgerKind.CONSENT_GIVEN for entry in consents):
         updated.consent_version = wording
-    if adapters.catalog.sms is not None:
-        sms_wording = adapters.catalog.sms.current_consent(now.date()).version
-        sms_context = ConsentContext(source, now, sms_wording, evidence)
-        sms_consents = sms_consent_entries(current, updated, sms_context, sms_receiving_topics)
-        if any(entry.kind == LedgerKind.CONSENT_GIVEN for entry in sms_consents):
-            updated.sms_consent_version = sms_wording
-        consents += sms_consents
+    consents += sms_consents(adapters, current, updated, source, evidence)
     change = LedgerEntry(
         profile_id=current.id,
         at=now,
@@ -112,3 +106,20 @@ def save_changes(
         extra={"profile_id": current.id, "fields": [c.field for c in changes], "source": source.value},
     )
     return updated
+
+
+def sms_consents(
+    adapters: Adapters, current: Profile, updated: Profile, source: Source, evidence: dict[str, str]
+) -> list[LedgerEntry]:
+    """The SMS consent entries of a change (given or withdrawn) under the SMS wording in force; the
+    wording is recorded on ``updated`` when one is given."""
+    if adapters.catalog.sms is None:
+        return []
+    now = updated.updated_at
+    wording = adapters.catalog.sms.current_consent(now.date()).version
+    entries = sms_consent_entries(
+        current, updated, ConsentContext(source, now, wording, evidence), sms_receiving_topics
+    )
+    if any(entry.kind == LedgerKind.CONSENT_GIVEN for entry in entries):
+        updated.sms_consent_version = wording
+    return entries

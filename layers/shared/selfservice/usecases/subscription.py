@@ -21,6 +21,7 @@ from selfservice.domain.consent import receiving_topics
 from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, VersionConflict
 from selfservice.domain.models import (
     Change,
+    ChannelId,
     LedgerEntry,
     LedgerKind,
     OutboxEvent,
@@ -33,7 +34,7 @@ from selfservice.domain.models import (
 from selfservice.mail import body_record
 from selfservice.tokens import InvalidToken, Purpose
 from selfservice.usecases.access import link
-from selfservice.usecases.changes import save_changes
+from selfservice.usecases.changes import save_changes, sms_consents
 from selfservice.usecases.ports import Adapters, AddressRequest
 
 logger = Logger(child=True)
@@ -321,6 +322,13 @@ def unsubscribe(
         updated = current.model_copy(deep=True)
         updated.status = SubscriptionStatus.UNSUBSCRIBED
         updated.preferences.topics = dict.fromkeys(current.preferences.topics, False)
+        # Leaving ends the SMS consents too: subscribing again later never brings SMS back unasked.
+        for topic, channels in current.preferences.channels.items():
+            kept: list[ChannelId] = [channel for channel in channels if channel != "sms"]
+            if kept:
+                updated.preferences.channels[topic] = kept
+            else:
+                del updated.preferences.channels[topic]
         updated.pending_expires_at = None
         updated.version = current.version + 1
         updated.updated_at = now
@@ -341,8 +349,9 @@ def unsubscribe(
                 type="Unsubscribed", detail={"profileId": profile_id, "topics": withdrawn, "source": source.value}
             ),
         )
+        entries = [entry, *sms_consents(adapters, current, updated, source, detail)]
         try:
-            adapters.repository.save(updated, current.version, [entry], keep=current.pending_expires_at is not None)
+            adapters.repository.save(updated, current.version, entries, keep=current.pending_expires_at is not None)
         except VersionConflict:
             continue
         logger.info("unsubscribed", extra={"profile_id": profile_id, "source": source.value})
