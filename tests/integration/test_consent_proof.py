@@ -105,8 +105,9 @@ def test_the_proof_shows_every_step_with_door_wording_message_and_evidence(stack
         ("given", "page", "email", ["offers"]),
         ("given", "page", "sms", ["offers"]),
         ("withdrawn", "one-click", "all", ["news", "offers"]),
+        ("withdrawn", "one-click", "sms", ["offers"]),
     ]
-    assert [c["wording_version"] for c in proof["consents"]] == [WORDING, WORDING, SMS_WORDING, WORDING]
+    assert [c["wording_version"] for c in proof["consents"]] == [WORDING, WORDING, SMS_WORDING, WORDING, SMS_WORDING]
     assert proof["consents"][2]["phone"] == PHONE
     assert all(any(e["role"] == "action" for e in c["evidence"]) for c in proof["consents"]), "every step has evidence"
 
@@ -165,7 +166,7 @@ def test_a_claimed_ip_and_user_agent_are_checked_against_the_stored_hashes(stack
     path = f"/api/profiles/{walked}/consent-proof/check"
     answer = stack.request("POST", path, {"ip": "198.51.100.23", "userAgent": SMS_UA})
     assert answer.status == 200
-    assert answer.json["checked"] == 5  # four clicks and the double opt-in request
+    assert answer.json["checked"] == 6  # five consent entries (one-click withdrew email and SMS) and the request
     assert [(m["entryId"], m["action"], m["evidence"]) for m in answer.json["matches"]] == [
         (sms["entry_id"], "given", "action")
     ]

@@ -242,7 +242,8 @@ def consent_record(entry: LedgerEntry, before: list[LedgerEntry]) -> ConsentReco
 
 def build(profile: Profile, ledger: list[LedgerEntry], catalog: Catalog, now: dt.datetime) -> ConsentProof:
     """The consent proof of ``profile`` from its whole ledger (any order)."""
-    ordered = sorted(ledger, key=lambda e: e.at)
+    # Entries of one write share their time: the topics' own consent first, then the one by SMS.
+    ordered = sorted(ledger, key=lambda e: (e.at, "channel" in e.detail))
     consents = [
         consent_record(entry, ordered[:index])
         for index, entry in enumerate(ordered)
