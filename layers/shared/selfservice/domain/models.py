@@ -65,6 +65,8 @@ class LedgerKind(StrEnum):
     REQUEST_UPDATED = "request_updated"
     SIGNED_OUT_EVERYWHERE = "signed_out_everywhere"
     ADDRESS_SUPPRESSED = "address_suppressed"
+    NEWSLETTER_SENT = "newsletter_sent"
+    """A sending system reported a newsletter or SMS to the customer (campaign, topic, channel, subject)."""
 
 
 class _Model(BaseModel):
