@@ -91,7 +91,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if isinstance(step, Combine):
         count = sum(int(shard.get("count", 0)) for shard in step.shards)
         read = sum(int(shard.get("read", 0)) for shard in step.shards)
-        result = audience.combine_export(parts.adapters, parts.export_files, parts.audience_exports, step.exportId, count)
+        result = audience.combine_export(
+            parts.adapters, parts.export_files, parts.audience_exports, step.exportId, count
+        )
         metrics.add_metric(name="AudienceExportProfilesRead", unit=MetricUnit.Count, value=read)
         metrics.add_metric(name="AudienceExportProfilesKept", unit=MetricUnit.Count, value=count)
         return {**result, "read": read}

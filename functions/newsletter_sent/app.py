@@ -34,7 +34,7 @@ class NewsletterSentEvent(BaseModel):
 
 
 class NewsletterSentRecord(SqsRecordModel):
-    body: Json[NewsletterSentEvent]  # type: ignore[assignment]
+    body: Json[NewsletterSentEvent]
 
 
 processor = BatchProcessor(event_type=EventType.SQS, model=NewsletterSentRecord)

@@ -861,7 +861,10 @@ class ProfileRepository:
                         time.sleep(min(0.05 * 2**_round, 1.0))
                         continue
                     for index, item in enumerate(group):
-                        profile_code, marker_code = codes[3 * index : 3 * index + 1], codes[3 * index + 2 : 3 * index + 3]
+                        profile_code, marker_code = (
+                            codes[3 * index : 3 * index + 1],
+                            codes[3 * index + 2 : 3 * index + 3],
+                        )
                         if marker_code == ["ConditionalCheckFailed"]:
                             outcome.duplicates.append(item[0].id)
                         elif profile_code == ["ConditionalCheckFailed"]:

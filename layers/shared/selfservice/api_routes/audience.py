@@ -18,6 +18,7 @@ from selfservice import bootstrap
 from selfservice.api_errors import WITH_CONTENT, documented, json_response
 from selfservice.api_models import decode_cursor, encode_cursor
 from selfservice.api_routes.common import INVALID, NOT_FOUND, adapters
+from selfservice.domain.audience import audience_shards
 from selfservice.domain.changes import DateTimeInput
 from selfservice.domain.errors import InvalidInput
 from selfservice.domain.models import FieldValueType, Language
@@ -79,7 +80,28 @@ def _send_time(value: str | None) -> dt.datetime | None:
     try:
         return TypeAdapter(DateTimeInput).validate_python(value)
     except ValidationError:
-        raise InvalidInput("query.at", "must be a date and time with its offset, like 2026-12-24T18:00:00+01:00") from None
+        raise InvalidInput(
+            "query.at", "must be a date and time with its offset, like 2026-12-24T18:00:00+01:00"
+        ) from None
+
+
+def position_of(cursor: dict[str, str] | None) -> audience.Position:
+    """Shard number and key to continue after, from a cursor this API handed out (else InvalidInput)."""
+    shards = audience_shards()
+    if cursor is None:
+        return 0, None
+    shard = cursor.get("audience_shard", "")
+    if shard not in shards or set(cursor) - {"audience_shard", "pk", "sk"}:
+        raise InvalidInput("cursor", "is not a cursor of this list")
+    if set(cursor) == {"audience_shard"}:
+        return shards.index(shard), None
+    if (
+        set(cursor) != {"audience_shard", "pk", "sk"}
+        or cursor["sk"] != "PROFILE"
+        or not cursor["pk"].startswith("PROFILE#")
+    ):
+        raise InvalidInput("cursor", "is not a cursor of this list")
+    return shards.index(shard), cursor
 
 
 @router.get(
@@ -96,7 +118,7 @@ def audience_page(
 ) -> Response[AudiencePage]:
     ports = adapters(router)
     query = audience.checked_query(ports, topic, channel, _send_time(at))
-    items, following = audience.audience_page(ports, query, decode_cursor(cursor), limit)
+    items, following = audience.audience_page(ports, query, position_of(decode_cursor(cursor)), limit)
     return json_response(HTTPStatus.OK, {"items": items, "next": encode_cursor(following)})
 
 

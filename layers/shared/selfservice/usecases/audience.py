@@ -79,29 +79,17 @@ def keep(adapters: Adapters, profiles: list[Profile], query: AudienceQuery) -> l
     ]
 
 
-def _position(cursor: dict[str, str] | None) -> tuple[int, dict[str, str] | None]:
-    """Shard number and key to continue after, from a cursor this API handed out (else InvalidInput)."""
-    shards = audience_shards()
-    if cursor is None:
-        return 0, None
-    shard = cursor.get("audience_shard", "")
-    if shard not in shards or set(cursor) - {"audience_shard", "pk", "sk"}:
-        raise InvalidInput("cursor", "is not a cursor of this list")
-    if set(cursor) == {"audience_shard"}:
-        return shards.index(shard), None
-    if set(cursor) != {"audience_shard", "pk", "sk"} or cursor["sk"] != "PROFILE" or not cursor["pk"].startswith(
-        "PROFILE#"
-    ):
-        raise InvalidInput("cursor", "is not a cursor of this list")
-    return shards.index(shard), cursor
+Position = tuple[int, dict[str, str] | None]
+"""Where a page starts: a shard number and the index key to continue after (None: the shard's start)."""
 
 
 def audience_page(
-    adapters: Adapters, query: AudienceQuery, cursor: dict[str, str] | None, limit: int = PAGE_SIZE
+    adapters: Adapters, query: AudienceQuery, start: Position = (0, None), limit: int = PAGE_SIZE
 ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
-    """Up to ``limit`` audience items from where ``cursor`` points, and the cursor of the rest (None: done)."""
+    """Up to ``limit`` audience items from ``start``, and where the rest starts (None: done), as the
+    index key to continue after, or ``{"audience_shard": …}`` for the start of a shard."""
     shards = audience_shards()
-    number, after = _position(cursor)
+    number, after = start
     items: list[dict[str, Any]] = []
     for _read in range(READS_PER_PAGE):
         profiles, last = adapters.repository.audience_page(shards[number], limit - len(items), after)
@@ -166,7 +154,9 @@ def fail_export(adapters: Adapters, exports: AudienceExportRepository, export_id
     exports.finish(export_id, "failed", adapters.clock(), None, None)
 
 
-def export_status(exports: AudienceExportRepository, files: ExportFiles, export_id: str, seconds: int) -> dict[str, Any]:
+def export_status(
+    exports: AudienceExportRepository, files: ExportFiles, export_id: str, seconds: int
+) -> dict[str, Any]:
     """``{"status", "count"?, "url"?}``: the link is made at each ask, valid for ``seconds``."""
     item = exports.get(export_id)
     if item is None:

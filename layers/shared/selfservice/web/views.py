@@ -352,12 +352,14 @@ def _detail_lines(entry: LedgerEntry, catalog: Catalog, language: str, _: Transl
 def _newsletter_lines(entry: LedgerEntry, catalog: Catalog, language: str, _: Translate) -> list[str]:
     """Why a reported newsletter came: on which channel, and the topic the customer chose."""
     detail = entry.detail
-    channels = {channel.id: channel.label.get(language) for channel in catalog.channels}
+    channels: dict[str, str] = {channel.id: channel.label.get(language) for channel in catalog.channels}
+    channel = detail.get("channel", "")
     topic = catalog.topic(detail.get("topic", ""))
-    lines = [_("Newsletter by %(channel)s") % {"channel": channels.get(detail.get("channel", ""), detail.get("channel", ""))}]
     name = topic.name.get(language) if topic else detail.get("topic", "")
-    lines.append(_("Because you chose “%(topic)s”") % {"topic": name})
-    return lines
+    return [
+        _("Newsletter by %(channel)s") % {"channel": channels.get(channel, channel)},
+        _("Because you chose “%(topic)s”") % {"topic": name},
+    ]
 
 
 def history(entries: list[LedgerEntry], catalog: Catalog, language: str, _: Translate) -> dict[str, Any]:
