@@ -287,3 +287,41 @@ def test_reported_sends_push_a_customer_out_of_the_next_audience_at_their_freque
 
     assert audience(stack, at=NOW)[0] == [], "monthly: one message in 30 days"
     assert ids(audience(stack, at=NOW + dt.timedelta(days=30))[0]) == [kim.id]
+
+
+def test_a_malformed_report_ends_in_the_dead_letter_queue_and_the_others_are_recorded(stack: Stack, machines):
+    kim = subscriber("kim")
+    store(kim)
+    queue, dead_letters = (
+        stack.resources.refs[name] for name in ("NewsletterSentQueue", "NewsletterSentDeadLetterQueue")
+    )
+
+    report(stack, "broken", [kim.id], NOW, channel="fax")  # not a channel: fails the model
+    # Each later report is polled with what is still in the queue (as Lambda polls it): the malformed
+    # one fails again each time and, after the queue's three receives, moves to the dead-letter queue.
+    for number in range(4):
+        report(stack, f"ok-{number}", [kim.id], NOW - dt.timedelta(hours=number))
+
+    sqs = stack.aws("sqs")
+    [kept] = sqs.receive_message(QueueUrl=dead_letters, MaxNumberOfMessages=10)["Messages"]
+    assert json.loads(kept["Body"])["detail"]["campaignId"] == "broken"
+    assert sqs.receive_message(QueueUrl=queue).get("Messages") is None, "nothing else is left"
+    entries = [e for e in bootstrap.wiring().repository.history(kim.id) if e.kind == LedgerKind.NEWSLETTER_SENT]
+    assert sorted(e.detail["campaign_id"] for e in entries) == ["ok-0", "ok-1", "ok-2", "ok-3"], "each once"
+    assert len(bootstrap.wiring().repository.get(kim.id).marketing_emails_at) == 4
+
+
+def test_one_report_for_500_recipients_is_recorded_and_the_unknown_ids_are_counted(stack: Stack, machines, capsys):
+    people = [subscriber(f"reader{number}") for number in range(500)]
+    store(*people[:450])  # fifty ids nobody knows
+    capsys.readouterr()
+    report(stack, "big", [person.id for person in people], NOW - dt.timedelta(hours=1))
+
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    counted = [(m["NewsletterRecipientsRecorded"], m["NewsletterRecipientsUnknown"]) for m in metrics]
+    assert counted == [([450.0], [50.0])], "the CloudWatch metrics (EMF) of the one invocation"
+
+    repository = bootstrap.wiring().repository
+    recorded = [person for person in people[:450] if repository.get(person.id).marketing_emails_at]
+    assert len(recorded) == 450
+    assert len([e for e in repository.history(people[0].id) if e.kind == LedgerKind.NEWSLETTER_SENT]) == 1
