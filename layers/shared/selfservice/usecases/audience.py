@@ -59,24 +59,21 @@ def checked_query(adapters: Adapters, topic_id: str, channel: ChannelId, at: dt.
 
 
 def keep(adapters: Adapters, profiles: list[Profile], query: AudienceQuery) -> list[dict[str, Any]]:
-    """The audience items of ``profiles`` (in their order): the one rule, with the suppression list
-    asked once for the page (BatchGetItem) when the channel is email."""
-    listed: set[str] = set()
-    if query.channel == "email" and profiles:
-        listed = adapters.repository.suppressed_among([address_hash(p.email) for p in profiles])
-    return [
-        audience_item(profile, query.channel)
-        for profile in profiles
-        if exclusion(
-            profile,
-            query.topic,
-            query.channel,
-            query.at,
-            adapters.catalog,
-            address_suppressed=address_hash(profile.email) in listed,
-        )
-        is None
-    ]
+    """The audience items of ``profiles`` (in their order): the one rule. For email, the suppression
+    list is asked once per page (BatchGetItem), and only for the profiles every other rule lets in."""
+    catalog = adapters.catalog
+    passed = [p for p in profiles if exclusion(p, query.topic, query.channel, query.at, catalog) is None]
+    if query.channel == "email" and passed:
+        listed = adapters.repository.suppressed_among([address_hash(p.email) for p in passed])
+        passed = [
+            p
+            for p in passed
+            if exclusion(
+                p, query.topic, query.channel, query.at, catalog, address_suppressed=address_hash(p.email) in listed
+            )
+            is None
+        ]
+    return [audience_item(profile, query.channel) for profile in passed]
 
 
 Position = tuple[int, dict[str, str] | None]
