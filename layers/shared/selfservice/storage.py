@@ -7,7 +7,8 @@ Item layout (``pk`` / ``sk``):
 * ``PROFILE#<id>`` / ``LEDGER#<time>#<entry id>`` — append-only ledger (changes, consents, emails).
 * ``PROFILE#<id>`` / ``REQUEST#<id>`` — the customer's requests.
 * ``PROFILE#<id>`` / ``NEWSLETTER#<campaign digest>`` — a reported newsletter recorded for the profile
-  (written with its ledger entry; a duplicated report finds it and records nothing).
+  (written with its ledger entry; a duplicated report finds it and records nothing), expiring 30 days
+  after it was recorded.
 * ``EXPORT#<id>`` / ``EXPORT`` — an audience export: its request, status, count and file.
 * ``EMAIL#<normalised address>`` / ``EMAIL`` — claim that makes addresses unique (a GSI cannot).
 * ``CAMPAIGN#<campaign>`` / ``RUN#<run time>#<run id>`` — summary of a review campaign run.
@@ -151,6 +152,7 @@ def _update_if(client: Any, **arguments: Any) -> bool:
 REQUESTS_BY_STATUS = "RequestsByStatus"
 AUDIENCE_INDEX = "Audience"
 _NEWSLETTERS_PER_TRANSACTION = 33
+_NEWSLETTER_MARKER_LIFETIME = dt.timedelta(days=30)
 """Recipients per TransactWriteItems (three items each; a transaction takes at most 100)."""
 
 
@@ -815,7 +817,9 @@ class ProfileRepository:
         last = response.get("LastEvaluatedKey")
         return profiles, ({key: str(value) for key, value in _from_item(last).items()} if last else None)
 
-    def record_newsletters(self, recorded: Sequence[tuple[Profile, int, LedgerEntry, str]]) -> NewsletterWrites:
+    def record_newsletters(
+        self, recorded: Sequence[tuple[Profile, int, LedgerEntry, str]], now: dt.datetime
+    ) -> NewsletterWrites:
         """Write each ``(profile, version read, ledger entry, campaign digest)``: the profile conditional
         on the version read, its ``newsletter_sent`` entry, and the marker ``NEWSLETTER#<digest>``
         only if the profile has none yet, all three in one transaction item group (33 recipients per
@@ -837,6 +841,8 @@ class ProfileRepository:
                             "sk": f"NEWSLETTER#{digest}",
                             "item_type": "newsletter_marker",
                             "entry_id": entry.id,
+                            # Longer than any redelivery: EventBridge retries a day, the queues keep 4 and 14.
+                            "expires_at": int((now + _NEWSLETTER_MARKER_LIFETIME).timestamp()),
                         }
                     )
                     operations += [

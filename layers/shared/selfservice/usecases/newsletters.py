@@ -89,7 +89,7 @@ def record_newsletter_sent(adapters: Adapters, sent: NewsletterSent) -> Newslett
         outcome.unknown_ids += gone
         now = adapters.clock()
         writes = [(record_newsletter(p, sent_at, now), p.version, _entry(p, sent), digest) for p in found.values()]
-        result = repository.record_newsletters(writes)
+        result = repository.record_newsletters(writes, now)
         outcome.recorded += len(result.written)
         outcome.duplicates += len(result.duplicates)
         if not result.conflicts:
