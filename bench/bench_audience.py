@@ -77,10 +77,15 @@ S3_PER_WRITE = 0.0054 / 1_000
 S3_PER_READ = 0.00043 / 1_000
 S3_WRITES = {"PutObject", "CopyObject", "UploadPartCopy", "UploadPart", "CreateMultipartUpload",
              "CompleteMultipartUpload", "ListObjectsV2", "DeleteObjects"}  # fmt: skip
-# Not measurable on moto: how long one Query of the Audience index (up to 1 MB) and the BatchGetItem of
-# the suppression list for its page take from Lambda in the same region. An assumption for the
-# modelled AWS time, with 2 ms per state transition and 50 ms per Lambda invocation's overhead.
-AWS_QUERY_SECONDS_PER_1000 = 0.060
+# Not measurable on moto: how long a DynamoDB call takes from Lambda in the same region (moto's own time
+# is no guide: its index query walks the whole table, so it grows with the table, not the page). An
+# assumption: 10 ms per call and 50 microseconds per item it returns or asks for (a Query of 1,000
+# profiles, about 1 MB, 60 ms). The Lambda time is the handlers' CPU time in-process (their thread's
+# time: the 32 shards run in threads of one process, so wall time would count each other's work) with
+# moto's DynamoDB CPU time taken out and this put in; plus 2 ms per state transition and 50 ms per
+# Lambda invocation's overhead for the modelled AWS time.
+AWS_DYNAMODB_CALL_SECONDS = 0.010
+AWS_DYNAMODB_ITEM_SECONDS = 0.000050
 AWS_TRANSITION_SECONDS = 0.002
 AWS_INVOCATION_SECONDS = 0.050
 SEND_AT = dt.datetime(2026, 12, 10, 9, 0, tzinfo=dt.UTC)
@@ -131,6 +136,24 @@ def seed(table: str, profiles: list[Profile]) -> None:
 
 
 @dataclass
+class DynamoTime:
+    """moto's CPU time in DynamoDB calls, and what those calls would take on AWS (the assumption above)."""
+
+    local: float = 0.0
+    modelled: float = 0.0
+
+
+class CpuTimedRuntime(RecordingRuntime):
+    """The recording runtime, with each invocation's time taken as its thread's CPU time."""
+
+    def invoke(self, spec: Any, payload: bytes | str | None) -> Any:
+        started = time.thread_time()
+        result = super().invoke(spec, payload)
+        self.invocations[-1].seconds = time.thread_time() - started
+        return result
+
+
+@dataclass
 class Run:
     profiles: int
     subscribers: int
@@ -139,14 +162,21 @@ class Run:
     invocations: list[Any]
     meter: DynamoMeter
     s3: Counter[str]
+    dynamodb: DynamoTime
     seconds: float
+    seed_seconds: float
 
     @property
     def read(self) -> int:
         return int(self.meter.index_entries_read["Audience"])
 
+    def lambda_seconds(self) -> float:
+        """In-process time of every invocation, with moto's DynamoDB time replaced by AWS's (modelled)."""
+        return sum(i.seconds for i in self.invocations) - self.dynamodb.local + self.dynamodb.modelled
+
     def gb_seconds(self) -> float:
-        return sum(i.seconds * i.memory_mb / 1024 for i in self.invocations)
+        memory = self.invocations[0].memory_mb / 1024 if self.invocations else 0
+        return self.lambda_seconds() * memory
 
     def costs(self) -> dict[str, float]:
         writes = sum(n for op, n in self.s3.items() if op in S3_WRITES)
@@ -160,16 +190,13 @@ class Run:
         }
 
     def aws_seconds(self) -> float:
-        """Modelled on AWS: the shards run in parallel, so the export takes as long as one shard's pages
-        one after another (its share of the index), plus the plan and combine steps."""
-        per_shard = self.read / AUDIENCE_SHARD_COUNT
-        shard_invocations = sum(1 for i in self.invocations if i.step == "shard") / AUDIENCE_SHARD_COUNT
-        other = [i for i in self.invocations if i.step != "shard"]
+        """Modelled on AWS: the shards run in parallel (as many as the Map's concurrency, all 32), so the
+        export takes about one shard's share of the Lambda time, invocations and transitions."""
+        invocations = len(self.invocations) / AUDIENCE_SHARD_COUNT
         transitions = sum(self.transitions.values()) / AUDIENCE_SHARD_COUNT
         return (
-            per_shard / 1000 * AWS_QUERY_SECONDS_PER_1000
-            + (shard_invocations + len(other)) * AWS_INVOCATION_SECONDS
-            + sum(i.seconds for i in other)
+            self.lambda_seconds() / AUDIENCE_SHARD_COUNT
+            + invocations * AWS_INVOCATION_SECONDS
             + transitions * AWS_TRANSITION_SECONDS
         )
 
@@ -179,6 +206,22 @@ def count_s3(counts: Counter[str]) -> None:
         counts[model.name] += 1
 
     boto3.DEFAULT_SESSION.events.register("after-call.s3", after)
+
+
+def time_dynamodb(spent: DynamoTime) -> None:
+    """moto's time in each DynamoDB call, and the call's modelled time on AWS."""
+
+    def before(context: dict[str, Any], **_: Any) -> None:
+        context["bench_started"] = time.thread_time()
+
+    def after(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        spent.local += time.thread_time() - context.get("bench_started", time.thread_time())
+        params = context.get("bench_params", {})
+        asked = sum(len(r.get("Keys", [])) for r in params.get("RequestItems", {}).values())
+        spent.modelled += AWS_DYNAMODB_CALL_SECONDS + AWS_DYNAMODB_ITEM_SECONDS * (len(parsed.get("Items", [])) + asked)
+
+    boto3.DEFAULT_SESSION.events.register("before-call.dynamodb", before)
+    boto3.DEFAULT_SESSION.events.register("after-call.dynamodb", after)
 
 
 def run_export(profiles: int) -> Run:
@@ -208,15 +251,19 @@ def run_export(profiles: int) -> Run:
 
             moto_table = dynamodb_backends[provisioner.clients.account_id][REGION].get_table(table_name)
             population = make_profiles(profiles)
+            seeding = time.perf_counter()
             seed(table_name, population)
+            seed_seconds = time.perf_counter() - seeding
             subscribers = sum(1 for p in population if p.status == SubscriptionStatus.SUBSCRIBED)
 
             meter = DynamoMeter(moto_table, indexes, key_names)
             install_meter(meter)
             s3: Counter[str] = Counter()
             count_s3(s3)
+            spent = DynamoTime()
+            time_dynamodb(spent)
             bootstrap.reset()
-            runtime = RecordingRuntime(resources)
+            runtime = CpuTimedRuntime(resources)
             runtime.env.install_common(resources.common_environment)
             get_settings.cache_clear()
             patches.install(runtime)
@@ -230,7 +277,9 @@ def run_export(profiles: int) -> Run:
                 patches.uninstall()
                 runtime.shutdown()
                 runtime.env.restore()
-            return Run(profiles, subscribers, output, transitions, runtime.invocations, meter, s3, seconds)
+            return Run(
+                profiles, subscribers, output, transitions, runtime.invocations, meter, s3, spent, seconds, seed_seconds
+            )
     finally:
         get_settings.cache_clear()
         bootstrap.reset()
@@ -261,11 +310,13 @@ def print_report(run: Run) -> None:
           f"{meter.profile_items_read:,} table profile items, {meter.scans} scans; kept {run.output['count']:,} "
           f"in a file of {run.output['bytes'] / 1e6:.1f} MB ({run.output['bytesReadToCombine'] / 1e6:.1f} MB "
           "read to combine it)")  # fmt: skip
-    print(f"time: {run.seconds:.1f} s local wall time; modelled on AWS: {seconds_text(run.aws_seconds())} "
+    print(f"time: {run.seconds:.1f} s local wall time ({run.dynamodb.local:.1f} s CPU in moto's DynamoDB; "
+          f"seeding took {run.seed_seconds:.1f} s); modelled on AWS: {seconds_text(run.aws_seconds())} "
           f"({AUDIENCE_SHARD_COUNT} shards in parallel)")  # fmt: skip
     by_step = Counter(i.step for i in run.invocations)
     print(f"Lambda: {len(run.invocations)} invocations ({dict(sorted(by_step.items()))}), "
-          f"{run.gb_seconds():.2f} GB-s in-process")  # fmt: skip
+          f"{run.lambda_seconds():.2f} s = {run.gb_seconds():.2f} GB-s (in-process, moto's DynamoDB time "
+          f"replaced by {run.dynamodb.modelled:.2f} s modelled)")  # fmt: skip
     print(f"state transitions: {sum(run.transitions.values())}")
     print(f"DynamoDB read request units: {', '.join(f'{k} {v:g}' for k, v in sorted(meter.rru.items()))}")
     print(f"S3 requests: {dict(sorted(run.s3.items()))}")
@@ -275,7 +326,6 @@ def print_report(run: Run) -> None:
     for label, value in costs.items():
         print(f"{label:<30} {value:>14.5f} {value / run.read * SCALE:>14.3f}")
     print(f"{'total':<30} {total:>14.5f} {total / run.read * SCALE:>14.3f}")
-    print(f"10,000,000 profiles (8,000,000 subscribers read) at this rate: ${total / run.read * 8 * SCALE:.2f}")
     print()
 
 
@@ -289,7 +339,7 @@ def print_growth(small: Run, large: Run) -> None:
     row("Audience index entries read", small.read, large.read)
     row("profiles kept", small.output["count"], large.output["count"])
     row("DynamoDB read request units", sum(small.meter.rru.values()), sum(large.meter.rru.values()))
-    row("Lambda GB-s (in-process)", small.gb_seconds(), large.gb_seconds())
+    row("Lambda GB-s (modelled DynamoDB time)", small.gb_seconds(), large.gb_seconds())
     row("Lambda invocations", len(small.invocations), len(large.invocations))
     row("state transitions", sum(small.transitions.values()), sum(large.transitions.values()))
     row("S3 requests", sum(small.s3.values()), sum(large.s3.values()))
@@ -298,6 +348,10 @@ def print_growth(small: Run, large: Run) -> None:
     row("$ per export", sum(small.costs().values()), sum(large.costs().values()))
     row("$ per 1M profiles read", sum(small.costs().values()) / small.read * SCALE,
         sum(large.costs().values()) / large.read * SCALE)  # fmt: skip
+    slope = (sum(large.costs().values()) - sum(small.costs().values())) / (large.read - small.read) * SCALE
+    fixed = sum(small.costs().values()) - slope * small.read / SCALE
+    print(f"cost = ${fixed:.4f} per export + ${slope:.3f} per 1,000,000 profiles read (the line through both runs);")
+    print(f"an export of 10,000,000 profiles with 8,000,000 subscribers: ${fixed + slope * 8:.2f}")
     print("Reads, request units and Lambda time grow with the profiles read (10 x); transitions, invocations")
     print("and S3 requests with the shards and parts, so the cost per profile read falls slightly as exports grow.")
 
@@ -308,6 +362,7 @@ def main() -> int:
     for profiles in SIZES:
         with redirect_stdout(StringIO()):  # the handlers' JSON logs
             runs.append(run_export(profiles))
+        print(f"({profiles:,} profiles measured)", file=sys.stderr)
     for run in runs:  # figures, not a gate
         print_report(run)
     print_growth(runs[0], runs[1])
