@@ -1,6 +1,7 @@
 """The developer console under ``/_dev/`` (as JSON under ``/_dev/api/``): the demo profiles and their links,
-the outbox (every email moto's SES accepted, rendered, as text, with all headers), the state machine
-executions, buttons for what would need AWS: run the periodic campaign, emit a purchase, fire a schedule."""
+the outbox (every email moto's SES accepted, rendered, as text, with all headers), the webhook's deliveries,
+the state machine executions, buttons for what would need AWS: run the periodic campaign, emit a purchase,
+fire a schedule."""
 
 import email
 import email.policy
@@ -124,6 +125,7 @@ class DevConsole:
             schedules, routes = list(self.resources.schedules.values()), self.resources.http_routes
             return self._page("console.html.j2", notice=request.args.get("notice"), error=request.args.get("error"),
                               demo_profiles=self.demo_profiles, emails=self.outbox(), executions=self.executions(),
+                              webhooks=list(self.runtime.webhooks.deliveries),
                               periodic=self.periodic_state_machines(), purchase_bus=self.purchase_bus(),
                               routes=routes, schedules=schedules)  # fmt: skip
         if method in ("GET", "HEAD") and path.startswith("/outbox/"):
@@ -136,6 +138,7 @@ class DevConsole:
         api = {
             ("GET", "/api/outbox"): self.outbox,
             ("GET", "/api/executions"): self.executions,
+            ("GET", "/api/webhooks"): lambda: list(self.runtime.webhooks.deliveries),
             ("GET", "/api/resources"): lambda: {"resources": self.resources.refs, "types": self.resources.types,
                                                 "routes": [route.route_key for route in self.resources.http_routes]},
             ("GET", "/api/demo"): lambda: self.demo_profiles,

@@ -852,3 +852,37 @@ def test_other_systems_get_scoped_access(transformed: dict[str, Any]) -> None:
     outputs = transformed["Outputs"]
     for name in ("EventBusArn", "ApiAccessPolicyArn", "ShopEventsPolicyArn", "CustomerServiceEventsPolicyArn"):
         assert name in outputs, f"output {name} missing: the other systems' teams need it"
+
+
+WEBHOOK_RESOURCES = ("WebhookConnection", "WebhookDestination", "WebhookRule", "WebhookRole",
+                     "WebhookDeadLetterQueue", "WebhookDeadLetterQueuePolicy", "WebhookDeadLetterAlarm")  # fmt: skip
+
+
+def test_the_webhook_exists_only_when_asked_for_and_keeps_its_secret_out_of_the_template(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    assert all(resources[name].get("Condition") == "HasWebhook" for name in WEBHOOK_RESOURCES)
+    assert template["Conditions"]["HasWebhook"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "WebhookEndpoint"}, ""]}]}
+    assert template["Parameters"]["WebhookEndpoint"]["Default"] == "", "no webhook unless an operator sets one"
+    auth = resources["WebhookConnection"]["Properties"]["AuthParameters"]["Fn::If"]
+    api_key, basic = auth[1]["ApiKeyAuthParameters"], auth[2]["BasicAuthParameters"]
+    secrets = [api_key["ApiKeyValue"], basic["Username"], basic["Password"]]
+    assert all(value["Fn::Sub"].startswith("{{resolve:secretsmanager:${WebhookSecretName}:") for value in secrets)
+
+
+def test_the_webhook_gets_the_chosen_event_types_with_retries_and_a_dead_letter_queue(
+    transformed: dict[str, Any],
+) -> None:
+    rule = _resource(transformed, "WebhookRule")["Properties"]
+    assert rule["EventPattern"] == {"source": ["self-service"], "detail-type": {"Ref": "WebhookEventTypes"}}
+    [target] = rule["Targets"]
+    assert _ref_target(target["Arn"]) == "WebhookDestination"
+    assert _ref_target(target["DeadLetterConfig"]["Arn"]) == "WebhookDeadLetterQueue"
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+    [statement] = _resource(transformed, "WebhookRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "events:InvokeApiDestination"
+    assert _ref_target(statement["Resource"]) == "WebhookDestination", "the role may call this destination only"
+    destination = _resource(transformed, "WebhookDestination")["Properties"]
+    assert destination["HttpMethod"] == "POST"
+    assert destination["InvocationEndpoint"] == {"Ref": "WebhookEndpoint"}

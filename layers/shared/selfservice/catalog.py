@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
 
 Language = Literal["de", "en"]
 
@@ -129,10 +129,12 @@ RequestTypeId = Literal["question", "address_change", "complaint", "data_request
 
 
 class RequestTypeSpec(_Strict):
-    """How a request type is named to the customer and to customer service."""
+    """How a request type is named to the customer and to customer service, and which mailbox gets it."""
 
     id: RequestTypeId
     label: LocalizedText
+    mailbox: EmailStr | None = None
+    """Where requests of this type go (e.g. the data protection officer's); else the ServiceMailbox."""
 
 
 class Company(_Strict):

@@ -115,6 +115,11 @@ def _timestamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def ledger_sort_key(moment: dt.datetime) -> str:
+    """Where a ledger entry of that moment sorts in its profile (the entry's id follows: ``#<id>``)."""
+    return f"LEDGER#{_timestamp(moment)}"
+
+
 def _strip(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if key not in _KEY_ATTRIBUTES}
 
@@ -214,7 +219,7 @@ class ProfileRepository:
     def _ledger_item(entry: LedgerEntry) -> dict[str, Any]:
         values: dict[str, Any] = entry.model_dump(mode="json")
         values.update(
-            pk=f"PROFILE#{entry.profile_id}", sk=f"LEDGER#{_timestamp(entry.at)}#{entry.id}", item_type="ledger"
+            pk=f"PROFILE#{entry.profile_id}", sk=f"{ledger_sort_key(entry.at)}#{entry.id}", item_type="ledger"
         )
         if entry.event is not None:  # the outbox: the stream of the table carries it to the bus
             detail = {**entry.event.detail, "entryId": entry.id}
