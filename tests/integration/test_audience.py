@@ -208,7 +208,7 @@ def test_an_export_for_an_unknown_topic_or_channel_is_refused_and_starts_nothing
     assert stack.request("POST", "/api/audience-exports", {"topic": "nope", "channel": "email"}).status == 404
     refused = stack.request("POST", "/api/audience-exports", {"topic": "news", "channel": "sms"})
     assert refused.status == 422
-    assert refused.json["problems"] == [{"field": "query.channel", "reason": "sms is not offered for this topic"}]
+    assert refused.json["problems"] == [{"field": "channel", "reason": "sms is not offered for this topic"}]
     assert stack.request("POST", "/api/audience-exports", {"topic": "news", "channel": "fax"}).status == 422
     assert (
         stack.request("POST", "/api/audience-exports", {"topic": "news", "channel": "email", "at": "tomorrow"}).status
@@ -223,6 +223,8 @@ def test_bad_audience_queries_are_answered_with_what_is_wrong(stack: Stack):
     assert stack.request("GET", "/api/topics/nope/audience", query={"channel": "email"}).status == 404
     assert stack.request("GET", "/api/topics/partner_offers/audience", query={"channel": "email"}).status == 404
     assert stack.request("GET", base).status == 422, "the channel is required"
+    not_offered = stack.request("GET", "/api/topics/news/audience", query={"channel": "sms"})
+    assert not_offered.json["problems"] == [{"field": "query.channel", "reason": "sms is not offered for this topic"}]
     wrong_time = stack.request("GET", base, query={"channel": "email", "at": "2026-12-24"})
     assert wrong_time.status == 422
     assert wrong_time.json["problems"][0]["field"] == "query.at"

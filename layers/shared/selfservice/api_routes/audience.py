@@ -117,7 +117,7 @@ def audience_page(
     limit: Annotated[int, Query(ge=1, le=audience.MAX_PAGE_SIZE)] = audience.PAGE_SIZE,
 ) -> Response[AudiencePage]:
     ports = adapters(router)
-    query = audience.checked_query(ports, topic, channel, _send_time(at))
+    query = audience.checked_query(ports, topic, channel, _send_time(at), "query.channel")
     items, following = audience.audience_page(ports, query, position_of(decode_cursor(cursor)), limit)
     return json_response(HTTPStatus.OK, {"items": items, "next": encode_cursor(following)})
 

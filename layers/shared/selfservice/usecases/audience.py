@@ -41,19 +41,17 @@ class AudienceQuery:
     def as_dict(self) -> dict[str, str]:
         return {"topic": self.topic, "channel": self.channel, "at": self.at.isoformat()}
 
-    @classmethod
-    def of(cls, values: dict[str, Any]) -> AudienceQuery:
-        channel: ChannelId = "sms" if values["channel"] == "sms" else "email"
-        return cls(str(values["topic"]), channel, dt.datetime.fromisoformat(str(values["at"])))
 
-
-def checked_query(adapters: Adapters, topic_id: str, channel: ChannelId, at: dt.datetime | None) -> AudienceQuery:
-    """The query, if the catalog offers the topic (NotFound) on the channel (InvalidInput)."""
+def checked_query(
+    adapters: Adapters, topic_id: str, channel: ChannelId, at: dt.datetime | None, channel_field: str = "channel"
+) -> AudienceQuery:
+    """The query, if the catalog offers the topic (NotFound) on the channel (InvalidInput naming
+    ``channel_field``, where the request said it)."""
     topic = adapters.catalog.topic(topic_id)
     if topic is None or topic.hidden:
         raise NotFound(topic_id, what="topic")
     if channel not in topic.channels:
-        raise InvalidInput("query.channel", "{channel} is not offered for this topic", channel=channel)
+        raise InvalidInput(channel_field, "{channel} is not offered for this topic", channel=channel)
     when = at or adapters.clock()
     return AudienceQuery(topic_id, channel, when if when.tzinfo else when.replace(tzinfo=dt.UTC))
 
