@@ -352,8 +352,10 @@ def print_growth(small: Run, large: Run) -> None:
     fixed = sum(small.costs().values()) - slope * small.read / SCALE
     print(f"cost = ${fixed:.4f} per export + ${slope:.3f} per 1,000,000 profiles read (the line through both runs);")
     print(f"an export of 10,000,000 profiles with 8,000,000 subscribers: ${fixed + slope * 8:.2f}")
-    print("Reads, request units and Lambda time grow with the profiles read (10 x); transitions, invocations")
-    print("and S3 requests with the shards and parts, so the cost per profile read falls slightly as exports grow.")
+    print("Reads, request units and Lambda time grow with the profiles read (10 x); transitions, invocations and")
+    print(
+        "S3 requests with the shards and the 8 MiB parts, so an export costs a fixed part plus a part per profile read."
+    )
 
 
 def main() -> int:
