@@ -6,8 +6,9 @@ lifecycle rule removes both after a day or two; the link to the file is a presig
 
 Combining never reads the whole file through one function: parts of at least 5 MiB (the workers cut
 them at 8 MiB) are copied by S3 itself (UploadPartCopy); only the short parts (a shard's last one,
-or one a worker cut early) are read and joined until they make a part. So the bytes a combine reads
-are bounded by the number of shards, not by the number of profiles.
+or one a worker cut early), and a part that follows one of them, are read and joined until they make
+a part. So the bytes a combine reads are bounded by the number of shards (about 16 MiB each), not
+by the number of profiles.
 """
 
 from __future__ import annotations
