@@ -219,6 +219,19 @@ def _recording_the_time(original: Any) -> Any:
     return get_random_message_id
 
 
+SMS_SENT_AT: dict[str, dt.datetime] = {}
+"""SNS SMS message id -> when moto accepted it (the SMS outbox shows it)."""
+
+
+@patch("moto.sns.models:SMS", "__init__", works_around="moto's SNS keeps no send time for an SMS")
+def _recording_the_sms_time(original: Any) -> Any:
+    def __init__(sms: Any, message_id: str, *args: Any, **kwargs: Any) -> None:  # (every SMS sent makes one)
+        original(sms, message_id, *args, **kwargs)
+        SMS_SENT_AT[message_id] = dt.datetime.now(tz=dt.UTC)
+
+    return __init__
+
+
 @patch("moto.stepfunctions.parser.models:StepFunctionsParserBackend", "start_execution",
        works_around='moto names every unnamed execution "None": the second is refused as a duplicate')  # fmt: skip
 def _start_with_a_name(original: Any) -> Any:

@@ -50,7 +50,7 @@ def test_news_audience_export_and_a_reported_newsletter(local_stack):
     # Ben has no news; David is paused; Frank has not confirmed.
     news = audience(local_stack, "news")
     assert addresses(news) == ["anna.schmidt@example.com", "clara.weber@example.com", "eva.fischer@example.com"]
-    assert addresses(audience(local_stack, "offers", "sms")) == [], "nobody has confirmed a mobile number by code"
+    assert addresses(audience(local_stack, "offers", "sms")) == ["+491701234567"], "Eva's confirmed number"
 
     done = export(local_stack, "news")
     assert (done["status"], done["count"]) == ("succeeded", 3)

@@ -30,6 +30,7 @@ from selfservice.domain.models import (
     SubscriptionStatus,
     address_hash,
 )
+from selfservice.domain.sms import sms_receiving_topics
 from selfservice.tokens import Purpose
 from tests.conftest import Stack
 from tests.integration.conftest import StateMachineStack
@@ -62,12 +63,17 @@ def with_mobile(profile: Profile, channels: list[str], *, verified: bool) -> Pro
     fields = {**profile.fields, "phone": FieldValue(value=MOBILE, confirmed_at=NOW)}
     preferences = profile.preferences.model_copy(update={"channels": {"offers": channels}})
     return profile.model_copy(
-        update={"fields": fields, "preferences": preferences, "verified_phone": MOBILE if verified else None}
+        update={
+            "fields": fields,
+            "preferences": preferences,
+            "verified_phone": MOBILE if verified else None,
+            "sms_consent_version": "2026-11-01" if verified else None,
+        }
     )
 
 
 def store(*profiles: Profile) -> None:
-    """Written by the repository with the consent entries that prove their topics."""
+    """Written by the repository with the consent entries that prove their topics (and SMS at the number)."""
     repository = bootstrap.wiring().repository
     for profile in profiles:
         consents = [
@@ -80,6 +86,18 @@ def store(*profiles: Profile) -> None:
                 topics=profile.preferences.subscribed_topics(),
             )
         ]
+        if sms_topics := sms_receiving_topics(profile):
+            consents.append(
+                LedgerEntry(
+                    profile_id=profile.id,
+                    at=profile.created_at,
+                    kind=LedgerKind.CONSENT_GIVEN,
+                    source=Source.PAGE,
+                    consent_version=profile.sms_consent_version,
+                    topics=sms_topics,
+                    detail={"channel": "sms", "phone": profile.verified_phone or ""},
+                )
+            )
         repository.create(profile, consents if profile.status == SubscriptionStatus.SUBSCRIBED else [])
 
 

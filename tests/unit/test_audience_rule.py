@@ -25,7 +25,11 @@ def changed(profile: Profile, **preferences: object) -> Profile:
 def on_sms(profile: Profile, *, verified: bool) -> Profile:
     fields = {**profile.fields, "phone": FieldValue(value=MOBILE, confirmed_at=AT)}
     return changed(profile, channels={"offers": ["email", "sms"]}).model_copy(
-        update={"fields": fields, "verified_phone": MOBILE if verified else None}
+        update={
+            "fields": fields,
+            "verified_phone": MOBILE if verified else None,
+            "sms_consent_version": "2026-11-01" if verified else None,
+        }
     )
 
 
@@ -78,6 +82,8 @@ def test_the_channel_must_be_chosen_for_the_topic_and_sms_needs_the_confirmed_nu
     moved = on_sms(subscriber, verified=True).model_copy(update={"verified_phone": "+4915100000000"})
     assert exclusion(moved, "offers", "sms", AT, catalog) == "sms_not_verified", "a new number is not confirmed"
     assert exclusion(changed(subscriber, topics={"news": True}), "news", "sms", AT, catalog) == "channel_not_chosen"
+    unproven = only_sms.model_copy(update={"sms_consent_version": None})
+    assert exclusion(unproven, "offers", "sms", AT, catalog) == "no_sms_consent"
 
 
 def test_the_frequency_counts_every_message_of_the_30_days_up_to_the_send_time(subscriber, catalog):

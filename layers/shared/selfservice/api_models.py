@@ -37,6 +37,7 @@ from selfservice.domain.models import (
     ServiceBooking,
     SubscriptionStatus,
 )
+from selfservice.domain.sms import sms_state
 
 
 class NewProfile(BaseModel):
@@ -111,10 +112,20 @@ class ProfileOut(BaseModel):
     updated_at: dt.datetime
     last_reviewed_at: dt.datetime | None
     version: int
+    verified_phone: str | None = Field(
+        description="The mobile number the customer confirmed with an SMS code; SMS goes only to it"
+    )
+    sms_channel: Literal["off", "pending", "active"] = Field(
+        description=(
+            "SMS for the topics whose preferences.channels include sms: off (none), pending (the customer "
+            "has not entered the code sent to fields.phone yet: nothing is sent by SMS), active"
+        )
+    )
 
     @classmethod
     def of(cls, profile: Profile) -> ProfileOut:
-        return cls.model_validate(profile.model_dump(exclude={"token_version", "last_review_email_at"}))
+        values = profile.model_dump(exclude={"token_version", "last_review_email_at"})
+        return cls.model_validate({**values, "sms_channel": sms_state(profile)})
 
 
 def history_out(entries: list[LedgerEntry]) -> dict[str, Any]:
@@ -282,3 +293,38 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     if not isinstance(key, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in key.items()):
         raise InvalidInput("cursor", "is not a cursor of this list")
     return key
+
+
+# --- consent proof ---------------------------------------------------------------------------
+
+
+class EvidenceClaim(BaseModel):
+    """An IP address and user agent someone claims a consent was given from."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        defer_build=True,
+        json_schema_extra={"examples": [{"ip": "203.0.113.7", "userAgent": "Mozilla/5.0 (X11; Linux x86_64)"}]},
+    )
+
+    ip: Annotated[str, StringConstraints(min_length=2, max_length=64)] = Field(
+        description="IPv4 or IPv6 address",
+        json_schema_extra={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+    )
+    userAgent: Annotated[str, StringConstraints(max_length=2048)] = Field(
+        description="The User-Agent header exactly as the browser sent it"
+    )
+
+
+class EvidenceMatchOut(BaseModel):
+    entryId: str
+    at: dt.datetime
+    action: Literal["given", "withdrawn"]
+    evidence: Literal["action", "request"] = Field(
+        description="action: the click that gave or withdrew; request: the form that asked for the double opt-in"
+    )
+
+
+class EvidenceCheckOut(BaseModel):
+    checked: int = Field(description="How many evidence items the profile's consents hold")
+    matches: list[EvidenceMatchOut]

@@ -24,6 +24,7 @@ from selfservice.handoff import LambdaHandOff
 from selfservice.mail import EmailRenderer, Mailer
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET, Settings, get_settings
 from selfservice.storage import AudienceExportRepository, CampaignRunRepository, ProfileRepository
+from selfservice.texting import SmsSender, SnsSmsSender
 from selfservice.tokens import Purpose, TokenSigner
 from selfservice.usecases import access
 from selfservice.usecases.ports import Adapters, HandOff
@@ -88,7 +89,12 @@ class Wiring:
 
     @cached_property
     def email_renderer(self) -> EmailRenderer:
-        return EmailRenderer(self.settings.content_dir)
+        return EmailRenderer(self.settings.content_dir, self.settings.public_base_url)
+
+    @cached_property
+    def sms(self) -> SmsSender:
+        settings = self.settings
+        return SnsSmsSender(aws.client("sns"), settings.sms_sender_id, settings.sms_origination_number)
 
     @cached_property
     def handoff(self) -> HandOff:
@@ -109,6 +115,7 @@ class Wiring:
             renderer=self.email_renderer,
             signer=self.signer,
             handoff=self.handoff,
+            sms=self.sms,
             clock=self.clock,
         )
 

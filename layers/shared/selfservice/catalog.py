@@ -8,6 +8,7 @@ fails loudly in ``make test`` instead of at a customer's click.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -119,12 +120,44 @@ class ReviewRules(_Strict):
 
 
 class ConsentWording(_Strict):
+    """One version of the consent text shown next to a subscription's button.
+
+    Every version ever shown stays in the catalog (a consent entry names the version it was given
+    under, and the consent-proof document prints that version's exact text): a new wording is a new
+    version, never an edit of an old one.
+    """
+
     version: str = Field(min_length=1)
     valid_from: dt.date
+    valid_until: dt.date | None = None
+    """The last day it was shown; without it, until the day before the next version's ``valid_from``."""
     text: LocalizedText
 
+    def digest(self, language: str) -> str:
+        """SHA-256 of the text in ``language`` (UTF-8): what the proof prints next to the text."""
+        return hashlib.sha256(self.text.get(language).encode()).hexdigest()
 
-RequestTypeId = Literal["question", "address_change", "complaint", "data_request"]
+
+class SmsRules(_Strict):
+    """The SMS double opt-in: how long a code lives, how many tries it takes, what the customer agrees to."""
+
+    code_lifetime_minutes: int = Field(default=10, ge=1, le=60)
+    code_attempts: int = Field(default=5, ge=1, le=10)
+    """Wrong entries one code takes; then it is used up and a new one must be asked for."""
+    consent_wordings: tuple[ConsentWording, ...] = Field(min_length=1)
+
+    def current_consent(self, today: dt.date) -> ConsentWording:
+        """The SMS wording in force today (as :meth:`Catalog.current_consent` for email)."""
+        return _in_force(self.consent_wordings, today)
+
+
+def _in_force(wordings: tuple[ConsentWording, ...], today: dt.date) -> ConsentWording:
+    """The newest wording whose ``valid_from`` has passed (the oldest before any has)."""
+    in_force = [w for w in wordings if w.valid_from <= today]
+    return max(in_force or list(wordings), key=lambda w: w.valid_from)
+
+
+RequestTypeId = Literal["question", "address_change", "complaint", "data_request", "accessibility"]
 """The request types the domain knows (``selfservice.domain.models.RequestType``)."""
 
 
@@ -137,12 +170,32 @@ class RequestTypeSpec(_Strict):
     """Where requests of this type go (e.g. the data protection officer's); else the ServiceMailbox."""
 
 
+class EnforcementBody(_Strict):
+    """Where a customer can complain when accessibility feedback was not answered (BFSG § 14)."""
+
+    name: LocalizedText
+    address: str = Field(min_length=1)
+    phone: str | None = None
+    email: str | None = None
+    url: str | None = Field(default=None, pattern=r"^https://[^\s\"'<>]+$")
+
+
+class Accessibility(_Strict):
+    """What the accessibility statement (``/accessibility``) says besides the test results."""
+
+    known_limitations: tuple[LocalizedText, ...] = ()
+    """Barriers known and not yet removed: the statement lists them (and any makes it "partially conformant")."""
+    enforcement: EnforcementBody
+
+
 class Company(_Strict):
     """The company's legal pages, linked from every page footer and every email footer."""
 
     imprint_url: LocalizedUrl
     privacy_policy_url: LocalizedUrl
     accessibility_statement_url: LocalizedUrl | None = None
+    """The company website's own accessibility statement, if any (the statement of these pages links it)."""
+    accessibility: Accessibility
 
 
 class Contact(_Strict):
@@ -168,6 +221,8 @@ class Catalog(_Strict):
     consent_wordings: tuple[ConsentWording, ...] = Field(min_length=1)
     contact: Contact
     company: Company
+    sms: SmsRules | None = None
+    """Needed when a channel ``sms`` is offered (the double opt-in by code)."""
 
     @field_validator("version", mode="before")
     @classmethod
@@ -196,10 +251,31 @@ class Catalog(_Strict):
 
     def current_consent(self, today: dt.date | None = None) -> ConsentWording:
         """The wording in force today: the newest one whose ``valid_from`` has passed."""
-        today = today or dt.datetime.now(dt.UTC).date()
-        in_force = [w for w in self.consent_wordings if w.valid_from <= today]
-        candidates = in_force or list(self.consent_wordings)
-        return max(candidates, key=lambda w: w.valid_from)
+        return _in_force(self.consent_wordings, today or dt.datetime.now(dt.UTC).date())
+
+    def sms_rules(self) -> SmsRules:
+        """The SMS double opt-in rules (a catalog offering SMS has them: checked at load)."""
+        if self.sms is None:
+            raise CatalogError("sms", "the sms channel needs an sms section")
+        return self.sms
+
+    def wordings_of(self, channel: str) -> tuple[ConsentWording, ...]:
+        """Every consent wording version of ``channel``: ``sms`` the SMS double opt-in's, else the
+        topics' own (the email double opt-in's)."""
+        if channel == "sms":
+            return self.sms.consent_wordings if self.sms is not None else ()
+        return self.consent_wordings
+
+    def consent_wording(self, version: str | None, channel: str = "email") -> ConsentWording | None:
+        return next((w for w in self.wordings_of(channel) if w.version == version), None)
+
+    def consent_valid_until(self, wording: ConsentWording, channel: str = "email") -> dt.date | None:
+        """The last day ``wording`` was shown: its own ``valid_until``, else the day before the next
+        version of its channel came into force, else None (still in force)."""
+        if wording.valid_until is not None:
+            return wording.valid_until
+        later = [w.valid_from for w in self.wordings_of(channel) if w.valid_from > wording.valid_from]
+        return min(later) - dt.timedelta(days=1) if later else None
 
 
 def _unique(items: Iterable[BaseModel], section: str, key: str = "id") -> None:
@@ -251,6 +327,10 @@ def _check_references(catalog: Catalog) -> None:
             raise CatalogError(f"fields[{index}].choices", f"a {spec.type} field takes no choices")
     if "sms" in channel_ids and "phone" not in field_ids:
         raise CatalogError("fields", "the sms channel needs a field with id 'phone'")
+    if "sms" in channel_ids and catalog.sms is None:
+        raise CatalogError("sms", "the sms channel needs an sms section (code lifetime, attempts, consent wordings)")
+    if catalog.sms is not None:
+        _unique(catalog.sms.consent_wordings, "sms.consent_wordings", key="version")
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

@@ -11,7 +11,9 @@ the profile and the ``consent_given``/``consent_withdrawn`` entries that switch 
 transaction, so the received topics are exactly what the ledger proves
 (:func:`selfservice.domain.consent.proven_topics`); ``consent_version`` names the wording the
 newest consent was given under. Reading the profile alone is therefore the proof, at one item per
-profile instead of a partition per profile.
+profile instead of a partition per profile. The same holds for SMS: the SMS consent entries (with the
+confirmed number) are written with the profile by the same writer, so
+:func:`selfservice.domain.sms.sms_receiving_topics` and ``sms_consent_version`` are what they prove.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from selfservice.catalog import Catalog
 from selfservice.domain.consent import receiving_topics
 from selfservice.domain.models import ChannelId, Profile
 from selfservice.domain.review import MARKETING_WINDOW, review_shard, why_not_marketing
+from selfservice.domain.sms import sms_receiving_topics
 
 AUDIENCE_SHARD_COUNT = 32
 """Partitions of the sparse Audience index (``AUDIENCE#00`` … ``AUDIENCE#31``). The export reads them
@@ -31,6 +34,7 @@ in parallel; changing the number needs every profile written again (its shard is
 NO_CONSENT = "no_consent"
 CHANNEL_NOT_CHOSEN = "channel_not_chosen"
 SMS_NOT_VERIFIED = "sms_not_verified"
+NO_SMS_CONSENT = "no_sms_consent"
 FREQUENCY_CAP = "frequency_cap"
 
 
@@ -79,6 +83,7 @@ def exclusion(  # noqa: PLR0911 - one return per rule reads best
     profile's flag; for email also the address on the suppression list), not paused at ``at``, the
     channel chosen for the topic (SMS: to the number the customer confirmed with a code), and the
     frequency allows one more message then, counting everything sent in the 30 days up to ``at``.
+    SMS also needs the SMS consent for the topic (given when the number was confirmed by its code).
     """
     if channel == "email" and address_suppressed:
         return "suppressed"
@@ -92,6 +97,8 @@ def exclusion(  # noqa: PLR0911 - one return per rule reads best
         return CHANNEL_NOT_CHOSEN
     if channel == "sms" and not profile.sms_verified():
         return SMS_NOT_VERIFIED
+    if channel == "sms" and (topic_id not in sms_receiving_topics(profile) or profile.sms_consent_version is None):
+        return NO_SMS_CONSENT
     cap = frequency_cap(profile, catalog)
     if cap is not None and sent_within_window(profile, at) >= cap:
         return FREQUENCY_CAP

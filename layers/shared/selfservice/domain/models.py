@@ -50,6 +50,8 @@ class Source(StrEnum):
     CUSTOMER_SERVICE = "customer-service"
     SHOP = "shop"
     SYSTEM = "system"
+    SMS_KEYWORD = "sms-keyword"
+    """A reply to our SMS with a keyword such as STOP."""
 
 
 class LedgerKind(StrEnum):
@@ -65,6 +67,7 @@ class LedgerKind(StrEnum):
     REQUEST_UPDATED = "request_updated"
     SIGNED_OUT_EVERYWHERE = "signed_out_everywhere"
     ADDRESS_SUPPRESSED = "address_suppressed"
+    SMS_CODE_SENT = "sms_code_sent"
     NEWSLETTER_SENT = "newsletter_sent"
     """A sending system reported a newsletter or SMS to the customer (campaign, topic, channel, subject)."""
 
@@ -133,6 +136,8 @@ class Profile(_Model):
     """When the last double opt-in was confirmed (a new subscriber's review grace starts then)."""
     verified_phone: str | None = None
     """The phone number whose SMS code the customer entered (SMS double opt-in); SMS goes only to it."""
+    sms_consent_version: str | None = None
+    """The SMS consent wording the customer agreed to when confirming ``verified_phone``."""
 
     @property
     def email_key(self) -> str:
@@ -211,6 +216,8 @@ class RequestType(StrEnum):
     ADDRESS_CHANGE = "address_change"
     COMPLAINT = "complaint"
     DATA_REQUEST = "data_request"
+    ACCESSIBILITY = "accessibility"
+    """A barrier reported through the accessibility statement's feedback form."""
 
 
 class RequestStatus(StrEnum):
@@ -267,3 +274,8 @@ def profile_id_of_request(request_id: str) -> str | None:
 def address_hash(address: str) -> str:
     """How the suppression list keeps an address: a hash of its normalised form, never the address."""
     return hashlib.sha256(f"selfservice-suppression:{normalise_email(address)}".encode()).hexdigest()
+
+
+def phone_hash(phone: str) -> str:
+    """How keys and limits name a mobile number: a hash of it, never the number."""
+    return hashlib.sha256(f"selfservice-phone:{phone}".encode()).hexdigest()

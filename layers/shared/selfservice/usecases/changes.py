@@ -11,6 +11,7 @@ from selfservice.domain.consent import (
     consent_entries,
     receiving_topics,
     settle_status,
+    sms_consent_entries,
 )
 from selfservice.domain.models import (
     Change,
@@ -21,6 +22,7 @@ from selfservice.domain.models import (
     Source,
     SubscriptionStatus,
 )
+from selfservice.domain.sms import sms_receiving_topics
 from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
@@ -33,12 +35,17 @@ def save_changes(
     changes: list[Change],
     source: Source,
     evidence: dict[str, str],
+    *,
+    sms_code_used: str | None = None,
 ) -> Profile:
     """Write a changed profile with its ledger: the change, and each consent it gives or withdraws.
 
     The one place topic switches become consent entries, whichever door they came through; a
     confirmed subscription left without topics becomes an unsubscribe here. ``evidence`` (who, how,
-    and e.g. the less-mail form's choice) goes with the change and each consent entry.
+    and e.g. the less-mail form's choice) goes with the change and each consent entry. Consents to
+    SMS (a number confirmed, SMS switched on or off for a topic, a STOP) are entries of their own
+    (``detail["channel"] = "sms"``) under the catalog's SMS wording. ``sms_code_used``: the digest of
+    the SMS code that confirmed the number, used up in the same write (a second use finds it gone).
     """
     if not changes:
         return current
@@ -49,6 +56,7 @@ def save_changes(
     consents = consent_entries(current, updated, ConsentContext(source, now, wording, evidence))
     if any(entry.kind == LedgerKind.CONSENT_GIVEN for entry in consents):
         updated.consent_version = wording
+    consents += sms_consents(adapters, current, updated, source, evidence)
     change = LedgerEntry(
         profile_id=current.id,
         at=now,
@@ -69,7 +77,9 @@ def save_changes(
     if updated.status != current.status and updated.status == SubscriptionStatus.UNSUBSCRIBED:
         # Unsubscribed rides on the withdrawal of the topics the customer received (one event per entry).
         withdrawn = receiving_topics(current)
-        carrier = next((entry for entry in consents if entry.kind == LedgerKind.CONSENT_WITHDRAWN), None)
+        carrier = next(
+            (e for e in consents if e.kind == LedgerKind.CONSENT_WITHDRAWN and "channel" not in e.detail), None
+        )
         if carrier is None:
             carrier = LedgerEntry(
                 profile_id=current.id,
@@ -83,9 +93,33 @@ def save_changes(
         carrier.event = OutboxEvent(
             type="Unsubscribed", detail={"profileId": current.id, "topics": withdrawn, "source": source.value}
         )
-    adapters.repository.save(updated, current.version, [change, *consents], previous_email=current.email)
+    adapters.repository.save(
+        updated,
+        current.version,
+        [change, *consents],
+        previous_email=current.email,
+        previous_verified_phone=current.verified_phone,
+        sms_code_used=sms_code_used,
+    )
     logger.info(
         "profile changed",
         extra={"profile_id": current.id, "fields": [c.field for c in changes], "source": source.value},
     )
     return updated
+
+
+def sms_consents(
+    adapters: Adapters, current: Profile, updated: Profile, source: Source, evidence: dict[str, str]
+) -> list[LedgerEntry]:
+    """The SMS consent entries of a change (given or withdrawn) under the SMS wording in force; the
+    wording is recorded on ``updated`` when one is given."""
+    if adapters.catalog.sms is None:
+        return []
+    now = updated.updated_at
+    wording = adapters.catalog.sms.current_consent(now.date()).version
+    entries = sms_consent_entries(
+        current, updated, ConsentContext(source, now, wording, evidence), sms_receiving_topics
+    )
+    if any(entry.kind == LedgerKind.CONSENT_GIVEN for entry in entries):
+        updated.sms_consent_version = wording
+    return entries
