@@ -59,6 +59,7 @@ lint: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python bench/bench_api.py
 	$(BIN)/python bench/bench_review.py
+	$(BIN)/python bench/bench_audience.py
 	$(BIN)/python bench/bench_pages.py
 	$(BIN)/python bench/bench_enumeration.py
 

@@ -97,10 +97,12 @@ def uninstall_all(patches: Iterable[MotoPatch]) -> None:
 @patch("moto.awslambda_simple.models:LambdaSimpleBackend", "invoke",
        works_around="without Docker, moto's Lambda invoke (LambdaSimpleBackend) returns a canned reply")  # fmt: skip
 def _invoking_the_handler(original: Any) -> Any:
-    def invoke(backend: Any, name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any) -> Any:
-        function = backend.get_function(name, qualifier).function_name
+    def invoke(  # (moto's own callers name the arguments: an SQS event source mapping does)
+        backend: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
+    ) -> Any:
+        function = backend.get_function(function_name, qualifier).function_name
         if _runtime is None or (spec := _runtime.resources.function_by_name(function)) is None:
-            return original(backend, name, qualifier, body, headers, response_headers)
+            return original(backend, function_name, qualifier, body, headers, response_headers)
         payload = body if isinstance(body, (bytes, str)) else json.dumps(body)
         kind = next((str(v) for k, v in (headers or {}).items() if str(k).lower() == "x-amz-invocation-type"), "")
         if kind in ("Event", "DryRun"):

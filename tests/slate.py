@@ -41,6 +41,12 @@ def _events(account: str, region: str) -> Any:
     return events_backends[account][region]
 
 
+def _s3(account: str) -> Any:
+    from moto.s3.models import s3_backends
+
+    return s3_backends[account]["aws"]
+
+
 def _stepfunctions(account: str, region: str) -> Any:
     from moto.stepfunctions.responses import get_backend
 
@@ -144,6 +150,10 @@ def empty(baseline: Baseline) -> None:
         for rule_name in list(rules):
             if rule_name not in baseline.rules[bus_name]:
                 del rules[rule_name]
+
+    for bucket in _s3(account).buckets.values():  # (the template's buckets stay, empty)
+        bucket.keys.clear()
+        bucket.multiparts.clear()
 
     stepfunctions = _stepfunctions(account, region)
     stepfunctions.state_machines[:] = [

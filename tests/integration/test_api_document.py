@@ -29,6 +29,9 @@ EXPECTED = {
     ("get", "/api/requests"): {200, 422},
     ("get", REQUEST): {200, 404, 422},
     ("patch", REQUEST): {200, 400, 404, 409, 412, 413, 415, 422},
+    ("get", "/api/topics/{topic}/audience"): {200, 404, 422},
+    ("post", "/api/audience-exports"): {202, 400, 404, 413, 415, 422},
+    ("get", "/api/audience-exports/{export_id}"): {200, 404, 422},
 }
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 GATEWAY_ERROR = {"$ref": "#/components/schemas/GatewayError"}

@@ -42,10 +42,14 @@ SUCCESS = {
     "GET /api/requests": 200,
     "GET /api/requests/{request_id}": 200,
     "PATCH /api/requests/{request_id}": 200,
+    "GET /api/topics/{topic}/audience": 200,
+    "POST /api/audience-exports": 202,
+    "GET /api/audience-exports/{export_id}": 200,
 }
 """Every operation but the document itself (which schemathesis reads, not tests) and its success status."""
 _PROFILE_PATH = re.compile(r"^/api/profiles/[0-9a-f]{32}")
 _REQUEST_PATH = re.compile(r"^/api/requests/[0-9a-f]{32}-[0-9a-f]{16}$")
+_EXPORT_PATH = re.compile(r"^/api/audience-exports/[0-9a-f]{32}$")
 
 
 @pytest.fixture
@@ -79,6 +83,8 @@ def answered(events: Path) -> dict[str, set[int]]:
             path = re.sub(r"^https?://[^/]+", "", request["uri"]).split("?")[0]
             path = _PROFILE_PATH.sub("/api/profiles/{profile_id}", path)
             path = _REQUEST_PATH.sub("/api/requests/{request_id}", path)
+            path = _EXPORT_PATH.sub("/api/audience-exports/{export_id}", path)
+            path = path.replace("/api/topics/offers/", "/api/topics/{topic}/")
             statuses[f"{request['method']} {path}"].add(response["status_code"])
     return statuses
 
@@ -103,7 +109,12 @@ def test_the_api_answers_as_its_openapi_document_says(api_url, machines, tmp_pat
         *("--report", "ndjson", "--report-ndjson-path", str(events)),
     ]
     # Requests are submitted on the pages, not through the API: one to read, reply to and close.
-    environment = {**os.environ, "SCHEMATHESIS_REQUEST_ID": a_request(machines.stack)}
+    export = machines.stack.request("POST", "/api/audience-exports", {"topic": "offers", "channel": "email"})
+    environment = {
+        **os.environ,
+        "SCHEMATHESIS_REQUEST_ID": a_request(machines.stack),
+        "SCHEMATHESIS_EXPORT_ID": export.json["id"],
+    }
     run = subprocess.run(
         command, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False, env=environment
     )

@@ -19,7 +19,7 @@ def test_a_review_request_shows_as_what_happened_and_as_an_email_sent(catalog):
 
     page = history([request], catalog, "en", lambda text: text)
 
-    assert page["emails"] == [request]
+    assert page["emails"] == [{"at": AT, "subject": "Sind Ihre Angaben noch aktuell?", "lines": []}]
     assert [change["title"] for change in page["changes"]] == ["Asked to review your data"]
 
 
@@ -29,7 +29,7 @@ def test_an_ordinary_email_is_listed_only_among_the_emails_and_a_skipped_one_onl
 
     page = history([sent, skipped], catalog, "en", lambda text: text)
 
-    assert page["emails"] == [sent]
+    assert page["emails"] == [{"at": AT, "subject": "Ihr Link", "lines": []}]
     assert [change["title"] for change in page["changes"]] == ["Email not sent"]
 
 
@@ -103,3 +103,23 @@ def test_a_skipped_email_says_which_and_why_and_a_request_its_type(catalog):
         "Warum: Die Newsletter waren pausiert.",
     ]
     assert page["changes"][1]["lines"] == ["Anschrift oder E-Mail-Adresse ändern"]
+
+
+def test_a_reported_newsletter_is_listed_among_what_we_sent_with_its_channel_and_the_topic_chosen(catalog):
+    newsletter = LedgerEntry(
+        profile_id="p" * 32,
+        at=AT,
+        kind=LedgerKind.NEWSLETTER_SENT,
+        source=Source.SYSTEM,
+        topics=["offers"],
+        detail={"campaign_id": "c-1", "topic": "offers", "channel": "sms", "subject": "Winter sale"},
+    )
+
+    english = history([newsletter], catalog, "en", lambda text: text)
+    page = history([newsletter], catalog, "de", german())
+
+    assert english["changes"] == [], "a newsletter is something we sent, not a change"
+    assert english["emails"] == [
+        {"at": AT, "subject": "Winter sale", "lines": ["Newsletter by SMS", "Because you chose “Offers”"]}
+    ]
+    assert page["emails"][0]["lines"] == ["Newsletter per SMS", "Weil Sie „Angebote“ gewählt haben"]

@@ -141,7 +141,7 @@ _MEANING: dict[HTTPStatus, str] = {
         "or a header is malformed (If-Match)"
     ),
     HTTPStatus.FORBIDDEN: "Sent by API Gateway: the request is not signed (SigV4) by a role allowed to call the API",
-    HTTPStatus.NOT_FOUND: "No such profile (or request)",
+    HTTPStatus.NOT_FOUND: "No such profile, request, topic or export",
     HTTPStatus.CONFLICT: "A profile with this email address exists; or the request is closed",
     HTTPStatus.PRECONDITION_FAILED: (
         "It was changed in the meantime (If-Match or version is not its current version): read it and retry"

@@ -23,7 +23,7 @@ from selfservice.domain.review import next_review_at
 from selfservice.handoff import LambdaHandOff
 from selfservice.mail import EmailRenderer, Mailer
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET, Settings, get_settings
-from selfservice.storage import CampaignRunRepository, ProfileRepository
+from selfservice.storage import AudienceExportRepository, CampaignRunRepository, ProfileRepository
 from selfservice.texting import SmsSender, SnsSmsSender
 from selfservice.tokens import Purpose, TokenSigner
 from selfservice.usecases import access
@@ -33,6 +33,7 @@ from selfservice.web.session import SessionCodec
 
 if TYPE_CHECKING:  # the review campaigns are imported by the functions that run them
     from selfservice.campaigns import ReviewCampaigns
+    from selfservice.exports import ExportFiles
 
 
 def load_token_secrets(settings: Settings) -> list[str]:
@@ -130,6 +131,24 @@ class Wiring:
             profiles=self.adapters,
             runs=CampaignRunRepository(self.settings.table_name, self.dynamodb),
             dead_letters=DeadLetters(aws.client("sqs"), self.settings.review_dead_letter_queue_url),
+        )
+
+    @cached_property
+    def audience_exports(self) -> AudienceExportRepository:
+        return AudienceExportRepository(self.settings.table_name, self.dynamodb)
+
+    @cached_property
+    def export_files(self) -> ExportFiles:
+        from selfservice.exports import ExportFiles
+
+        return ExportFiles(aws.client("s3"), self.settings.audience_export_bucket)
+
+    def start_audience_export(self, export_id: str, payload: dict[str, Any]) -> None:
+        """Start the export's state machine execution, named by the export id (a repeat is refused)."""
+        import json
+
+        aws.client("stepfunctions").start_execution(
+            stateMachineArn=self.settings.audience_export_state_machine_arn, name=export_id, input=json.dumps(payload)
         )
 
     @cached_property

@@ -125,6 +125,12 @@ class Settings(BaseModel):
     """The function that answers /subscribe and /new-link by email after the page has answered."""
     review_dead_letter_queue_url: str = ""
     """SQS queue that keeps malformed review events (empty: they are only logged)."""
+    audience_export_state_machine_arn: str = ""
+    """The state machine that writes an audience export (the API starts it)."""
+    audience_export_bucket: str = ""
+    """The S3 bucket of audience export files."""
+    audience_export_link_seconds: int = Field(default=900, ge=60, le=43200)
+    """How long the presigned link to an export file works."""
     powertools_metrics_namespace: str = "SelfService"
     """CloudWatch namespace of the metrics (Powertools reads the same variable)."""
     sms_sender_id: str = Field(default="", max_length=11)

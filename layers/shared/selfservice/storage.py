@@ -6,6 +6,10 @@ Item layout (``pk`` / ``sk``):
   while a review is scheduled, ``review_shard``/``next_review_at`` feed the sparse ReviewDue index.
 * ``PROFILE#<id>`` / ``LEDGER#<time>#<entry id>`` — append-only ledger (changes, consents, emails).
 * ``PROFILE#<id>`` / ``REQUEST#<id>`` — the customer's requests.
+* ``PROFILE#<id>`` / ``NEWSLETTER#<campaign digest>`` — a reported newsletter recorded for the profile
+  (written with its ledger entry; a duplicated report finds it and records nothing), expiring 30 days
+  after it was recorded.
+* ``EXPORT#<id>`` / ``EXPORT`` — an audience export: its request, status, count and file.
 * ``EMAIL#<normalised address>`` / ``EMAIL`` — claim that makes addresses unique (a GSI cannot).
 * ``CAMPAIGN#<campaign>`` / ``RUN#<run time>#<run id>`` — summary of a review campaign run.
 * ``CAMPAIGN#<campaign>`` / ``ACTIVE`` — the run in progress (no two periodic runs at once).
@@ -34,11 +38,13 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from selfservice.domain.audience import audience_member, audience_shard
 from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, TemporarilyUnavailable, VersionConflict
 from selfservice.domain.models import (
     CustomerRequest,
@@ -73,6 +79,7 @@ _KEY_ATTRIBUTES = (
     "request_queued",
     "event_type",
     "event_detail",
+    "audience_shard",
 )
 
 ReviewScheduler = Callable[[Profile], dt.datetime | None]
@@ -162,6 +169,19 @@ def _update_if(client: Any, **arguments: Any) -> bool:
 
 
 REQUESTS_BY_STATUS = "RequestsByStatus"
+AUDIENCE_INDEX = "Audience"
+_NEWSLETTERS_PER_TRANSACTION = 33
+_NEWSLETTER_MARKER_LIFETIME = dt.timedelta(days=30)
+"""Recipients per TransactWriteItems (three items each; a transaction takes at most 100)."""
+
+
+@dataclass
+class NewsletterWrites:
+    """What :meth:`ProfileRepository.record_newsletters` did, by profile id."""
+
+    written: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
 
 
 def _request_item(request: CustomerRequest) -> dict[str, Any]:
@@ -201,6 +221,8 @@ class ProfileRepository:
         values.update(pk=f"PROFILE#{profile.id}", sk="PROFILE", email_key=profile.email_key, version=profile.version)
         if profile.pending_expires_at is not None:
             values["expires_at"] = int(profile.pending_expires_at.timestamp())
+        if audience_member(profile):  # the sparse Audience index holds only who can receive something
+            values["audience_shard"] = audience_shard(profile.id)
         due = self._schedule(profile)
         if due is not None:
             values["review_shard"] = review_shard_key(review_shard(profile.id, self._shard_count))
@@ -885,6 +907,99 @@ class ProfileRepository:
             )
         _update_if(self._client, **arguments)  # False: a concurrent write reindexed the profile itself
 
+    # --- audiences and reported newsletters ----------------------------------------------
+    def audience_page(
+        self, shard: str, limit: int, start_after: dict[str, str] | None = None
+    ) -> tuple[list[Profile], dict[str, str] | None]:
+        """Up to ``limit`` profiles of one shard of the sparse Audience index, in key order, and the
+        key to continue after (None at the shard's end). The index holds whole profiles of subscribers
+        only (projection ALL), so a page is one Query and reads no ledger items."""
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": AUDIENCE_INDEX,
+            "KeyConditionExpression": "audience_shard = :shard",
+            "ExpressionAttributeValues": _to_item({":shard": shard}),
+            "Limit": limit,
+        }
+        if start_after:
+            arguments["ExclusiveStartKey"] = _to_item(start_after)
+        try:
+            response = self._client.query(**arguments)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ValidationException" and start_after:
+                raise InvalidInput("cursor", "is not a cursor of this list") from None
+            raise _translate(error) from error
+        profiles = [_profile_of(_from_item(item)) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return profiles, ({key: str(value) for key, value in _from_item(last).items()} if last else None)
+
+    def record_newsletters(
+        self, recorded: Sequence[tuple[Profile, int, LedgerEntry, str]], now: dt.datetime
+    ) -> NewsletterWrites:
+        """Write each ``(profile, version read, ledger entry, campaign digest)``: the profile conditional
+        on the version read, its ``newsletter_sent`` entry, and the marker ``NEWSLETTER#<digest>``
+        only if the profile has none yet, all three in one transaction item group (33 recipients per
+        TransactWriteItems: its limit is 100 items). A recipient whose marker exists is a duplicate
+        (nothing written); one whose version moved is a conflict (the caller reads it again); the
+        others of a cancelled transaction are written in the next one.
+        """
+        outcome = NewsletterWrites()
+        pending = list(recorded)
+        for _round in range(_BATCH_ATTEMPTS):
+            retry: list[tuple[Profile, int, LedgerEntry, str]] = []
+            for start in range(0, len(pending), _NEWSLETTERS_PER_TRANSACTION):
+                group = pending[start : start + _NEWSLETTERS_PER_TRANSACTION]
+                operations: list[dict[str, Any]] = []
+                for profile, version, entry, digest in group:
+                    marker = _to_item(
+                        {
+                            "pk": f"PROFILE#{profile.id}",
+                            "sk": f"NEWSLETTER#{digest}",
+                            "item_type": "newsletter_marker",
+                            "entry_id": entry.id,
+                            # Longer than any redelivery: EventBridge retries a day, the queues keep 4 and 14.
+                            "expires_at": int((now + _NEWSLETTER_MARKER_LIFETIME).timestamp()),
+                        }
+                    )
+                    operations += [
+                        {"Put": self._put_if_version(profile, version)},
+                        self._put_ledger(entry),
+                        {
+                            "Put": {
+                                "TableName": self._table,
+                                "Item": marker,
+                                "ConditionExpression": "attribute_not_exists(pk)",
+                            }
+                        },
+                    ]
+                try:
+                    self._client.transact_write_items(TransactItems=operations)
+                except ClientError as error:
+                    if error.response["Error"]["Code"] != "TransactionCanceledException":
+                        raise _translate(error) from error
+                    codes = _failure_codes(error)
+                    if not any(code == "ConditionalCheckFailed" for code in codes):
+                        retry += group  # throttled or in conflict with another transaction: all again
+                        time.sleep(min(0.05 * 2**_round, 1.0))
+                        continue
+                    for index, item in enumerate(group):
+                        profile_code, marker_code = (
+                            codes[3 * index : 3 * index + 1],
+                            codes[3 * index + 2 : 3 * index + 3],
+                        )
+                        if marker_code == ["ConditionalCheckFailed"]:
+                            outcome.duplicates.append(item[0].id)
+                        elif profile_code == ["ConditionalCheckFailed"]:
+                            outcome.conflicts.append(item[0].id)
+                        else:
+                            retry.append(item)
+                    continue
+                outcome.written += [item[0].id for item in group]
+            if not retry:
+                return outcome
+            pending = retry
+        raise TemporarilyUnavailable("TransactionCanceledException")
+
 
 class CampaignRunRepository:
     """Summaries of review campaign runs: ``CAMPAIGN#<campaign>`` / ``RUN#<run time>#<run id>``.
@@ -1012,3 +1127,63 @@ class CampaignRunRepository:
         except ClientError as error:
             raise _translate(error) from error
         return _from_item(response.get("Attributes", {}))
+
+
+class AudienceExportRepository:
+    """Audience exports: ``EXPORT#<id>`` / ``EXPORT`` with the request, status, count and file key.
+
+    Items expire (``expires_at``) with the files they name.
+    """
+
+    def __init__(self, table_name: str, client: Any, retention: dt.timedelta = dt.timedelta(days=2)) -> None:
+        self._table = table_name
+        self._client = client
+        self._retention = retention
+
+    @staticmethod
+    def _key(export_id: str) -> dict[str, Any]:
+        return _to_item({"pk": f"EXPORT#{export_id}", "sk": "EXPORT"})
+
+    def create(self, export_id: str, request: dict[str, str], now: dt.datetime) -> None:
+        item = {
+            "pk": f"EXPORT#{export_id}",
+            "sk": "EXPORT",
+            "item_type": "audience_export",
+            "status": "running",
+            "request": request,
+            "created_at": _timestamp(now),
+            "expires_at": int((now + self._retention).timestamp()),
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table, Item=_to_item(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as error:
+            raise _translate(error) from error
+
+    def get(self, export_id: str) -> dict[str, Any] | None:
+        try:
+            response = self._client.get_item(TableName=self._table, Key=self._key(export_id), ConsistentRead=True)
+        except ClientError as error:
+            raise _translate(error) from error
+        return _from_item(response["Item"]) if "Item" in response else None
+
+    def finish(self, export_id: str, status: str, now: dt.datetime, count: int | None, file_key: str | None) -> None:
+        """Mark the export succeeded (with its count and file) or failed; only a running export changes."""
+        values: dict[str, Any] = {":status": status, ":now": _timestamp(now), ":running": "running"}
+        expression = "SET #status = :status, finished_at = :now"
+        if count is not None:
+            expression += ", item_count = :count"
+            values[":count"] = count
+        if file_key is not None:
+            expression += ", file_key = :file"
+            values[":file"] = file_key
+        _update_if(
+            self._client,
+            TableName=self._table,
+            Key=self._key(export_id),
+            UpdateExpression=expression,
+            ConditionExpression="#status = :running",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues=_to_item(values),
+        )

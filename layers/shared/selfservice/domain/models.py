@@ -68,6 +68,8 @@ class LedgerKind(StrEnum):
     SIGNED_OUT_EVERYWHERE = "signed_out_everywhere"
     ADDRESS_SUPPRESSED = "address_suppressed"
     SMS_CODE_SENT = "sms_code_sent"
+    NEWSLETTER_SENT = "newsletter_sent"
+    """A sending system reported a newsletter or SMS to the customer (campaign, topic, channel, subject)."""
 
 
 class _Model(BaseModel):

@@ -380,11 +380,30 @@ def _detail_lines(entry: LedgerEntry, catalog: Catalog, language: str, _: Transl
     return lines
 
 
+def _newsletter_lines(entry: LedgerEntry, catalog: Catalog, language: str, _: Translate) -> list[str]:
+    """Why a reported newsletter came: on which channel, and the topic the customer chose."""
+    detail = entry.detail
+    channels: dict[str, str] = {channel.id: channel.label.get(language) for channel in catalog.channels}
+    channel = detail.get("channel", "")
+    topic = catalog.topic(detail.get("topic", ""))
+    name = topic.name.get(language) if topic else detail.get("topic", "")
+    return [
+        _("Newsletter by %(channel)s") % {"channel": channels.get(channel, channel)},
+        _("Because you chose “%(topic)s”") % {"topic": name},
+    ]
+
+
 def history(entries: list[LedgerEntry], catalog: Catalog, language: str, _: Translate) -> dict[str, Any]:
-    changes, emails = [], []
+    """What happened (changes, consents, requests …) and what we sent: our emails and reported newsletters."""
+    changes: list[dict[str, Any]] = []
+    emails: list[dict[str, Any]] = []
     for entry in entries:
+        if entry.kind == LedgerKind.NEWSLETTER_SENT:
+            lines = _newsletter_lines(entry, catalog, language, _)
+            emails.append({"at": entry.at, "subject": entry.detail.get("subject", ""), "lines": lines})
+            continue
         if "message_id" in entry.detail:  # an email sent, possibly recorded as what it stands for
-            emails.append(entry)
+            emails.append({"at": entry.at, "subject": entry.detail.get("subject", ""), "lines": []})
         if entry.kind == LedgerKind.EMAIL_SENT:
             continue
         lines = [
