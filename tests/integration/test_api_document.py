@@ -27,6 +27,7 @@ EXPECTED = {
     ("get", "/api/requests"): {200, 422},
     ("get", REQUEST): {200, 404, 422},
     ("patch", REQUEST): {200, 400, 404, 409, 412, 413, 415, 422},
+    ("post", "/api/imports"): {200, 400, 413, 415, 422},
 }
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 GATEWAY_ERROR = {"$ref": "#/components/schemas/GatewayError"}

@@ -211,6 +211,87 @@ def openapi_as_answered(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+# --- imports ------------------------------------------------------------------------------------
+
+_IMPORT_ROW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        "One subscriber. Each row is checked on its own: a wrong row is reported in `rejected` and the "
+        "others still import."
+    ),
+    "properties": {
+        "email": {"type": "string", "format": "idn-email", "maxLength": 254},
+        "locale": {"type": "string", "enum": ["de", "en"], "description": "For a new profile; default: the catalog's"},
+        "fields": {
+            "type": "object",
+            "description": "Catalog fields; only those a profile has no value for are filled",
+            "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        },
+        "topics": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 64},
+        "consent": {
+            "type": "object",
+            "description": "The consent given elsewhere, with its proof",
+            "properties": {
+                "givenAt": {"type": "string", "format": "date-time", "description": "When (not in the future)"},
+                "source": {"type": "string", "maxLength": 200, "description": "Where, e.g. the form or shop"},
+                "version": {"type": "string", "description": "A consent wording version of the catalog"},
+                "evidence": {
+                    "type": "object",
+                    "maxProperties": 20,
+                    "additionalProperties": {"type": "string", "maxLength": 1000},
+                    "description": "What proves it (e.g. confirmation time, form, hashed IP), kept with the consent",
+                },
+            },
+        },
+    },
+}
+
+
+class ImportBody(BaseModel):
+    """Existing subscribers with the proof of their consent (README: Import)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        defer_build=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "profiles": [
+                        {
+                            "email": "kim@example.com",
+                            "locale": "en",
+                            "fields": {"first_name": "Kim"},
+                            "topics": ["news"],
+                            "consent": {
+                                "givenAt": "2025-03-02T10:15:00+01:00",
+                                "source": "newsletter form www.example.com",
+                                "version": "2026-01",
+                                "evidence": {"confirmedAt": "2025-03-02T10:20:00+01:00"},
+                            },
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+    profiles: list[dict[str, Any]] = Field(
+        min_length=1, max_length=1000, json_schema_extra={"items": _IMPORT_ROW_SCHEMA}
+    )
+
+
+class RejectedRow(BaseModel):
+    index: int = Field(description="The row's position in `profiles`, from 0")
+    problems: list[FieldProblem]
+
+
+class ImportResult(BaseModel):
+    created: int
+    updated: int
+    unchanged: int = Field(description="Rows that changed nothing: already so, unsubscribed, suppressed, or older")
+    rejected: list[RejectedRow]
+
+
 # --- customer requests -------------------------------------------------------------------------
 
 

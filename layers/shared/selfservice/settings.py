@@ -105,6 +105,8 @@ class Settings(BaseModel):
     """CloudWatch namespace of the metrics (Powertools reads the same variable)."""
     content_dir: Path = _REPOSITORY_CONTENT
     max_body_bytes: int = Field(default=16_384, ge=1024)
+    max_import_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """The body of ``POST /api/imports`` (1,000 rows); Lambda takes at most 6 MB per invocation."""
     rate_limits: RateLimits = RateLimits()
 
     @property

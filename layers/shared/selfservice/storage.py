@@ -71,6 +71,8 @@ _KEY_ATTRIBUTES = (
 
 ReviewScheduler = Callable[[Profile], dt.datetime | None]
 _BATCH_ATTEMPTS = 6
+_MAX_TRANSACTION = 100
+"""The most operations one TransactWriteItems takes."""
 _RATE_ROUNDS = 4
 
 
@@ -309,8 +311,10 @@ class ProfileRepository:
         return sorted(found, key=lambda request: request.created_at, reverse=True)
 
     # --- writes ------------------------------------------------------------------------
-    def create(self, profile: Profile, entries: list[LedgerEntry], expires_at: dt.datetime | None = None) -> None:
-        """Create the profile, claim its address and write its first ledger entries atomically."""
+    def create_operations(
+        self, profile: Profile, entries: list[LedgerEntry], expires_at: dt.datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The writes of a new profile: the profile and its email claim (each only if absent), its ledger entries."""
         item = self._profile_item(profile)
         expires_at = expires_at or profile.pending_expires_at
         if expires_at is not None:
@@ -320,11 +324,25 @@ class ProfileRepository:
         )
         if expires_at is not None:
             claim["expires_at"] = _serializer.serialize(int(expires_at.timestamp()))
-        operations = [
+        return [
             {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
             {"Put": {"TableName": self._table, "Item": claim, "ConditionExpression": "attribute_not_exists(pk)"}},
             *[self._put_ledger(entry) for entry in entries],
         ]
+
+    def save_operations(
+        self, profile: Profile, expected_version: int, entries: list[LedgerEntry], *, keep: bool = False
+    ) -> list[dict[str, Any]]:
+        """The writes of a changed profile that keeps its address: the profile at ``expected_version``,
+        its ledger entries and, with ``keep``, the end of a pending claim's expiry."""
+        operations = [{"Put": self._put_if_version(profile, expected_version)}, *map(self._put_ledger, entries)]
+        if keep:
+            operations.append(self._keep_claim(profile))
+        return operations
+
+    def create(self, profile: Profile, entries: list[LedgerEntry], expires_at: dt.datetime | None = None) -> None:
+        """Create the profile, claim its address and write its first ledger entries atomically."""
+        operations = self.create_operations(profile, entries, expires_at)
         try:
             self._client.transact_write_items(TransactItems=operations)
         except ClientError as error:
@@ -493,6 +511,99 @@ class ProfileRepository:
             ]:
                 raise when_first_condition_fails from None
             raise _translate(error) from error
+
+    def write_groups(self, groups: Sequence[list[dict[str, Any]]]) -> set[int]:
+        """Write groups of operations (each group one profile's, from :meth:`create_operations` or
+        :meth:`save_operations`), packed into transactions of at most 100 operations: a group is
+        never split, so each profile is written whole or not at all, and far fewer calls are made
+        than one transaction per profile.
+
+        Returns the indices of the groups whose condition failed (the address was claimed or the
+        profile changed meanwhile): nothing of them is written; the rest of their transaction is
+        written without them. Transaction conflicts with other writers are retried with backoff.
+        """
+        failed: set[int] = set()
+        chunk: list[int] = []
+        size = 0
+        chunks: list[list[int]] = []
+        for index, group in enumerate(groups):
+            if len(group) > _MAX_TRANSACTION:
+                raise ValueError("a group has more operations than one transaction takes")
+            if size + len(group) > _MAX_TRANSACTION:
+                chunks.append(chunk)
+                chunk, size = [], 0
+            chunk.append(index)
+            size += len(group)
+        if chunk:
+            chunks.append(chunk)
+        for members in chunks:
+            failed |= self._write_chunk(groups, members)
+        return failed
+
+    def _write_chunk(self, groups: Sequence[list[dict[str, Any]]], members: list[int]) -> set[int]:
+        failed: set[int] = set()
+        for attempt in range(_BATCH_ATTEMPTS):
+            if not members:
+                return failed
+            operations = [operation for index in members for operation in groups[index]]
+            try:
+                self._client.transact_write_items(TransactItems=operations)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise _translate(error) from error
+                codes = _failure_codes(error)
+                owners = [index for index in members for _operation in groups[index]]
+                refused = {owners[at] for at, code in enumerate(codes) if code == "ConditionalCheckFailed"}
+                if not refused and not any(code in ("TransactionConflict", "ThrottlingError") for code in codes):
+                    raise _translate(error) from error
+                failed |= refused
+                members = [index for index in members if index not in refused]
+                if not refused:
+                    time.sleep(min(0.05 * 2**attempt, 1.0))
+                continue
+            return failed
+        raise TemporarilyUnavailable("TransactionConflict")
+
+    def email_claims(self, email_keys: Sequence[str]) -> dict[str, str]:
+        """The profile id of each of these (normalised) addresses that has a profile, read from the
+        addresses' claims (consistent BatchGetItem, 100 per call)."""
+        keys = [_claim_key(email_key) for email_key in dict.fromkeys(email_keys)]
+        return {
+            str(item["pk"]).removeprefix("EMAIL#"): str(item["profile_id"])
+            for item in self._batch_get(keys, consistent=True)
+        }
+
+    def consent_topics_since(self, profile_id: str, since: dt.datetime) -> set[str]:
+        """The topics of consent entries (given or withdrawn) later than ``since``: a Query of the
+        ledger from that time on (its sort key starts with the entry's time)."""
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :after AND :end",
+            "FilterExpression": "#kind IN (:given, :withdrawn)",
+            "ProjectionExpression": "#topics",
+            "ExpressionAttributeNames": {"#kind": "kind", "#topics": "topics"},
+            "ExpressionAttributeValues": _to_item(
+                {
+                    ":pk": f"PROFILE#{profile_id}",
+                    ":after": f"LEDGER#{_timestamp(since)}#~",
+                    ":end": "LEDGER#~",
+                    ":given": "consent_given",
+                    ":withdrawn": "consent_withdrawn",
+                }
+            ),
+            "ConsistentRead": True,
+        }
+        topics: set[str] = set()
+        while True:
+            try:
+                response = self._client.query(**arguments)
+            except ClientError as error:
+                raise _translate(error) from error
+            for item in response.get("Items", []):
+                topics.update(str(topic) for topic in _from_item(item).get("topics", []))
+            if "LastEvaluatedKey" not in response:
+                return topics
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def _keys_under(self, profile_id: str) -> Iterator[dict[str, Any]]:
         arguments: dict[str, Any] = {

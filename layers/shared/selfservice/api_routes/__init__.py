@@ -1,5 +1,5 @@
-"""The JSON API's routes, one Powertools router per resource (profiles, requests)."""
+"""The JSON API's routes, one Powertools router per resource (profiles, requests, imports)."""
 
-from selfservice.api_routes import profiles, requests
+from selfservice.api_routes import imports, profiles, requests
 
-ROUTERS = [profiles.router, requests.router]
+ROUTERS = [profiles.router, requests.router, imports.router]

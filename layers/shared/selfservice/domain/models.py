@@ -50,6 +50,8 @@ class Source(StrEnum):
     CUSTOMER_SERVICE = "customer-service"
     SHOP = "shop"
     SYSTEM = "system"
+    IMPORT = "import"
+    """A company's existing subscribers, brought with the proof of a consent given elsewhere."""
 
 
 class LedgerKind(StrEnum):
