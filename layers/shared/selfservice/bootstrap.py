@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from selfservice import aws
 from selfservice.catalog import Catalog
 from selfservice.domain.models import Profile
+from selfservice.domain.pause import pause_note_due
 from selfservice.domain.review import next_review_at
 from selfservice.handoff import LambdaHandOff
 from selfservice.mail import EmailRenderer, Mailer
@@ -71,6 +72,7 @@ class Wiring:
             self.dynamodb,
             schedule=lambda profile: next_review_at(profile, catalog),
             shard_count=self.settings.review_shard_count,
+            pause_note=lambda profile: pause_note_due(profile, catalog.pause.reminder_days_before),
         )
 
     @cached_property

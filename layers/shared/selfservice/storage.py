@@ -67,6 +67,8 @@ _KEY_ATTRIBUTES = (
     "request_queued",
     "event_type",
     "event_detail",
+    "pause_shard",
+    "pause_note_at",
 )
 
 ReviewScheduler = Callable[[Profile], dt.datetime | None]
@@ -79,6 +81,14 @@ _RATE_ROUNDS = 4
 def review_shard_key(number: int) -> str:
     """Partition key of one shard of the sparse ReviewDue index."""
     return f"REVIEW#{number:02d}"
+
+
+def pause_shard_key(number: int) -> str:
+    """Partition key of one shard of the sparse PauseEnding index."""
+    return f"PAUSE#{number:02d}"
+
+
+PAUSE_ENDING = "PauseEnding"
 
 
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
@@ -167,11 +177,19 @@ def _request_of(item: dict[str, Any]) -> CustomerRequest:
 class ProfileRepository:
     """Storage port of the domain, implemented on one DynamoDB table."""
 
-    def __init__(self, table_name: str, client: Any, schedule: ReviewScheduler, shard_count: int) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: Any,
+        schedule: ReviewScheduler,
+        shard_count: int,
+        pause_note: ReviewScheduler | None = None,
+    ) -> None:
         self._table = table_name
         self._client = client
         self._schedule = schedule
         self._shard_count = shard_count
+        self._pause_note = pause_note
 
     # --- item mapping ------------------------------------------------------------------
     def _profile_item(self, profile: Profile) -> dict[str, Any]:
@@ -188,6 +206,10 @@ class ProfileRepository:
         if due is not None:
             values["review_shard"] = review_shard_key(review_shard(profile.id, self._shard_count))
             values["next_review_at"] = _timestamp(due)
+        note_due = self._pause_note(profile) if self._pause_note is not None else None
+        if note_due is not None:  # the sparse PauseEnding index: only pauses whose note is still to come
+            values["pause_shard"] = pause_shard_key(review_shard(profile.id, self._shard_count))
+            values["pause_note_at"] = _timestamp(note_due)
         return _to_item(values)
 
     @staticmethod
@@ -808,10 +830,29 @@ class ProfileRepository:
         The index holds only profiles that will need a review, so this reads nothing else;
         the returned cursor (None on the last page) continues where the page ended.
         """
+        return self._due_page("ReviewDue", "review_shard", "next_review_at", shard, until, limit, cursor)
+
+    def pause_notes_due(
+        self, shard: str, until: dt.datetime, limit: int, cursor: dict[str, str] | None = None
+    ) -> tuple[list[str], dict[str, str] | None]:
+        """One page of the sparse PauseEnding index: ids of profiles of ``shard`` whose pause-ending
+        note is due by ``until`` (only paused subscribers not yet told are in it)."""
+        return self._due_page(PAUSE_ENDING, "pause_shard", "pause_note_at", shard, until, limit, cursor)
+
+    def _due_page(
+        self,
+        index: str,
+        shard_attribute: str,
+        time_attribute: str,
+        shard: str,
+        until: dt.datetime,
+        limit: int,
+        cursor: dict[str, str] | None,
+    ) -> tuple[list[str], dict[str, str] | None]:
         arguments: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": "ReviewDue",
-            "KeyConditionExpression": "review_shard = :shard AND next_review_at <= :until",
+            "IndexName": index,
+            "KeyConditionExpression": f"{shard_attribute} = :shard AND {time_attribute} <= :until",
             "ExpressionAttributeValues": _to_item({":shard": shard, ":until": _timestamp(until)}),
             "Limit": limit,
         }

@@ -133,6 +133,8 @@ class Profile(_Model):
     """When the last double opt-in was confirmed (a new subscriber's review grace starts then)."""
     verified_phone: str | None = None
     """The phone number whose SMS code the customer entered (SMS double opt-in); SMS goes only to it."""
+    pause_note_sent_for: dt.datetime | None = None
+    """The end of the pause the customer was told about ("emails resume on …"): once per pause."""
 
     @property
     def email_key(self) -> str:
