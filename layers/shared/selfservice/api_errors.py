@@ -146,7 +146,7 @@ _MEANING: dict[HTTPStatus, str] = {
     HTTPStatus.PRECONDITION_FAILED: (
         "It was changed in the meantime (If-Match or version is not its current version): read it and retry"
     ),
-    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "The body is larger than the API reads (16 KiB by default)",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "The body is larger than the API reads (16 KiB; 4 MiB for an import)",
     HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "The body is not sent as application/json (in UTF-8)",
     HTTPStatus.UNPROCESSABLE_ENTITY: "A value is missing or wrong: each problem names the field and the reason",
     HTTPStatus.TOO_MANY_REQUESTS: "Sent by API Gateway: over the route's request rate; retry later",

@@ -28,6 +28,7 @@ whose address another writer claimed) is read and decided again.
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -66,6 +67,8 @@ logger = Logger(child=True)
 MAX_ROWS = 1000
 """Rows one call takes; larger lists go through an import job."""
 _ROUNDS = 3
+_LEDGER_READERS = 8
+"""Ledger queries in flight at once (the DynamoDB client is thread-safe)."""
 """How often a row whose profile changed meanwhile is read and decided again."""
 
 EvidenceKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,39}$")]
@@ -253,6 +256,7 @@ class _Importer:
         claims = self.repository.email_claims([row.email_key for row in rows])
         suppressed = self.repository.suppressed_among([address_hash(row.email) for row in rows])
         profiles = {profile.id: profile for profile in self.repository.get_many(sorted(set(claims.values())))}
+        newer = self._newer_consents(rows, claims, profiles)
         groups: list[list[dict[str, Any]]] = []
         written: list[tuple[_Row, bool]] = []
         for row in rows:
@@ -271,7 +275,7 @@ class _Importer:
                 groups.append([])
                 written.append((row, False))
                 continue
-            merged = self._merged(current, row)
+            merged = self._merged(current, row, newer.get(row.index, set()))
             if merged is None:
                 report.unchanged += 1
                 continue
@@ -334,16 +338,43 @@ class _Importer:
         consents[0].event = subscribed_event(subscriber.id, topics, row.row.consent.version, Source.IMPORT)
         return subscriber, [created, *consents]
 
-    def _merged(self, current: Profile, row: _Row) -> tuple[Profile, list[LedgerEntry]] | None:
-        """The existing profile with what the row adds, and its ledger entries; None if it adds nothing."""
+    @staticmethod
+    def _wanted(current: Profile, row: _Row) -> list[str]:
+        """The row's topics the profile does not receive yet; none for an unsubscribed or suppressed profile."""
         if current.status == SubscriptionStatus.UNSUBSCRIBED or current.suppressed:
-            return None  # the customer's own unsubscribe (or a bounce, a complaint) is the last word
+            return []  # the customer's own unsubscribe (or a bounce, a complaint) is the last word
         receiving = set(receiving_topics(current))
-        wanted = [topic for topic in sorted(set(row.row.topics)) if topic not in receiving]
-        if wanted and row.given_at < current.updated_at:
-            # Every consent entry is written with its profile, so none is newer than the profile's last write.
-            newer = self.repository.consent_topics_since(current.id, row.given_at)
-            wanted = [topic for topic in wanted if topic not in newer]
+        return [topic for topic in sorted(set(row.row.topics)) if topic not in receiving]
+
+    def _newer_consents(
+        self, rows: list[_Row], claims: dict[str, str], profiles: dict[str, Profile]
+    ) -> dict[int, set[str]]:
+        """For each row about an existing profile: the topics with a consent given or withdrawn after
+        the row's ``givenAt`` (a Query of the profile's ledger from that time on, several at once).
+
+        Only where one can exist: a consent entry is written with its profile (so none is newer than
+        the profile's last write) and only for a topic the profile has a choice for (a topic never
+        switched has no entry).
+        """
+        asked: dict[int, tuple[str, dt.datetime]] = {}
+        for row in rows:
+            current = profiles.get(claims.get(row.email_key, ""))
+            if current is None or row.given_at >= current.updated_at:
+                continue
+            if any(topic in current.preferences.topics for topic in self._wanted(current, row)):
+                asked[row.index] = (current.id, row.given_at)
+        if not asked:
+            return {}
+        with ThreadPoolExecutor(max_workers=_LEDGER_READERS) as pool:
+            found = pool.map(lambda key: self.repository.consent_topics_since(*key), asked.values())
+            return dict(zip(asked, found, strict=True))
+
+    def _merged(self, current: Profile, row: _Row, newer: set[str]) -> tuple[Profile, list[LedgerEntry]] | None:
+        """The existing profile with what the row adds, and its ledger entries; None if it adds nothing.
+        ``newer``: topics whose consent was given or withdrawn here after the row's (the newer word wins)."""
+        if current.status == SubscriptionStatus.UNSUBSCRIBED or current.suppressed:
+            return None
+        wanted = [topic for topic in self._wanted(current, row) if topic not in newer]
         updated, changes = self._with_fields(current, row)
         if wanted:
             prefs = updated.preferences
