@@ -142,6 +142,7 @@ def _start(config: StackConfig, template: Template, stoppers: list[Callable[[], 
     resources = Provisioner(template, clients, parameter_overrides=config.parameter_overrides,
                             env_overrides=env_overrides, stack_name=config.stack_name).provision_all()  # fmt: skip
     runtime = LambdaRuntime(resources)
+    runtime.webhooks.forward_to = config.webhook_url
     runtime.env.install_common(resources.common_environment, tuple(k for k, v in env_overrides.items() if v is None))
     stoppers += [runtime.env.restore, runtime.shutdown, patches.uninstall]
     patches.install(runtime)

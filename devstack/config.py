@@ -41,17 +41,19 @@ class StackConfig:
     env_overrides: dict[str, str | None] = field(default_factory=dict)  # on top of default_env_overrides()
     seed: bool = True  # write the demo profiles (devstack.demo) before serving
     announce: bool = True  # print the URLs when the stack is ready
+    webhook_url: str | None = None  # where API destinations deliver locally (else only the console shows them)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
         """``DEVSTACK_HOST``, ``_HTTP_PORT``, ``_AWS_PORT``, ``_TEMPLATE``, ``_SEED`` (0/1),
-        ``DEVSTACK_PARAM_<Parameter>`` and ``DEVSTACK_ENV_<VARIABLE>``."""
+        ``DEVSTACK_WEBHOOK_URL``, ``DEVSTACK_PARAM_<Parameter>`` and ``DEVSTACK_ENV_<VARIABLE>``."""
         env = os.environ if environ is None else environ
         prefixed = lambda prefix: {k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix)}  # noqa: E731
         return cls(host=env.get("DEVSTACK_HOST", "127.0.0.1"), http_port=int(env.get("DEVSTACK_HTTP_PORT", "3000")),
                    aws_port=int(env.get("DEVSTACK_AWS_PORT", "5000")),
                    template_path=Path(env.get("DEVSTACK_TEMPLATE") or REPO_ROOT / "template.yaml").resolve(),
                    seed=env.get("DEVSTACK_SEED", "1") not in ("0", "false", "no"),
+                   webhook_url=env.get("DEVSTACK_WEBHOOK_URL") or None,
                    parameter_overrides=prefixed("DEVSTACK_PARAM_"),
                    env_overrides=dict(prefixed("DEVSTACK_ENV_")))  # fmt: skip
 

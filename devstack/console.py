@@ -1,6 +1,7 @@
 """The developer console under ``/_dev/`` (as JSON under ``/_dev/api/``): the demo profiles and their links,
-the outbox (every email moto's SES accepted, rendered, as text, with all headers), the state machine
-executions, buttons for what would need AWS: run the periodic campaign, emit a purchase, fire a schedule."""
+the outbox (every email moto's SES accepted, rendered, as text, with all headers), the webhook's deliveries,
+the state machine executions, buttons for what would need AWS: run the periodic campaign, emit a purchase,
+fire a schedule."""
 
 import email
 import email.policy
@@ -20,7 +21,7 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from devstack.config import AwsClients
-from devstack.patches import SENT_AT
+from devstack.patches import SENT_AT, SMS_SENT_AT
 from devstack.provision import ScheduleSpec
 from devstack.runtime import LambdaRuntime, start_execution
 
@@ -51,6 +52,21 @@ class DevConsole:
 
     def clear_outbox(self) -> int:
         count = len(sent := self._sent())
+        sent.clear()
+        return count
+
+    def sms_outbox(self) -> list[dict[str, Any]]:
+        """Every SMS moto's SNS accepted, newest first: ``{"to", "text", "sentAt"}``."""
+        return [{"to": to, "text": text, "sentAt": _iso(SMS_SENT_AT.get(message_id))}
+                for message_id, (to, text) in reversed(list(self._sms().items()))]  # fmt: skip
+
+    def _sms(self) -> dict[str, tuple[str, str]]:
+        from moto.sns.models import sns_backends
+
+        return sns_backends[self.clients.account_id][self.clients.region].sms_messages
+
+    def clear_sms(self) -> int:
+        count = len(sent := self._sms())
         sent.clear()
         return count
 
@@ -123,7 +139,8 @@ class DevConsole:
         if method in ("GET", "HEAD") and path == "/":
             schedules, routes = list(self.resources.schedules.values()), self.resources.http_routes
             return self._page("console.html.j2", notice=request.args.get("notice"), error=request.args.get("error"),
-                              demo_profiles=self.demo_profiles, emails=self.outbox(), executions=self.executions(),
+                              demo_profiles=self.demo_profiles, emails=self.outbox(), sms=self.sms_outbox(),
+                              executions=self.executions(), webhooks=list(self.runtime.webhooks.deliveries),
                               periodic=self.periodic_state_machines(), purchase_bus=self.purchase_bus(),
                               routes=routes, schedules=schedules)  # fmt: skip
         if method in ("GET", "HEAD") and path.startswith("/outbox/"):
@@ -133,9 +150,13 @@ class DevConsole:
             return self._page("email.html.j2", email=found[0], srcdoc=with_base_target(found[0]["html"] or ""))
         if method in ("DELETE", "POST") and path in ("/api/outbox", "/api/outbox/clear"):
             return _json({"cleared": self.clear_outbox()})
+        if method in ("DELETE", "POST") and path in ("/api/sms", "/api/sms/clear"):
+            return _json({"cleared": self.clear_sms()})
         api = {
             ("GET", "/api/outbox"): self.outbox,
+            ("GET", "/api/sms"): self.sms_outbox,
             ("GET", "/api/executions"): self.executions,
+            ("GET", "/api/webhooks"): lambda: list(self.runtime.webhooks.deliveries),
             ("GET", "/api/resources"): lambda: {"resources": self.resources.refs, "types": self.resources.types,
                                                 "routes": [route.route_key for route in self.resources.http_routes]},
             ("GET", "/api/demo"): lambda: self.demo_profiles,
@@ -153,6 +174,8 @@ class DevConsole:
             return _back(notice=f"Started {len(self.run_periodic())} periodic execution(s).")
         if path == "/actions/clear-outbox":
             return _back(notice=f"Removed {self.clear_outbox()} email(s) from the outbox.")
+        if path == "/actions/clear-sms":
+            return _back(notice=f"Removed {self.clear_sms()} SMS from the SMS outbox.")
         if path == "/actions/purchase":
             if not (address := request.form.get("email", "").strip()):
                 return _back(error="An email address is required.")

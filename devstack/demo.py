@@ -45,7 +45,8 @@ DEMO_PROFILES = (
                 stale=("street", "postal_code", "city"), topics=("news",), frequency="monthly"),
     DemoProfile("david.jones@example.com", "en", "paused for 4 weeks",
                 {"first_name": "David", "last_name": "Jones", "city": "Munich"}, paused_weeks=4),
-    DemoProfile("eva.fischer@example.com", "de", "SMS for offers, Delivery Plus booked, last review 200 days ago (due)",
+    DemoProfile("eva.fischer@example.com", "de",
+                "SMS for offers (number confirmed), Delivery Plus booked, last review 200 days ago (due)",
                 {"first_name": "Eva", "last_name": "Fischer", "city": "Hamburg", "phone": "+491701234567",
                  "birthday": "1988-06-14"}, channels={"offers": ["email", "sms"]}, reviewed_days_ago=200,
                 services={"delivery_plus": "monthly", "birthday_club": "member"}),
@@ -54,11 +55,14 @@ DEMO_PROFILES = (
 )  # fmt: skip
 
 
-def _profile(demo: DemoProfile, now: dt.datetime, consent_version: str) -> models.Profile:
+def _profile(demo: DemoProfile, now: dt.datetime, consent_version: str, sms_consent_version: str) -> models.Profile:
     confirmed, old = now - dt.timedelta(days=20), now - dt.timedelta(days=400)
     subscribed = demo.status == SubscriptionStatus.SUBSCRIBED
+    sms_confirmed = subscribed and any("sms" in channels for channels in demo.channels.values())
     return models.Profile(
         email=demo.email,
+        verified_phone=str(demo.values["phone"]) if sms_confirmed else None,
+        sms_consent_version=sms_consent_version if sms_confirmed else None,
         locale=demo.locale,
         status=demo.status,
         consent_version=consent_version if subscribed else None,
@@ -81,16 +85,22 @@ def seed_demo_profiles(settings: Settings | None = None) -> list[dict[str, Any]]
     service = wiring(settings or get_settings())
     now = dt.datetime.now(dt.UTC)
     consent = service.catalog.current_consent(now.date()).version
+    sms_consent = service.catalog.sms_rules().current_consent(now.date()).version
     seeded = []
     for demo in DEMO_PROFILES:
         profile = service.repository.find_by_email(demo.email)
         if profile is None:
-            profile = _profile(demo, now, consent)
+            profile = _profile(demo, now, consent, sms_consent)
             entry = functools.partial(models.LedgerEntry, profile_id=profile.id, at=profile.created_at)
             entries = [entry(kind=models.LedgerKind.PROFILE_CREATED, source=models.Source.SYSTEM)]
             if demo.status == SubscriptionStatus.SUBSCRIBED:
                 entries.append(entry(kind=models.LedgerKind.CONSENT_GIVEN, source=models.Source.CONFIRMATION_LINK,
                                      consent_version=consent, topics=list(demo.topics)))  # fmt: skip
+            if profile.verified_phone:
+                by_sms = [topic for topic, channels in demo.channels.items() if "sms" in channels]
+                entries.append(entry(kind=models.LedgerKind.CONSENT_GIVEN, source=models.Source.PAGE,
+                                     consent_version=sms_consent, topics=by_sms,
+                                     detail={"channel": "sms", "phone": profile.verified_phone}))  # fmt: skip
             service.repository.create(profile, entries)
         link = service.link(profile, Purpose.MANAGE, "/link")
         seeded.append({"email": demo.email, "locale": demo.locale, "note": demo.note, "profile_id": profile.id,

@@ -117,7 +117,8 @@ def _invoking_the_handler(original: Any) -> Any:
 
 
 @patch("moto.events.models:Rule", "send_to_targets",
-       works_around="moto's EventBridge raises NotImplementedError for Step Functions and Lambda targets")  # fmt: skip
+       works_around="moto's EventBridge raises NotImplementedError for Step Functions and Lambda targets, "
+                    "and calls an API destination without the event or the connection's credentials")  # fmt: skip
 def _delivering_to_states_and_lambda(original: Any) -> Any:
     def send_to_targets(rule: Any, event: dict[str, Any], transform_input: bool = True) -> None:
         if _runtime is None:
@@ -126,7 +127,11 @@ def _delivering_to_states_and_lambda(original: Any) -> Any:
             return None  # disabled rules and schedules match no event
         if not rule.event_pattern.matches_event(event):
             return None
-        ours = [target for target in rule.targets if target["Arn"].split(":")[2] in ("states", "lambda")]
+        ours = [
+            target
+            for target in rule.targets  # (not moto's: Step Functions, Lambda, API destinations)
+            if target["Arn"].split(":")[2] in ("states", "lambda") or ":api-destination/" in target["Arn"]
+        ]
         if others := [target for target in rule.targets if target not in ours]:
             clone = copy.copy(rule)
             clone.targets = others
@@ -210,6 +215,19 @@ def _recording_the_time(original: Any) -> Any:
         return message_id
 
     return get_random_message_id
+
+
+SMS_SENT_AT: dict[str, dt.datetime] = {}
+"""SNS SMS message id -> when moto accepted it (the SMS outbox shows it)."""
+
+
+@patch("moto.sns.models:SMS", "__init__", works_around="moto's SNS keeps no send time for an SMS")
+def _recording_the_sms_time(original: Any) -> Any:
+    def __init__(sms: Any, message_id: str, *args: Any, **kwargs: Any) -> None:  # (every SMS sent makes one)
+        original(sms, message_id, *args, **kwargs)
+        SMS_SENT_AT[message_id] = dt.datetime.now(tz=dt.UTC)
+
+    return __init__
 
 
 @patch("moto.stepfunctions.parser.models:StepFunctionsParserBackend", "start_execution",

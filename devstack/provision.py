@@ -103,18 +103,19 @@ class StackResources:
 
 # --- what moto's CloudFormation lacks ----------------------------------------------------------------------
 
-Creator = Callable[[AwsClients, dict[str, Any], str], str]  # (clients, properties moto resolved, a name) -> Ref
+# (clients, properties moto resolved, a name) -> Ref, or (Ref, Arn) for a resource another one names by its Arn
+Creator = Callable[[AwsClients, dict[str, Any], str], str | tuple[str, str]]
 
 
-def _call(service: str, operation: str, ref: str, *keep: str, **rename: str) -> Creator:
+def _call(service: str, operation: str, ref: str, *keep: str, arn: str = "", **rename: str) -> Creator:
     """A resource one API call creates from its properties (all, or those in ``keep``; some renamed as the
-    API names them); its Ref is the property ``ref`` (else the name moto gave it)."""
+    API names them); its Ref is the property ``ref`` (else the name moto gave it), its Arn the answer's ``arn``."""
 
-    def create(aws: AwsClients, props: dict[str, Any], name: str) -> str:
+    def create(aws: AwsClients, props: dict[str, Any], name: str) -> str | tuple[str, str]:
         properties = {ref: name} | {k: v for k, v in props.items() if not keep or k in keep}
         request = {rename.get(k) or k: v for k, v in properties.items()}
-        getattr(aws(service), operation)(**request)
-        return str(request[rename.get(ref, ref)])
+        answer = getattr(aws(service), operation)(**request)
+        return (str(request[rename.get(ref, ref)]), str(answer[arn])) if arn else str(request[rename.get(ref, ref)])
 
     return create
 
@@ -140,6 +141,8 @@ LOCAL_TYPES: dict[str, Creator | None] = {
     "AWS::ApiGatewayV2::Stage": _call("apigatewayv2", "create_stage", "StageName", "ApiId", "StageName"),
     "AWS::Lambda::EventInvokeConfig": _call("lambda", "put_function_event_invoke_config", "FunctionName"),
     "AWS::Pipes::Pipe": _call("pipes", "create_pipe", "Name"),  # (moto keeps it; the local runtime runs it)
+    "AWS::Events::Connection": _call("events", "create_connection", "Name", arn="ConnectionArn"),
+    "AWS::Events::ApiDestination": _call("events", "create_api_destination", "Name", arn="ApiDestinationArn"),
     "AWS::Scheduler::Schedule": _call("scheduler", "create_schedule", "Name"),
     "AWS::SES::ConfigurationSet": _call("sesv2", "create_configuration_set", "Name", Name="ConfigurationSetName"),
     "AWS::SES::EmailIdentity": _call("sesv2", "create_email_identity", "EmailIdentity", "EmailIdentity"),
@@ -163,14 +166,16 @@ _clients: AwsClients | None = None
 
 
 class _LocalResource:
-    """A resource of a ``LOCAL_TYPES`` type, as moto's CloudFormation sees it (no attribute is needed locally)."""
+    """A resource of a ``LOCAL_TYPES`` type, as moto's CloudFormation sees it (an Arn is its only attribute)."""
 
-    def __init__(self, ref: str) -> None:
-        self.physical_resource_id = ref
+    def __init__(self, ref: str | tuple[str, str]) -> None:
+        self.physical_resource_id, self.arn = ref if isinstance(ref, tuple) else (ref, "")
 
     cloudformation_name_type = staticmethod(lambda: "")
     has_cfn_attr = classmethod(lambda cls, attribute: True)
-    get_cfn_attribute = staticmethod(lambda attribute: None)
+
+    def get_cfn_attribute(self, attribute: str) -> str | None:
+        return self.arn if attribute == "Arn" and self.arn else None
 
 
 def _model(resource_type: str, create: Creator | None) -> type:
@@ -208,7 +213,11 @@ class Provisioner:
         patches, _clients = [patch for patch in CLOUDFORMATION_PATCHES if not patch.installed], self.clients
         install_all(patches)  # (the running local stack keeps them installed)
         try:
-            parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in self.parameter_overrides.items()]
+            lists = {name: str(parameter["Default"]) for name, parameter in template.get("Parameters", {}).items()
+                     if "List" in parameter.get("Type", "") and "Default" in parameter}  # fmt: skip
+            # (passed explicitly: moto's CloudFormation splits a list parameter's passed value, not its Default)
+            values = lists | self.parameter_overrides
+            parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()]
             capabilities = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
             cloudformation.create_stack(StackName=self.stack_name, TemplateBody=json.dumps(template),
                                         Parameters=parameters, Capabilities=capabilities)  # fmt: skip

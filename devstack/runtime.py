@@ -36,6 +36,7 @@ from werkzeug.wrappers import Request, Response
 
 from devstack.cfn import ACCOUNT_ID
 from devstack.provision import FunctionSpec, HttpRoute, StackResources
+from devstack.webhooks import WebhookCaller
 
 LOG = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class LambdaRuntime:
         self._import_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="devstack-async")
         self._pending: set[Future[None]] = set()
+        self.webhooks = WebhookCaller()  # API destinations (the console shows what they got)
         self._pipes = threading.Lock()  # where each pipe is in its stream (it starts now)
         self._positions = {name: len((shard := _shard(pipe["Source"])).items) + shard.starting_sequence_number
                            for name, pipe in resources.pipes.items()}  # fmt: skip
@@ -188,8 +190,8 @@ class LambdaRuntime:
             send_to_queue(spec.dead_letter_arn, payload.decode() if isinstance(payload, bytes) else payload)
 
     def deliver(self, rule: str, target: dict[str, Any], event: dict[str, Any]) -> None:
-        """An EventBridge delivery moto cannot make (to a state machine or a function), with the envelope or
-        the target's input; a failed one goes to the target's dead-letter queue."""
+        """An EventBridge delivery moto cannot make (to a state machine, a function, an API destination), with
+        the envelope or the target's input; a failed one goes to the target's dead-letter queue."""
         envelope = {key: event[key] for key in ENVELOPE if key in event}
         if re.fullmatch(r"\d+(\.\d+)?", str(when := envelope.get("time"))):  # (moto keeps epoch seconds)
             envelope["time"] = datetime.fromtimestamp(float(str(when)), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -197,6 +199,8 @@ class LambdaRuntime:
         try:
             if arn.split(":")[2] == "states":
                 start_execution(arn, payload)
+            elif ":api-destination/" in arn:
+                self.webhooks.call(arn, payload)
             elif spec := self.resources.function_by_name(arn):
                 self.invoke_async(spec, payload)
             else:

@@ -55,10 +55,12 @@ class LocalStack:
         )
 
 
-def start_local_stack() -> LocalStack:
+def start_local_stack(extra_env: dict[str, str] | None = None) -> LocalStack:
+    """``make run``'s stack in a process of its own (``extra_env``: more ``DEVSTACK_*`` settings)."""
     http_port, aws_port = free_port(), free_port()
     env = {
         **os.environ,
+        **(extra_env or {}),
         "DEVSTACK_HTTP_PORT": str(http_port),
         "DEVSTACK_AWS_PORT": str(aws_port),
         "PYTHONPATH": f"{REPO / 'layers' / 'shared'}{os.pathsep}{REPO}",

@@ -715,3 +715,27 @@ class TestProjectStack:
             timeout=10,
         )
         assert response.status_code == 403
+
+
+def test_a_webhook_with_the_default_event_types_is_created_in_moto() -> None:
+    """moto splits a list parameter's passed value but not its Default: the local stack passes it."""
+    with mock_aws(config=MOTO_CONFIG):
+        Provisioner(
+            Template.load(REPO_ROOT / "template.yaml"),
+            AwsClients(None),
+            parameter_overrides={
+                "WebhookEndpoint": "https://crm.example.com/hooks",
+                "WebhookSecretName": "selfservice/webhook",
+            },
+            env_overrides=default_env_overrides("127.0.0.1", 3000),
+        ).provision_all()
+        events = boto3.client("events", region_name=REGION)
+        rule = events.describe_rule(Name="selfservice-webhook-dev", EventBusName="selfservice-dev")
+        assert json.loads(rule["EventPattern"])["detail-type"] == [
+            "ProfileChanged", "Subscribed", "Unsubscribed", "RequestSubmitted", "RequestUpdated", "RequestClosed",
+        ]  # fmt: skip
+        [target] = events.list_targets_by_rule(Rule="selfservice-webhook-dev", EventBusName="selfservice-dev")[
+            "Targets"
+        ]
+        [destination] = events.list_api_destinations()["ApiDestinations"]
+        assert target["Arn"] == destination["ApiDestinationArn"]

@@ -153,7 +153,7 @@ def test_request_update_brings_the_reply_escaped_and_a_link_to_the_requests(mach
     check_link(stack, link, Purpose.MANAGE, created["id"])
 
 
-def test_service_request_goes_to_the_service_mailbox_with_escaped_message(stack):
+def test_service_request_goes_to_the_mailbox_of_its_type_with_escaped_message(stack):
     created = stack.request("POST", "/api/profiles", {"email": "kim@example.com", "locale": "en"}).json
     signer = TokenSigner([DEVELOPMENT_TOKEN_SECRET])
     assert stack.client.get(f"/link?token={signer.issue(created['id'], 0, Purpose.MANAGE)}").status_code == 303
@@ -161,9 +161,7 @@ def test_service_request_goes_to_the_service_mailbox_with_escaped_message(stack)
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     stack.client.post("/requests", data={"csrf": csrf, "type": "complaint", "message": HOSTILE})
     [message] = read_back(stack)
-    check_structure(
-        message, to="customer-service@example.com", language="de", email_type="service_request", marketing=False
-    )
+    check_structure(message, to="complaints@example.com", language="de", email_type="service_request", marketing=False)
     assert message["Reply-To"] == "kim@example.com"
     assert "<b onmouseover" not in message.get_body(("html",)).get_content()
     assert HOSTILE in message.get_body(("plain",)).get_content()

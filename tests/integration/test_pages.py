@@ -283,10 +283,14 @@ def test_request_is_stored_routed_and_visible(stack, demo):
     assert "received" in html
     [mail] = stack.sent_emails()
     message = email.message_from_string(mail.raw_data, policy=default)
-    assert message["To"] == "customer-service@example.com"
+    assert message["To"] == "complaints@example.com", "the catalog routes complaints to their own mailbox"
     assert message["Reply-To"] == "ben.miller@example.com", "customer service answers the customer directly"
     assert "My parcel <b>never</b> arrived." in message.get_body(("plain",)).get_content()
     assert "My parcel &lt;b&gt;never&lt;/b&gt; arrived." in message.get_body(("html",)).get_content()
+    _status, html, _ = get(stack, "/requests")
+    stack.client.post("/requests", data={"csrf": csrf_of(html), "type": "question", "message": "Opening hours?"})
+    question = email.message_from_string(stack.sent_emails()[-1].raw_data, policy=default)
+    assert question["To"] == "customer-service@example.com", "a type without a mailbox goes to ServiceMailbox"
 
 
 def test_download_my_data_and_delete_my_profile(stack, demo):

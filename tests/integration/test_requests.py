@@ -5,14 +5,18 @@ closing it starts the event review (as a ServiceRequestClosed from an outside sy
 from __future__ import annotations
 
 import email
+import json
 import re
 import threading
 from email.policy import default
+
+from moto.events.models import EventsBackend
 
 from devstack.demo import seed_demo_profiles
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
 from selfservice.tokens import Purpose, TokenSigner
 from tests.integration.conftest import StateMachineStack
+from tests.integration.test_api_profiles import listen_to_our_events, received_events
 
 EVENT = "EventReviewStateMachine"
 
@@ -90,6 +94,43 @@ def test_a_request_is_listed_answered_and_closed_and_the_customer_sees_each_step
     [review] = machines.wait_all(EVENT)
     assert review.status == "SUCCEEDED"
     assert review.output["profileId"] == anna["profile_id"]
+
+
+def test_request_events_made_while_the_bus_refuses_arrive_later_and_the_review_still_runs(
+    machines: StateMachineStack, monkeypatch
+):
+    """The outbox keeps the request events of a refusing bus; once it accepts, they arrive in order
+    and the closing still starts its review."""
+    stack = machines.stack
+    original, bus = EventsBackend.put_events, {"refusing": True}
+
+    def refusing_for_a_while(self, entries):
+        if bus["refusing"]:
+            return [{"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"} for _ in entries]
+        return original(self, entries)
+
+    sqs, queue_url = listen_to_our_events(stack)
+    monkeypatch.setattr(EventsBackend, "put_events", refusing_for_a_while)
+    ben = customer("ben.miller@example.com")
+    sign_in(stack, ben["profile_id"])
+    submit(stack, "Ist meine Bestellung unterwegs?")
+    [request] = open_requests(stack, "Ist meine Bestellung unterwegs?")
+    path = f"/api/requests/{request['id']}"
+    assert stack.request("PATCH", path, {"reply": "Ja, seit heute."}).status == 200
+    assert stack.request("PATCH", path, {"status": "closed"}).status == 200
+    stack.runtime.drain()
+    assert received_events(sqs, queue_url) == ([], []), "nothing reached the bus"
+    assert machines.executions(EVENT) == [], "so no review yet"
+
+    bus["refusing"] = False
+    stack.runtime.drain()
+    _bodies, kept = received_events(sqs, queue_url)
+    ours = [event for event in kept if event["detail"].get("requestId") == request["id"]]
+    assert [event["detail-type"] for event in ours] == ["RequestSubmitted", "RequestUpdated", "RequestClosed"]
+    assert "Ist meine Bestellung unterwegs?" not in json.dumps(kept), "the message never goes onto the bus"
+    [review] = machines.wait_all(EVENT)
+    assert review.status == "SUCCEEDED"
+    assert review.output["profileId"] == ben["profile_id"]
 
 
 def test_an_outside_service_requests_closed_event_closes_the_stored_request(machines: StateMachineStack):

@@ -46,6 +46,25 @@ STEP_FUNCTIONS_LOG_DELIVERY_ACTIONS = frozenset(
     }
 )
 
+# The other: an SMS to a phone number. SNS has no ARN for a phone number, so ``sns:Publish`` to one is
+# authorised on ``"*"`` only; allowed when the same policy denies ``sns:Publish`` on every topic
+# (``arn:<partition>:sns:*:*:*``), which leaves exactly the phone numbers.
+SMS_TO_PHONE_NUMBERS = ["sns:Publish"]
+
+
+def _denies_every_topic(document: dict[str, Any]) -> bool:
+    for statement in _as_list(document.get("Statement", [])):
+        resources = _as_list(statement.get("Resource", []))
+        subs = [_as_list(r["Fn::Sub"])[0] if isinstance(r, dict) and "Fn::Sub" in r else r for r in resources]
+        if (
+            statement.get("Effect") == "Deny"
+            and _as_list(statement.get("Action", [])) == SMS_TO_PHONE_NUMBERS
+            and subs == ["arn:${AWS::Partition}:sns:*:*:*"]
+        ):
+            return True
+    return False
+
+
 # AWS managed policies SAM attaches to every role it generates; they cannot be dropped without
 # replacing SAM's role by a hand-written one. Anything else must be an inline, scoped statement.
 ACCEPTED_MANAGED_POLICIES = {
@@ -308,10 +327,13 @@ def test_no_wildcard_permissions(transformed: dict[str, Any]) -> None:
                 findings.append(f"{label}: wildcard action {wild}; list the API calls the code makes")
             if any(_is_star(resource) for resource in _as_list(statement.get("Resource", []))):
                 log_delivery = set(actions) == STEP_FUNCTIONS_LOG_DELIVERY_ACTIONS
+                if actions == SMS_TO_PHONE_NUMBERS and _denies_every_topic(document):
+                    continue
                 if not (log_delivery and where.split("/")[0] in state_machine_roles):
                     findings.append(
                         f'{label}: Resource "*" for {sorted(map(str, actions))}; scope it to the resources\' ARNs '
-                        '(only a state machine\'s log delivery statement may use "*")'
+                        "(only a state machine's log delivery statement, and an SMS to phone numbers with every "
+                        'topic denied, may use "*")'
                     )
     assert statements, "no IAM statements at all: the functions' Policies were lost in the transform"
     assert not findings, (
@@ -852,3 +874,37 @@ def test_other_systems_get_scoped_access(transformed: dict[str, Any]) -> None:
     outputs = transformed["Outputs"]
     for name in ("EventBusArn", "ApiAccessPolicyArn", "ShopEventsPolicyArn", "CustomerServiceEventsPolicyArn"):
         assert name in outputs, f"output {name} missing: the other systems' teams need it"
+
+
+WEBHOOK_RESOURCES = ("WebhookConnection", "WebhookDestination", "WebhookRule", "WebhookRole",
+                     "WebhookDeadLetterQueue", "WebhookDeadLetterQueuePolicy", "WebhookDeadLetterAlarm")  # fmt: skip
+
+
+def test_the_webhook_exists_only_when_asked_for_and_keeps_its_secret_out_of_the_template(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    assert all(resources[name].get("Condition") == "HasWebhook" for name in WEBHOOK_RESOURCES)
+    assert template["Conditions"]["HasWebhook"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "WebhookEndpoint"}, ""]}]}
+    assert template["Parameters"]["WebhookEndpoint"]["Default"] == "", "no webhook unless an operator sets one"
+    auth = resources["WebhookConnection"]["Properties"]["AuthParameters"]["Fn::If"]
+    api_key, basic = auth[1]["ApiKeyAuthParameters"], auth[2]["BasicAuthParameters"]
+    secrets = [api_key["ApiKeyValue"], basic["Username"], basic["Password"]]
+    assert all(value["Fn::Sub"].startswith("{{resolve:secretsmanager:${WebhookSecretName}:") for value in secrets)
+
+
+def test_the_webhook_gets_the_chosen_event_types_with_retries_and_a_dead_letter_queue(
+    transformed: dict[str, Any],
+) -> None:
+    rule = _resource(transformed, "WebhookRule")["Properties"]
+    assert rule["EventPattern"] == {"source": ["self-service"], "detail-type": {"Ref": "WebhookEventTypes"}}
+    [target] = rule["Targets"]
+    assert _ref_target(target["Arn"]) == "WebhookDestination"
+    assert _ref_target(target["DeadLetterConfig"]["Arn"]) == "WebhookDeadLetterQueue"
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+    [statement] = _resource(transformed, "WebhookRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "events:InvokeApiDestination"
+    assert _ref_target(statement["Resource"]) == "WebhookDestination", "the role may call this destination only"
+    destination = _resource(transformed, "WebhookDestination")["Properties"]
+    assert destination["HttpMethod"] == "POST"
+    assert destination["InvocationEndpoint"] == {"Ref": "WebhookEndpoint"}

@@ -37,6 +37,7 @@ from selfservice.domain.models import (
     ServiceBooking,
     SubscriptionStatus,
 )
+from selfservice.domain.sms import sms_state
 
 
 class NewProfile(BaseModel):
@@ -111,10 +112,20 @@ class ProfileOut(BaseModel):
     updated_at: dt.datetime
     last_reviewed_at: dt.datetime | None
     version: int
+    verified_phone: str | None = Field(
+        description="The mobile number the customer confirmed with an SMS code; SMS goes only to it"
+    )
+    sms_channel: Literal["off", "pending", "active"] = Field(
+        description=(
+            "SMS for the topics whose preferences.channels include sms: off (none), pending (the customer "
+            "has not entered the code sent to fields.phone yet: nothing is sent by SMS), active"
+        )
+    )
 
     @classmethod
     def of(cls, profile: Profile) -> ProfileOut:
-        return cls.model_validate(profile.model_dump(exclude={"token_version", "last_review_email_at"}))
+        values = profile.model_dump(exclude={"token_version", "last_review_email_at"})
+        return cls.model_validate({**values, "sms_channel": sms_state(profile)})
 
 
 def history_out(entries: list[LedgerEntry]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from selfservice.handoff import LambdaHandOff
 from selfservice.mail import EmailRenderer, Mailer
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET, Settings, get_settings
 from selfservice.storage import CampaignRunRepository, ProfileRepository
+from selfservice.texting import SmsSender, SnsSmsSender
 from selfservice.tokens import Purpose, TokenSigner
 from selfservice.usecases import access
 from selfservice.usecases.ports import Adapters, HandOff
@@ -92,6 +93,11 @@ class Wiring:
         return EmailRenderer(self.settings.content_dir)
 
     @cached_property
+    def sms(self) -> SmsSender:
+        settings = self.settings
+        return SnsSmsSender(aws.client("sns"), settings.sms_sender_id, settings.sms_origination_number)
+
+    @cached_property
     def handoff(self) -> HandOff:
         return LambdaHandOff(self.settings.address_request_function)
 
@@ -110,6 +116,7 @@ class Wiring:
             renderer=self.email_renderer,
             signer=self.signer,
             handoff=self.handoff,
+            sms=self.sms,
             clock=self.clock,
         )
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
 
 Language = Literal["de", "en"]
 
@@ -129,15 +129,36 @@ class ConsentWording(_Strict):
     text: LocalizedText
 
 
+class SmsRules(_Strict):
+    """The SMS double opt-in: how long a code lives, how many tries it takes, what the customer agrees to."""
+
+    code_lifetime_minutes: int = Field(default=10, ge=1, le=60)
+    code_attempts: int = Field(default=5, ge=1, le=10)
+    """Wrong entries one code takes; then it is used up and a new one must be asked for."""
+    consent_wordings: tuple[ConsentWording, ...] = Field(min_length=1)
+
+    def current_consent(self, today: dt.date) -> ConsentWording:
+        """The SMS wording in force today (as :meth:`Catalog.current_consent` for email)."""
+        return _in_force(self.consent_wordings, today)
+
+
+def _in_force(wordings: tuple[ConsentWording, ...], today: dt.date) -> ConsentWording:
+    """The newest wording whose ``valid_from`` has passed (the oldest before any has)."""
+    in_force = [w for w in wordings if w.valid_from <= today]
+    return max(in_force or list(wordings), key=lambda w: w.valid_from)
+
+
 RequestTypeId = Literal["question", "address_change", "complaint", "data_request"]
 """The request types the domain knows (``selfservice.domain.models.RequestType``)."""
 
 
 class RequestTypeSpec(_Strict):
-    """How a request type is named to the customer and to customer service."""
+    """How a request type is named to the customer and to customer service, and which mailbox gets it."""
 
     id: RequestTypeId
     label: LocalizedText
+    mailbox: EmailStr | None = None
+    """Where requests of this type go (e.g. the data protection officer's); else the ServiceMailbox."""
 
 
 class Company(_Strict):
@@ -172,6 +193,8 @@ class Catalog(_Strict):
     consent_wordings: tuple[ConsentWording, ...] = Field(min_length=1)
     contact: Contact
     company: Company
+    sms: SmsRules | None = None
+    """Needed when a channel ``sms`` is offered (the double opt-in by code)."""
 
     @field_validator("version", mode="before")
     @classmethod
@@ -200,10 +223,13 @@ class Catalog(_Strict):
 
     def current_consent(self, today: dt.date | None = None) -> ConsentWording:
         """The wording in force today: the newest one whose ``valid_from`` has passed."""
-        today = today or dt.datetime.now(dt.UTC).date()
-        in_force = [w for w in self.consent_wordings if w.valid_from <= today]
-        candidates = in_force or list(self.consent_wordings)
-        return max(candidates, key=lambda w: w.valid_from)
+        return _in_force(self.consent_wordings, today or dt.datetime.now(dt.UTC).date())
+
+    def sms_rules(self) -> SmsRules:
+        """The SMS double opt-in rules (a catalog offering SMS has them: checked at load)."""
+        if self.sms is None:
+            raise CatalogError("sms", "the sms channel needs an sms section")
+        return self.sms
 
 
 def _unique(items: Iterable[BaseModel], section: str, key: str = "id") -> None:
@@ -255,6 +281,10 @@ def _check_references(catalog: Catalog) -> None:
             raise CatalogError(f"fields[{index}].choices", f"a {spec.type} field takes no choices")
     if "sms" in channel_ids and "phone" not in field_ids:
         raise CatalogError("fields", "the sms channel needs a field with id 'phone'")
+    if "sms" in channel_ids and catalog.sms is None:
+        raise CatalogError("sms", "the sms channel needs an sms section (code lifetime, attempts, consent wordings)")
+    if catalog.sms is not None:
+        _unique(catalog.sms.consent_wordings, "sms.consent_wordings", key="version")
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

@@ -63,6 +63,25 @@ class RateLimits(BaseModel):
         per_address=(RateLimit(attempts=3, window=dt.timedelta(hours=1)),),
         per_client=(RateLimit(attempts=10, window=dt.timedelta(hours=1)),),
     )
+    sms_code: FormLimits = FormLimits(
+        per_address=(
+            RateLimit(attempts=5, window=dt.timedelta(hours=1)),
+            RateLimit(attempts=10, window=dt.timedelta(days=1)),
+        ),
+        per_client=(
+            RateLimit(attempts=10, window=dt.timedelta(hours=1)),
+            RateLimit(attempts=30, window=dt.timedelta(days=1)),
+        ),
+    )
+    """SMS codes sent, per mobile number and per client: every SMS costs money, and a form that texts
+    any number is what SMS pumping fraud looks for. (The JSON API counts per number only: its callers
+    are the shop and customer service, signed with IAM.)"""
+    sms_check: FormLimits = FormLimits(
+        per_address=(RateLimit(attempts=25, window=dt.timedelta(hours=1)),),
+        per_client=(RateLimit(attempts=30, window=dt.timedelta(hours=1)),),
+    )
+    """Codes entered, per mobile number and per client (each code also takes only the catalog's
+    ``sms.code_attempts`` wrong entries): a million codes cannot be tried."""
 
 
 class Settings(BaseModel):
@@ -103,6 +122,10 @@ class Settings(BaseModel):
     """SQS queue that keeps malformed review events (empty: they are only logged)."""
     powertools_metrics_namespace: str = "SelfService"
     """CloudWatch namespace of the metrics (Powertools reads the same variable)."""
+    sms_sender_id: str = Field(default="", max_length=11)
+    """Alphanumeric sender ID shown on the customer's phone (where the country allows one); empty: none."""
+    sms_origination_number: str = Field(default="", pattern=r"^$|^\+[1-9][0-9]{4,14}$")
+    """The number SMS are sent from (E.164) and which takes STOP replies; empty: AWS picks one."""
     content_dir: Path = _REPOSITORY_CONTENT
     max_body_bytes: int = Field(default=16_384, ge=1024)
     max_import_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)

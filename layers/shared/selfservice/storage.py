@@ -16,6 +16,10 @@ Item layout (``pk`` / ``sk``):
 * ``SUPPRESSED#<address hash>`` / ``SUPPRESSED`` — the suppression list, with its reason.
 * ``RATE#<form>:<address|client>:<hash>`` / ``RATE`` — the attempts a form's limits counted (sliding
   windows), expiring through ``expires_at``.
+* ``PROFILE#<id>`` / ``SMSCODE`` — the SMS code last sent to the profile's number (as an HMAC, never
+  the code), expiring through ``expires_at``; used up in the write that confirms the number.
+* ``SMSPHONE#<number hash>`` / ``PROFILE#<id>`` — the profiles whose confirmed number it is (a STOP
+  reply names only the number); written and removed with ``verified_phone``.
 
 Every profile write is one TransactWriteItems: the profile conditional on its version, the
 ledger entries, and the claim swap when the address changes. One exception, by decision: a
@@ -42,9 +46,11 @@ from selfservice.domain.models import (
     PendingSubscription,
     Profile,
     normalise_email,
+    phone_hash,
     profile_id_of_request,
 )
 from selfservice.domain.review import review_shard
+from selfservice.domain.sms import SmsChallenge
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -115,9 +121,22 @@ def _pending_key(address_hash: str) -> dict[str, Any]:
     return _to_item({"pk": f"PENDING#{address_hash}", "sk": "SUBSCRIPTION"})
 
 
+def _sms_code_key(profile_id: str) -> dict[str, Any]:
+    return _to_item({"pk": f"PROFILE#{profile_id}", "sk": "SMSCODE"})
+
+
+def _phone_key(phone: str, profile_id: str) -> dict[str, Any]:
+    return _to_item({"pk": f"SMSPHONE#{phone_hash(phone)}", "sk": f"PROFILE#{profile_id}"})
+
+
 def _timestamp(moment: dt.datetime) -> str:
     """Fixed-width UTC ISO-8601, so string order is time order (index sort keys)."""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def ledger_sort_key(moment: dt.datetime) -> str:
+    """Where a ledger entry of that moment sorts in its profile (the entry's id follows: ``#<id>``)."""
+    return f"LEDGER#{_timestamp(moment)}"
 
 
 def _strip(values: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +235,7 @@ class ProfileRepository:
     def _ledger_item(entry: LedgerEntry) -> dict[str, Any]:
         values: dict[str, Any] = entry.model_dump(mode="json")
         values.update(
-            pk=f"PROFILE#{entry.profile_id}", sk=f"LEDGER#{_timestamp(entry.at)}#{entry.id}", item_type="ledger"
+            pk=f"PROFILE#{entry.profile_id}", sk=f"{ledger_sort_key(entry.at)}#{entry.id}", item_type="ledger"
         )
         if entry.event is not None:  # the outbox: the stream of the table carries it to the bus
             detail = {**entry.event.detail, "entryId": entry.id}
@@ -346,17 +365,21 @@ class ProfileRepository:
         )
         if expires_at is not None:
             claim["expires_at"] = _serializer.serialize(int(expires_at.timestamp()))
-        return [
+        operations = [
             {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}},
             {"Put": {"TableName": self._table, "Item": claim, "ConditionExpression": "attribute_not_exists(pk)"}},
             *[self._put_ledger(entry) for entry in entries],
         ]
+        if profile.verified_phone is not None:  # (a profile imported with its confirmed number)
+            phone = {**_phone_key(profile.verified_phone, profile.id), **_to_item({"item_type": "sms_phone"})}
+            operations.append({"Put": {"TableName": self._table, "Item": phone}})
+        return operations
 
     def save_operations(
         self, profile: Profile, expected_version: int, entries: list[LedgerEntry], *, keep: bool = False
     ) -> list[dict[str, Any]]:
-        """The writes of a changed profile that keeps its address: the profile at ``expected_version``,
-        its ledger entries and, with ``keep``, the end of a pending claim's expiry."""
+        """The writes of a changed profile that keeps its address and number: the profile at
+        ``expected_version``, its ledger entries and, with ``keep``, the end of a pending claim's expiry."""
         operations = [{"Put": self._put_if_version(profile, expected_version)}, *map(self._put_ledger, entries)]
         if keep:
             operations.append(self._keep_claim(profile))
@@ -384,12 +407,18 @@ class ProfileRepository:
         previous_email: str | None = None,
         *,
         keep: bool = False,
+        previous_verified_phone: str | None = None,
+        sms_code_used: str | None = None,
     ) -> None:
         """Replace the profile if it is still at ``expected_version``, with its ledger entries, in one transaction.
 
         ``previous_email`` is the address before this change; when it differs the claim moves.
         ``keep`` ends the expiry of a pending profile (confirmed): the profile item is written
         without ``expires_at`` anyway, and the email claim loses its ``expires_at`` too.
+        ``previous_verified_phone``: the confirmed number before this change; when it differs, the
+        number's entry (for STOP replies) moves. ``sms_code_used``: the digest of the SMS code that
+        confirmed the number; its item is deleted only if it still holds that code (else VersionConflict:
+        the code was used or replaced meanwhile).
         """
         operations: list[dict[str, Any]] = [
             {"Put": self._put_if_version(profile, expected_version)},
@@ -397,6 +426,24 @@ class ProfileRepository:
         ]
         if keep:
             operations.append(self._keep_claim(profile))
+        if previous_verified_phone != profile.verified_phone:
+            if previous_verified_phone is not None:
+                key = _phone_key(previous_verified_phone, profile.id)
+                operations.append({"Delete": {"TableName": self._table, "Key": key}})
+            if profile.verified_phone is not None:
+                item = {**_phone_key(profile.verified_phone, profile.id), **_to_item({"item_type": "sms_phone"})}
+                operations.append({"Put": {"TableName": self._table, "Item": item}})
+        if sms_code_used is not None:
+            operations.append(
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": _sms_code_key(profile.id),
+                        "ConditionExpression": "code_hash = :code",
+                        "ExpressionAttributeValues": _to_item({":code": sms_code_used}),
+                    }
+                }
+            )
         moved = previous_email is not None and normalise_email(previous_email) != profile.email_key
         if moved and previous_email is not None:
             claim = _to_item(
@@ -422,6 +469,8 @@ class ProfileRepository:
                     raise VersionConflict(expected_version) from None
                 if moved and len(codes) >= 2 and codes[-2] == "ConditionalCheckFailed":
                     raise AlreadyExists(profile.email_key) from None
+                if "ConditionalCheckFailed" in codes:  # the SMS code was used or replaced meanwhile
+                    raise VersionConflict(expected_version) from None
             raise _translate(error) from error
 
     def replace_if_version(self, profile: Profile, expected_version: int) -> bool:
@@ -644,6 +693,8 @@ class ProfileRepository:
     def erase(self, profile: Profile) -> int:
         """Delete every item of the profile (profile, ledger, requests) and its email claim."""
         keys = [*self._keys_under(profile.id), _claim_key(profile.email_key)]
+        if profile.verified_phone is not None:
+            keys.append(_phone_key(profile.verified_phone, profile.id))
         for start in range(0, len(keys), 25):
             batch = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
             pending: dict[str, Any] = {self._table: batch}
@@ -651,6 +702,57 @@ class ProfileRepository:
                 response = self._client.batch_write_item(RequestItems=pending)
                 pending = response.get("UnprocessedItems") or {}
         return len(keys)
+
+    # --- the SMS double opt-in ---------------------------------------------------------------
+    def put_sms_challenge(self, challenge: SmsChallenge) -> None:
+        """Keep the code just sent (replacing the profile's previous one), until it expires."""
+        values: dict[str, Any] = challenge.model_dump(mode="json")
+        values.update(
+            pk=f"PROFILE#{challenge.profile_id}",
+            sk="SMSCODE",
+            item_type="sms_code",
+            expires_at=int(challenge.expires_at.timestamp()),
+        )
+        try:
+            self._client.put_item(TableName=self._table, Item=_to_item(values))
+        except ClientError as error:
+            raise _translate(error) from error
+
+    def sms_challenge(self, profile_id: str) -> SmsChallenge | None:
+        try:
+            response = self._client.get_item(TableName=self._table, Key=_sms_code_key(profile_id), ConsistentRead=True)
+        except ClientError as error:
+            raise _translate(error) from error
+        if "Item" not in response:
+            return None
+        values = _from_item(response["Item"])
+        expires_at = dt.datetime.fromtimestamp(int(values["expires_at"]), dt.UTC)
+        return SmsChallenge.model_validate({**_strip(values), "expires_at": expires_at})
+
+    def take_sms_attempt(self, challenge: SmsChallenge, max_attempts: int) -> bool:
+        """One try of this code, taken atomically while fewer than ``max_attempts`` were taken and it
+        is still the profile's code. False (nothing taken) when it is used up, replaced or used."""
+        return _update_if(
+            self._client,
+            TableName=self._table,
+            Key=_sms_code_key(challenge.profile_id),
+            UpdateExpression="ADD attempts :one",
+            ConditionExpression="code_hash = :code AND (attempts < :max OR attribute_not_exists(attempts))",
+            ExpressionAttributeValues=_to_item({":one": 1, ":code": challenge.code_hash, ":max": max_attempts}),
+        )
+
+    def profiles_with_phone(self, phone: str) -> list[str]:
+        """Ids of the profiles whose confirmed number ``phone`` is (one Query, no index)."""
+        try:
+            response = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues=_to_item({":pk": f"SMSPHONE#{phone_hash(phone)}"}),
+                ConsistentRead=True,
+            )
+        except ClientError as error:
+            raise _translate(error) from error
+        return [str(_from_item(item)["sk"]).removeprefix("PROFILE#") for item in response.get("Items", [])]
 
     # --- rate limits and the suppression list -------------------------------------------
     def count_attempt(self, key: str, rules: Sequence[tuple[int, dt.timedelta]], now: dt.datetime) -> bool:

@@ -50,6 +50,11 @@ class TokenSigner:
             raise ValueError("at least one non-empty signing secret is needed")
         self._secrets = secrets
 
+    def mac_keys(self) -> list[str]:
+        """The secrets as keys for other MACs (e.g. SMS codes), newest first: new ones use the first,
+        checks accept any (a rotation does not break what was made just before it)."""
+        return list(reversed(self._secrets))
+
     def _serializer(self, purpose: Purpose) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(self._secrets, salt=f"selfservice.{purpose.value}")
 

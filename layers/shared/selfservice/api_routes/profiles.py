@@ -25,7 +25,7 @@ from selfservice.api_routes.common import (
     expected_version,
 )
 from selfservice.domain.models import Profile, Source
-from selfservice.usecases import access, privacy, profiles
+from selfservice.usecases import access, privacy, profiles, sms
 
 router = Router()
 metrics = Metrics()
@@ -94,6 +94,9 @@ def patch_profile(
     current = profiles.get(ports, profile_id)
     version = expected_version(if_match, current.version, body.version)
     profile = profiles.update(ports, current, patch, version, Source.API, caller(router))
+    # SMS switched on (or a new number): the customer gets a code to confirm on their page.
+    if sms.newly_wanted(current, profile):
+        sms.offer_code(ports, profile, Source.API, client_ip=None)
     metrics.add_metric(name="ProfileUpdated", unit=MetricUnit.Count, value=1)
     return profile_response(profile)
 

@@ -262,6 +262,10 @@ def apply_patch(
         changes.append(Change(field="locale", before=updated.locale, after=patch.locale))
         updated.locale = patch.locale
     changes += _patch_fields(updated, patch, catalog, now)
+    if updated.verified_phone is not None and updated.phone != updated.verified_phone:
+        # A new (or no) number starts the SMS double opt-in again: SMS goes only to a confirmed number.
+        changes.append(Change(field="verified_phone", before=updated.verified_phone, after=None))
+        updated.verified_phone = None
     if patch.preferences is not None:
         changes += _patch_preferences(updated, patch.preferences, catalog, now)
     changes += _patch_services(updated, patch, catalog, now)

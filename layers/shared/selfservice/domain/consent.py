@@ -9,6 +9,7 @@ back exactly the topics it receives (:func:`receiving_topics`).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from selfservice.domain.errors import InvalidInput
@@ -84,6 +85,32 @@ def consent_entries(before: Profile, after: Profile, context: ConsentContext) ->
     ]
 
 
+def sms_consent_entries(
+    before: Profile, after: Profile, context: ConsentContext, received: Callable[[Profile], list[str]]
+) -> list[LedgerEntry]:
+    """Like :func:`consent_entries`, for the topics received by SMS (``received``): given when the
+    number is confirmed or SMS is chosen for one more topic, withdrawn when SMS is switched off, the
+    number changes or a STOP arrives. Each names the number it is about (the proof needs it)."""
+    was, now = set(received(before)), set(received(after))
+    switched = [
+        (LedgerKind.CONSENT_GIVEN, sorted(now - was), context.wording_version, after.verified_phone),
+        (LedgerKind.CONSENT_WITHDRAWN, sorted(was - now), before.sms_consent_version, before.verified_phone),
+    ]
+    return [
+        LedgerEntry(
+            profile_id=after.id,
+            at=context.at,
+            kind=kind,
+            source=context.source,
+            consent_version=version,
+            topics=topics,
+            detail={**context.evidence, "channel": SMS, "phone": phone or ""},
+        )
+        for kind, topics, version, phone in switched
+        if topics
+    ]
+
+
 @dataclass(frozen=True)
 class TopicProof:
     """A topic's consent state as the ledger proves it, with the entry that set it."""
@@ -96,11 +123,21 @@ class TopicProof:
     wording_version: str | None
 
 
-def proven_topics(ledger: list[LedgerEntry]) -> dict[str, TopicProof]:
-    """Replay the consent entries (any order in, oldest first applied): each topic's last word."""
+SMS = "sms"
+"""``detail["channel"]`` of a consent entry for SMS (entries without a channel are the topics' own)."""
+
+
+def proven_topics(ledger: list[LedgerEntry], channel: str | None = None) -> dict[str, TopicProof]:
+    """Replay the consent entries (any order in, oldest first applied): each topic's last word.
+
+    ``channel`` None replays the topics' own consents (by the email double opt-in); ``"sms"`` the
+    consents to receive topics by SMS at the confirmed number.
+    """
     state: dict[str, TopicProof] = {}
     for entry in sorted(ledger, key=lambda e: e.at):
         if entry.kind not in (LedgerKind.CONSENT_GIVEN, LedgerKind.CONSENT_WITHDRAWN):
+            continue
+        if entry.detail.get("channel") != channel:
             continue
         for topic_id in entry.topics:
             state[topic_id] = TopicProof(

@@ -52,6 +52,8 @@ class Source(StrEnum):
     SYSTEM = "system"
     IMPORT = "import"
     """A company's existing subscribers, brought with the proof of a consent given elsewhere."""
+    SMS_KEYWORD = "sms-keyword"
+    """A reply to our SMS with a keyword such as STOP."""
 
 
 class LedgerKind(StrEnum):
@@ -67,6 +69,7 @@ class LedgerKind(StrEnum):
     REQUEST_UPDATED = "request_updated"
     SIGNED_OUT_EVERYWHERE = "signed_out_everywhere"
     ADDRESS_SUPPRESSED = "address_suppressed"
+    SMS_CODE_SENT = "sms_code_sent"
 
 
 class _Model(BaseModel):
@@ -135,6 +138,8 @@ class Profile(_Model):
     """The phone number whose SMS code the customer entered (SMS double opt-in); SMS goes only to it."""
     pause_note_sent_for: dt.datetime | None = None
     """The end of the pause the customer was told about ("emails resume on …"): once per pause."""
+    sms_consent_version: str | None = None
+    """The SMS consent wording the customer agreed to when confirming ``verified_phone``."""
 
     @property
     def email_key(self) -> str:
@@ -269,3 +274,8 @@ def profile_id_of_request(request_id: str) -> str | None:
 def address_hash(address: str) -> str:
     """How the suppression list keeps an address: a hash of its normalised form, never the address."""
     return hashlib.sha256(f"selfservice-suppression:{normalise_email(address)}".encode()).hexdigest()
+
+
+def phone_hash(phone: str) -> str:
+    """How keys and limits name a mobile number: a hash of it, never the number."""
+    return hashlib.sha256(f"selfservice-phone:{phone}".encode()).hexdigest()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
+from selfservice.catalog import Catalog
 from selfservice.domain.changes import describe
 from selfservice.domain.consent import (
     ConsentContext,
@@ -11,6 +12,7 @@ from selfservice.domain.consent import (
     consent_entries,
     receiving_topics,
     settle_status,
+    sms_consent_entries,
 )
 from selfservice.domain.models import (
     Change,
@@ -21,6 +23,7 @@ from selfservice.domain.models import (
     Source,
     SubscriptionStatus,
 )
+from selfservice.domain.sms import sms_receiving_topics
 from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
@@ -33,20 +36,34 @@ def save_changes(
     changes: list[Change],
     source: Source,
     evidence: dict[str, str],
+    *,
+    sms_code_used: str | None = None,
 ) -> Profile:
     """Write a changed profile with its ledger: the change, and each consent it gives or withdraws.
 
     The one place topic switches become consent entries, whichever door they came through; a
     confirmed subscription left without topics becomes an unsubscribe here. ``evidence`` (who, how,
-    and e.g. the less-mail form's choice) goes with the change and each consent entry.
+    and e.g. the less-mail form's choice) goes with the change and each consent entry. Consents to
+    SMS (a number confirmed, SMS switched on or off for a topic, a STOP) are entries of their own
+    (``detail["channel"] = "sms"``) under the catalog's SMS wording. ``sms_code_used``: the digest of
+    the SMS code that confirmed the number, used up in the same write (a second use finds it gone).
     """
     if not changes:
         return current
     check_topics_switchable(current, updated)
     now = updated.updated_at
     wording = adapters.catalog.current_consent(now.date()).version
-    entries = change_entries(current, updated, changes, ConsentContext(source, now, wording, evidence))
-    adapters.repository.save(updated, current.version, entries, previous_email=current.email)
+    entries = change_entries(
+        adapters.catalog, current, updated, changes, ConsentContext(source, now, wording, evidence)
+    )
+    adapters.repository.save(
+        updated,
+        current.version,
+        entries,
+        previous_email=current.email,
+        previous_verified_phone=current.verified_phone,
+        sms_code_used=sms_code_used,
+    )
     logger.info(
         "profile changed",
         extra={"profile_id": current.id, "fields": [c.field for c in changes], "source": source.value},
@@ -55,11 +72,11 @@ def save_changes(
 
 
 def change_entries(
-    current: Profile, updated: Profile, changes: list[Change], consent: ConsentContext
+    catalog: Catalog, current: Profile, updated: Profile, changes: list[Change], consent: ConsentContext
 ) -> list[LedgerEntry]:
-    """The ledger entries of a change (``updated`` is settled and given its wording version here):
-    the change with its ``ProfileChanged`` event, one entry per consent given or withdrawn, and the
-    ``Subscribed``/``Unsubscribed`` event on the consent entry that makes it.
+    """The ledger entries of a change (``updated`` is settled and given its wording versions here):
+    the change with its ``ProfileChanged`` event, one entry per consent given or withdrawn (email and
+    SMS), and the ``Subscribed``/``Unsubscribed`` event on the consent entry that makes it.
 
     ``consent`` says through which door, when and under which wording a topic was switched; the
     change itself happened at ``updated.updated_at`` (an imported consent was given earlier).
@@ -69,6 +86,13 @@ def change_entries(
     consents = consent_entries(current, updated, consent)
     if any(entry.kind == LedgerKind.CONSENT_GIVEN for entry in consents):
         updated.consent_version = consent.wording_version
+    if catalog.sms is not None:
+        sms_wording = catalog.sms.current_consent(now.date()).version
+        sms_context = ConsentContext(source, now, sms_wording, evidence)
+        sms_consents = sms_consent_entries(current, updated, sms_context, sms_receiving_topics)
+        if any(entry.kind == LedgerKind.CONSENT_GIVEN for entry in sms_consents):
+            updated.sms_consent_version = sms_wording
+        consents += sms_consents
     change = LedgerEntry(
         profile_id=current.id,
         at=now,
@@ -86,14 +110,16 @@ def change_entries(
             },
         ),
     )
-    given = next((entry for entry in consents if entry.kind == LedgerKind.CONSENT_GIVEN), None)
+    given = next((e for e in consents if e.kind == LedgerKind.CONSENT_GIVEN and "channel" not in e.detail), None)
     if updated.status != current.status and updated.status == SubscriptionStatus.SUBSCRIBED and given is not None:
         # Subscribed rides on the consent that makes the profile a subscriber (an import's, here).
         given.event = subscribed_event(current.id, given.topics, consent.wording_version, source)
     if updated.status != current.status and updated.status == SubscriptionStatus.UNSUBSCRIBED:
         # Unsubscribed rides on the withdrawal of the topics the customer received (one event per entry).
         withdrawn = receiving_topics(current)
-        carrier = next((entry for entry in consents if entry.kind == LedgerKind.CONSENT_WITHDRAWN), None)
+        carrier = next(
+            (e for e in consents if e.kind == LedgerKind.CONSENT_WITHDRAWN and "channel" not in e.detail), None
+        )
         if carrier is None:
             carrier = LedgerEntry(
                 profile_id=current.id,

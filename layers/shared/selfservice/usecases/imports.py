@@ -397,4 +397,4 @@ class _Importer:
             return None
         updated.updated_at = self.now
         updated.version = current.version + 1
-        return updated, change_entries(current, updated, changes, self._context(row))
+        return updated, change_entries(self.catalog, current, updated, changes, self._context(row))

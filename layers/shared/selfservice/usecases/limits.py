@@ -20,7 +20,7 @@ from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
 
-Form = Literal["subscribe", "new_link"]
+Form = Literal["subscribe", "new_link", "sms_code", "sms_check"]
 
 
 def client_of(source_ip: str) -> str:
@@ -44,14 +44,21 @@ def _rules(limits: tuple[RateLimit, ...]) -> list[tuple[int, dt.timedelta]]:
 def admitted(adapters: Adapters, form: Form, email: str, source_ip: str) -> bool:
     """Count one use of ``form`` for the client and for the address; False once either is over a limit
     (then nothing more happens for the request, and it is answered like any other)."""
+    return admitted_for(adapters, form, address_hash(email), source_ip)
+
+
+def admitted_for(adapters: Adapters, form: Form, subject: str, source_ip: str | None) -> bool:
+    """:func:`admitted` for any hashed subject (an address, a mobile number); ``source_ip`` None counts
+    the subject only (a caller of the JSON API, signed with IAM, is no anonymous client)."""
     bounds = getattr(adapters.settings.rate_limits, form)
     now = adapters.clock()
     repository = adapters.repository
-    client = hashlib.sha256(f"client:{client_of(source_ip)}".encode()).hexdigest()
-    if not repository.count_attempt(f"{form}:client:{client}", _rules(bounds.per_client), now):
-        logger.info("form over its limit per client", extra={"form": form})
-        return False
-    if not repository.count_attempt(f"{form}:address:{address_hash(email)}", _rules(bounds.per_address), now):
+    if source_ip is not None:
+        client = hashlib.sha256(f"client:{client_of(source_ip)}".encode()).hexdigest()
+        if not repository.count_attempt(f"{form}:client:{client}", _rules(bounds.per_client), now):
+            logger.info("form over its limit per client", extra={"form": form})
+            return False
+    if not repository.count_attempt(f"{form}:address:{subject}", _rules(bounds.per_address), now):
         logger.info("form over its limit per address", extra={"form": form})
         return False
     return True

@@ -1,4 +1,4 @@
-"""What every use case works with: settings, catalog and the adapters (storage, mail, bus, tokens,
+"""What every use case works with: settings, catalog and the adapters (storage, mail, SMS, tokens,
 hand-off, clock), and what crosses the hand-off."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from selfservice.domain.models import Language
 from selfservice.mail import EmailRenderer, Mailer
 from selfservice.settings import Settings
 from selfservice.storage import ProfileRepository
+from selfservice.texting import SmsSender
 from selfservice.tokens import TokenSigner
 
 
@@ -57,4 +58,5 @@ class Adapters:
     renderer: EmailRenderer
     signer: Callable[[], TokenSigner]
     handoff: HandOff
+    sms: SmsSender
     clock: Callable[[], dt.datetime] = field(default=partial(dt.datetime.now, dt.UTC))

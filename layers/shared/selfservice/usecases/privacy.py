@@ -7,8 +7,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from selfservice.domain.consent import proven_topics, receiving_topics
+from selfservice.domain.consent import SMS, TopicProof, proven_topics, receiving_topics
 from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, Source, address_hash
+from selfservice.domain.sms import sms_receiving_topics
 from selfservice.usecases.ports import Adapters
 
 logger = Logger(child=True)
@@ -42,28 +43,40 @@ EVIDENCE_CHECK = (
 
 
 def consent_summary(profile: Profile, ledger: list[LedgerEntry]) -> dict[str, Any]:
-    """Per topic, the ledger entry that set its current state; ``receiving`` is what the profile gets now.
+    """Per topic, the ledger entry that set its current state; ``receiving`` is what the profile gets now;
+    ``sms`` the same for the topics received by SMS at the confirmed ``number``.
 
     Replaying the consent entries gives exactly ``receiving``: a topic the profile receives without a
     recorded consent, or the other way round, would show here as a mismatch.
     """
     proofs = proven_topics(ledger)
+    by_sms = proven_topics(ledger, SMS)
     return {
         "receiving": receiving_topics(profile),
         "proven": sorted(topic for topic, proof in proofs.items() if proof.receiving),
-        "topics": [
-            {
-                "topic": proof.topic,
-                "receiving": proof.receiving,
-                "since": proof.since.isoformat(),
-                "source": proof.source.value,
-                "wording_version": proof.wording_version,
-                "entry_id": proof.entry_id,
-            }
-            for proof in sorted(proofs.values(), key=lambda proof: proof.topic)
-        ],
+        "topics": _proof_list(proofs),
+        "sms": {
+            "number": profile.verified_phone,
+            "receiving": sms_receiving_topics(profile),
+            "proven": sorted(topic for topic, proof in by_sms.items() if proof.receiving),
+            "topics": _proof_list(by_sms),
+        },
         "evidence_check": EVIDENCE_CHECK,
     }
+
+
+def _proof_list(proofs: dict[str, TopicProof]) -> list[dict[str, Any]]:
+    return [
+        {
+            "topic": proof.topic,
+            "receiving": proof.receiving,
+            "since": proof.since.isoformat(),
+            "source": proof.source.value,
+            "wording_version": proof.wording_version,
+            "entry_id": proof.entry_id,
+        }
+        for proof in sorted(proofs.values(), key=lambda proof: proof.topic)
+    ]
 
 
 def erase(adapters: Adapters, profile: Profile, source: Source) -> int:

@@ -35,7 +35,7 @@ PAGE_SIZE = 50
 def submit_request(
     adapters: Adapters, profile: Profile, request_type: RequestType, message: str, source: Source
 ) -> CustomerRequest:
-    """Store the request with its RequestSubmitted event and email the service mailbox."""
+    """Store the request with its RequestSubmitted event and email the mailbox of its type (catalog)."""
     settings = adapters.settings
     now = adapters.clock()
     request = CustomerRequest(
@@ -60,6 +60,7 @@ def submit_request(
     adapters.repository.add_request(request, entry)
     language = adapters.catalog.default_language
     type_spec = adapters.catalog.request_type(request_type.value)
+    mailbox = (type_spec.mailbox if type_spec else None) or settings.service_mailbox
     email = adapters.renderer.render(
         "service_request",
         language,
@@ -67,10 +68,10 @@ def submit_request(
         request=request,
         type_label=type_spec.label.get(language) if type_spec else request_type.value,
         profile=profile,
-        recipient=settings.service_mailbox,
+        recipient=mailbox,
         company=settings.company_name,
     )
-    adapters.mailer.send_internal(settings.service_mailbox, email, reply_to=profile.email)
+    adapters.mailer.send_internal(mailbox, email, reply_to=profile.email)
     logger.info("request submitted", extra={"profile_id": profile.id, "request_id": request.id})
     return request
 

@@ -123,6 +123,9 @@ class PageRequest:
     def query(self, name: str) -> str:
         return self.event.get_query_string_value(name) or ""
 
+    def client_ip(self) -> str:
+        return self.event.request_context.http.source_ip
+
     def evidence(self) -> subscription.ClientEvidence:
         return subscription.ClientEvidence(
             ip=self.event.request_context.http.source_ip, user_agent=self.event.headers.get("user-agent") or ""

@@ -10,6 +10,7 @@ from selfservice.catalog import Catalog, FieldSpec
 from selfservice.domain.consent import receiving_topics
 from selfservice.domain.models import CustomerRequest, LedgerEntry, LedgerKind, Profile, SubscriptionStatus
 from selfservice.domain.review import completeness, missing_required_fields, stale_fields
+from selfservice.domain.sms import SmsChallenge, sms_state, sms_topics
 from selfservice.formats import format_date
 from selfservice.web.forms import FormData
 
@@ -53,6 +54,7 @@ LEDGER_TITLES = {
     LedgerKind.SIGNED_OUT_EVERYWHERE: N_("Signed out on all devices"),
     LedgerKind.EMAIL_SKIPPED: N_("Email not sent"),
     LedgerKind.ADDRESS_SUPPRESSED: N_("Address blocked for newsletters (undeliverable or complaint)"),
+    LedgerKind.SMS_CODE_SENT: N_("Code sent by SMS"),
 }
 # Who or what made a change, as the history says it after the title ("Data changed (by you on this page)").
 SOURCES = {
@@ -64,6 +66,7 @@ SOURCES = {
     "shop": N_("by the shop"),
     "system": N_("automatically"),
     "import": N_("taken over with the consent you had given us before"),
+    "sms-keyword": N_("by your reply to our SMS"),
 }
 # The answers of the unsubscribe page's "Would you tell us why?" (the same texts as its options).
 UNSUBSCRIBE_REASONS = {
@@ -176,7 +179,12 @@ def personal_data(
 
 
 def communication(
-    profile: Profile, catalog: Catalog, language: str, now: dt.datetime, form: FormData | None = None
+    profile: Profile,
+    catalog: Catalog,
+    language: str,
+    now: dt.datetime,
+    form: FormData | None = None,
+    sms_code: SmsChallenge | None = None,
 ) -> dict[str, Any]:
     prefs = profile.preferences
     chosen_topics = set(form.get("topic", [])) if form is not None else None
@@ -211,7 +219,24 @@ def communication(
         "paused_until": prefs.paused_until if prefs.is_paused(now) else None,
         "version": profile.version,
         "consent_text": catalog.current_consent(now.date()).text.get(language),
+        "sms": sms_view(profile, catalog, language, now, sms_code),
         **subscription_state(profile),
+    }
+
+
+def sms_view(
+    profile: Profile, catalog: Catalog, language: str, now: dt.datetime, code: SmsChallenge | None
+) -> dict[str, Any]:
+    """The SMS double opt-in on the communication page: pending (a code to enter, or to ask for) or active."""
+    state = sms_state(profile)
+    names = [t.name.get(language) for topic_id in sms_topics(profile) if (t := catalog.topic(topic_id))]
+    return {
+        "state": state,
+        "phone": profile.phone or "",
+        "topics": ", ".join(names),
+        "code_sent": code is not None,
+        "code_expires_at": code.expires_at if code is not None else None,
+        "wording": catalog.sms.current_consent(now.date()).text.get(language) if catalog.sms else "",
     }
 
 
@@ -302,6 +327,8 @@ def _change_line(
         old, new = (_(STATUS_LABELS[SubscriptionStatus(v)]) if v in STATUS_VALUES else v for v in (old, new))
     elif entry_field == "suppressed":
         return None  # the title says it: "Address blocked for newsletters"
+    elif entry_field == "verified_phone":
+        label = _("Mobile number confirmed for SMS")
     elif entry_field == "email":
         label = _("Email address")
     elif entry_field == "locale":
@@ -329,6 +356,8 @@ def _detail_lines(entry: LedgerEntry, catalog: Catalog, language: str, _: Transl
     """What an entry's detail adds for the customer: the reason given, the request's type."""
     lines = []
     detail = entry.detail
+    if detail.get("channel") == "sms" or entry.kind == LedgerKind.SMS_CODE_SENT:
+        lines.append(_("By SMS to %(phone)s") % {"phone": detail.get("phone") or "–"})
     if entry.kind == LedgerKind.CONSENT_WITHDRAWN and detail.get("reason") in UNSUBSCRIBE_REASONS:
         reason = UNSUBSCRIBE_REASONS[detail["reason"]]
         lines.append(_("Your reason: %(reason)s") % {"reason": _(reason)})

@@ -19,7 +19,8 @@ from selfservice.domain.changes import ProfilePatch
 from selfservice.domain.errors import InvalidInput, MissingFields, VersionConflict
 from selfservice.domain.models import Language, Profile, Source
 from selfservice.domain.review import completeness
-from selfservice.usecases import profiles, subscription
+from selfservice.domain.sms import sms_state
+from selfservice.usecases import profiles, sms, subscription
 from selfservice.web import forms, messages, views
 from selfservice.web.middleware import signed_in, signed_in_form
 from selfservice.web.pages import PageRequest, SignInNeeded, current, now
@@ -42,7 +43,50 @@ def saved_notice(r: PageRequest, lang: str) -> str | None:
         )
     if r.query("left") == "1":
         return _("You are unsubscribed from every newsletter. You can subscribe again here at any time.")
+    if (about_sms := sms_notice(r, lang)) is not None:
+        return about_sms
     return _("Saved.") if r.query("saved") == "1" else None
+
+
+def sms_notice(r: PageRequest, lang: str) -> str | None:
+    """What became of the SMS code after a save or a "send a new code" (``?sms=…``)."""
+    _ = r.translator(lang)
+    outcome = r.query("sms")
+    if outcome == sms.CodeOutcome.SENT:
+        return _("We have sent you a code by SMS. Please enter it below to start SMS.")
+    if outcome == sms.CodeOutcome.LIMITED:
+        return _(
+            "We cannot send another code to this number right now: too many were asked for. "
+            "Please try again in an hour."
+        )
+    if outcome == sms.CodeOutcome.NOT_SENT:
+        return _("We could not send an SMS to this number. Please check it under Personal data.")
+    if outcome == "confirmed":
+        return _("Thank you! Your mobile number is confirmed; you will now receive the chosen topics by SMS.")
+    return None
+
+
+def not_confirmed_problem(r: PageRequest, lang: str) -> str:
+    _ = r.translator(lang)
+    return _("Your mobile number is not confirmed yet.")
+
+
+def code_problem(r: PageRequest, lang: str, refused: sms.CodeRefused) -> str:
+    """The sentence next to the code field for a code that did not confirm the number."""
+    _ = r.translator(lang)
+    if refused.reason == "wrong":
+        return _("This code is not right. Please check the SMS and try again (tries left: {count}).").format(
+            count=refused.remaining
+        )
+    if refused.reason == "used_up":
+        return _("This code was entered wrongly too often and no longer works. Please ask for a new code.")
+    if refused.reason == "expired":
+        return _("This code has expired. Please ask for a new code.")
+    if refused.reason == "invalid":
+        return _("Please enter the 6-digit code from the SMS.")
+    if refused.reason == "limited":
+        return _("Too many codes were entered. Please wait an hour and try again.")
+    return _("There is no code for this number yet. Please ask for a new code.")
 
 
 def stale_problem(r: PageRequest, lang: str) -> str:
@@ -128,6 +172,12 @@ def save_edit_page(section: str, view: View, build_patch: PatchBuilder) -> Respo
         status, problem = HTTPStatus.CONFLICT, stale_problem(r, lang)
     else:
         record_completeness(r, updated)
+        # SMS chosen for a topic, or a new number: the SMS double opt-in (re)starts with a code.
+        outcome = sms.CodeOutcome.NOT_NEEDED
+        if sms.newly_wanted(profile, updated):
+            outcome = sms.offer_code(r.adapters, updated, Source.PAGE, client_ip=r.client_ip())
+        if outcome in (sms.CodeOutcome.SENT, sms.CodeOutcome.LIMITED, sms.CodeOutcome.NOT_SENT):
+            return r.redirect(f"/communication?saved=1&sms={outcome.value}#sms")
         return r.redirect(f"/{section}?saved=1")
     context = view(r, profile, lang, r.form)
     conflict = status == HTTPStatus.CONFLICT
@@ -173,7 +223,8 @@ def personal_data_view(r: PageRequest, profile: Profile, lang: str, form: forms.
 
 
 def communication_view(r: PageRequest, profile: Profile, lang: str, form: forms.FormData | None) -> dict[str, Any]:
-    return views.communication(profile, r.catalog, lang, now(), form=form)
+    code = sms.current_code(r.adapters, profile) if sms_state(profile) == "pending" else None
+    return views.communication(profile, r.catalog, lang, now(), form=form, sms_code=code)
 
 
 def services_view(r: PageRequest, profile: Profile, lang: str, _form: forms.FormData | None) -> dict[str, Any]:
@@ -233,6 +284,46 @@ def subscribe_again() -> Response[str]:
         )
     metrics.add_metric(name="SubscribeAgainRequested", unit=MetricUnit.Count, value=1)
     return r.redirect("/communication?confirm_sent=1")
+
+
+@router.post("/communication/sms/confirm", middlewares=[signed_in_form])
+def confirm_sms_number() -> Response[str]:
+    """The code from the SMS: the number is confirmed and SMS starts, or the page again with what is wrong."""
+    r = current(router)
+    session, profile = r.sign_in()
+    lang = r.language(profile)
+    entry = sms.Entry(code=r.field("sms_code"), evidence=r.evidence().as_detail(), client_ip=r.client_ip())
+    status, errors, problem = HTTPStatus.UNPROCESSABLE_ENTITY, {}, form_problem(r, lang)
+    try:
+        sms.confirm_number(r.adapters, profile, entry)
+    except sms.CodeRefused as refused:
+        errors = {"sms_code": code_problem(r, lang, refused)}
+        problem = not_confirmed_problem(r, lang)
+        metrics.add_metric(name="SmsCodeRefused", unit=MetricUnit.Count, value=1)
+    except VersionConflict:
+        profile = profiles.get(r.adapters, profile.id)
+        status, problem = HTTPStatus.CONFLICT, stale_problem(r, lang)
+    else:
+        metrics.add_metric(name="SmsNumberConfirmed", unit=MetricUnit.Count, value=1)
+        return r.redirect("/communication?sms=confirmed")
+    return r.page(
+        "communication",
+        lang,
+        session=session,
+        section="communication",
+        status=status,
+        errors=errors,
+        problem=problem,
+        **communication_view(r, profile, lang, None),
+    )
+
+
+@router.post("/communication/sms/resend", middlewares=[signed_in_form])
+def resend_sms_code() -> Response[str]:
+    r = current(router)
+    _session, profile = r.sign_in()
+    outcome = sms.offer_code(r.adapters, profile, Source.PAGE, client_ip=r.client_ip(), again=True)
+    return r.redirect(f"/communication?sms={outcome.value}#sms")
 
 
 @router.post("/communication/resend", middlewares=[signed_in_form])
