@@ -303,6 +303,30 @@ class ImportResult(BaseModel):
     rejected: list[RejectedRow]
 
 
+class NewImportJob(BaseModel):
+    id: str
+    status: Literal["awaiting_upload"]
+    uploadUrl: str = Field(
+        description="PUT the JSON Lines file here (Content-Type: application/jsonl), within the hour"
+    )
+    uploadExpiresAt: dt.datetime
+
+
+class ImportJobOut(BaseModel):
+    id: str
+    status: Literal["awaiting_upload", "running", "done", "failed"]
+    createdAt: str
+    rows: int = Field(description="Lines with a row in the file (known once planned)")
+    batches: int
+    batchesDone: int
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int
+    reportUrl: str | None = Field(description="Once done: the report (counts and every refused line), for an hour")
+    error: str | None = None
+
+
 # --- customer requests -------------------------------------------------------------------------
 
 

@@ -32,8 +32,9 @@ from selfservice.usecases.ports import Adapters, HandOff
 from selfservice.web.render import PageRenderer
 from selfservice.web.session import SessionCodec
 
-if TYPE_CHECKING:  # the review campaigns are imported by the functions that run them
+if TYPE_CHECKING:  # the review campaigns and import jobs are imported by the functions that run them
     from selfservice.campaigns import ReviewCampaigns
+    from selfservice.usecases.import_jobs import ImportJobs
 
 
 def load_token_secrets(settings: Settings) -> list[str]:
@@ -132,6 +133,20 @@ class Wiring:
             profiles=self.adapters,
             runs=CampaignRunRepository(self.settings.table_name, self.dynamodb),
             dead_letters=DeadLetters(aws.client("sqs"), self.settings.review_dead_letter_queue_url),
+        )
+
+    @cached_property
+    def import_jobs(self) -> ImportJobs:
+        from selfservice.storage import ImportJobRepository
+        from selfservice.usecases.import_jobs import ImportJobs
+
+        return ImportJobs(
+            adapters=self.adapters,
+            jobs=ImportJobRepository(self.settings.table_name, self.dynamodb),
+            s3=aws.client("s3"),
+            stepfunctions=aws.client("stepfunctions"),
+            bucket=self.settings.import_bucket,
+            state_machine=self.settings.import_job_state_machine,
         )
 
     @cached_property

@@ -1150,3 +1150,80 @@ class CampaignRunRepository:
         except ClientError as error:
             raise _translate(error) from error
         return _from_item(response.get("Attributes", {}))
+
+
+class ImportJobRepository:
+    """Import jobs: ``IMPORTJOB#<id>`` / ``JOB`` with the status and the counts so far.
+
+    Batches add their counts atomically (``ADD``), so the job's totals need no arithmetic in the state
+    machine and are right even when batches run at once. Items expire after ``retention``.
+    """
+
+    def __init__(self, table_name: str, client: Any, retention: dt.timedelta = dt.timedelta(days=30)) -> None:
+        self._table = table_name
+        self._client = client
+        self._retention = retention
+
+    @staticmethod
+    def _key(job_id: str) -> dict[str, Any]:
+        return _to_item({"pk": f"IMPORTJOB#{job_id}", "sk": "JOB"})
+
+    def create(self, job_id: str, now: dt.datetime, evidence: dict[str, str]) -> None:
+        item = _to_item(
+            {
+                "pk": f"IMPORTJOB#{job_id}",
+                "sk": "JOB",
+                "item_type": "import_job",
+                "status": "awaiting_upload",
+                "created_at": _timestamp(now),
+                "evidence": evidence,
+                "expires_at": int((now + self._retention).timestamp()),
+            }
+        )
+        try:
+            self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            raise _translate(error) from error
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        try:
+            response = self._client.get_item(TableName=self._table, Key=self._key(job_id), ConsistentRead=True)
+        except ClientError as error:
+            raise _translate(error) from error
+        if "Item" not in response:
+            raise NotFound(job_id, what="import job")
+        return _from_item(response["Item"])
+
+    def move(self, job_id: str, before: str, after: str, now: dt.datetime, **values: Any) -> bool:
+        """Set the status ``after`` (and ``values``) if it is ``before``; False when it is not."""
+        names = {"#status": "status", **{f"#v{i}": name for i, name in enumerate(values)}}
+        expression = "SET #status = :after, updated_at = :now" + "".join(f", #v{i} = :v{i}" for i in range(len(values)))
+        attributes = {":after": after, ":before": before, ":now": _timestamp(now)}
+        attributes |= {f":v{i}": value for i, value in enumerate(values.values())}
+        return _update_if(
+            self._client,
+            TableName=self._table,
+            Key=self._key(job_id),
+            UpdateExpression=expression,
+            ConditionExpression="#status = :before",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=_to_item(attributes),
+        )
+
+    def add(self, job_id: str, counts: dict[str, int]) -> None:
+        """Add ``counts`` (created, updated, unchanged, rejected, batches_done) in one UpdateItem."""
+        counts = {name: value for name, value in counts.items() if value}
+        if not counts:
+            return
+        names = {f"#c{index}": name for index, name in enumerate(counts)}
+        values = {f":c{index}": value for index, value in enumerate(counts.values())}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(job_id),
+                UpdateExpression="ADD " + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_item(values),
+            )
+        except ClientError as error:
+            raise _translate(error) from error
