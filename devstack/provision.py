@@ -149,7 +149,7 @@ LOCAL_TYPES: dict[str, Creator | None] = {
     # Nothing to create locally: alarms and access policies act on AWS only, moto's SES v2 has no event
     # destinations, a custom domain needs an ACM certificate and DNS.
     **dict.fromkeys(("AWS::CloudWatch::Alarm", "AWS::SNS::Subscription", "AWS::SNS::TopicPolicy",
-                     "AWS::SQS::QueuePolicy", "AWS::SES::ConfigurationSetEventDestination",
+                     "AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy", "AWS::SES::ConfigurationSetEventDestination",
                      "AWS::ApiGatewayV2::DomainName", "AWS::ApiGatewayV2::ApiMapping")),
 }  # fmt: skip
 IGNORED_BY_MOTO: dict[tuple[str, str], tuple[str, str, str] | None] = {

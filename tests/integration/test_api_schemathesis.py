@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from werkzeug.serving import make_server
 
 from devstack.demo import seed_demo_profiles
@@ -40,10 +41,15 @@ SUCCESS = {
     "GET /api/requests": 200,
     "GET /api/requests/{request_id}": 200,
     "PATCH /api/requests/{request_id}": 200,
+    "POST /api/imports": 200,
+    "POST /api/import-jobs": 201,
+    "POST /api/import-jobs/{job_id}/start": 202,
+    "GET /api/import-jobs/{job_id}": 200,
 }
 """Every operation but the document itself (which schemathesis reads, not tests) and its success status."""
 _PROFILE_PATH = re.compile(r"^/api/profiles/[0-9a-f]{32}")
 _REQUEST_PATH = re.compile(r"^/api/requests/[0-9a-f]{32}-[0-9a-f]{16}$")
+_JOB_PATH = re.compile(r"^/api/import-jobs/[0-9a-f]{32}")
 
 
 @pytest.fixture
@@ -77,6 +83,7 @@ def answered(events: Path) -> dict[str, set[int]]:
             path = re.sub(r"^https?://[^/]+", "", request["uri"]).split("?")[0]
             path = _PROFILE_PATH.sub("/api/profiles/{profile_id}", path)
             path = _REQUEST_PATH.sub("/api/requests/{request_id}", path)
+            path = _JOB_PATH.sub("/api/import-jobs/{job_id}", path)
             statuses[f"{request['method']} {path}"].add(response["status_code"])
     return statuses
 
@@ -93,6 +100,15 @@ def a_request(stack) -> str:
     return next(item["id"] for item in items if item["message"] == "Schemathesis")
 
 
+def an_import_job(stack) -> str:
+    """An import job with its file uploaded (one row), ready to start; its id."""
+    job = stack.request("POST", "/api/import-jobs").json
+    row = {"email": "file@example.com", "topics": ["news"]}
+    row["consent"] = {"givenAt": "2025-03-02T10:15:00+01:00", "source": "schemathesis", "version": "2026-01"}
+    assert requests.put(job["uploadUrl"], data=json.dumps(row).encode(), timeout=10).status_code == 200
+    return str(job["id"])
+
+
 def test_the_api_answers_as_its_openapi_document_says(api_url, machines, tmp_path):
     events = tmp_path / "events.ndjson"
     command = [
@@ -101,7 +117,12 @@ def test_the_api_answers_as_its_openapi_document_says(api_url, machines, tmp_pat
         *("--report", "ndjson", "--report-ndjson-path", str(events)),
     ]
     # Requests are submitted on the pages, not through the API: one to read, reply to and close.
-    environment = {**os.environ, "SCHEMATHESIS_REQUEST_ID": a_request(machines.stack)}
+    # An import job's file is uploaded to S3, not through the API: one job to start and read.
+    environment = {
+        **os.environ,
+        "SCHEMATHESIS_REQUEST_ID": a_request(machines.stack),
+        "SCHEMATHESIS_IMPORT_JOB_ID": an_import_job(machines.stack),
+    }
     run = subprocess.run(
         command, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False, env=environment
     )

@@ -227,32 +227,21 @@ def openapi_as_answered(document: dict[str, Any]) -> dict[str, Any]:
 _IMPORT_ROW_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": (
-        "One subscriber. Each row is checked on its own: a wrong row is reported in `rejected` and the "
-        "others still import."
+        "One subscriber. Each row is checked on its own, so the row's fields are described here, not "
+        "enforced by the document: a row with a wrong or missing value is reported in `rejected` with "
+        "its problems, and the other rows still import."
     ),
     "properties": {
-        "email": {"type": "string", "format": "idn-email", "maxLength": 254},
-        "locale": {"type": "string", "enum": ["de", "en"], "description": "For a new profile; default: the catalog's"},
-        "fields": {
-            "type": "object",
-            "description": "Catalog fields; only those a profile has no value for are filled",
-            "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-        },
-        "topics": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 64},
+        "email": {"description": "The address (string, required)"},
+        "locale": {"description": "`de` or `en`, for a new profile; default: the catalog's language"},
+        "fields": {"description": "Catalog fields (object of strings or lists of strings); only empty ones are filled"},
+        "topics": {"description": "Topic ids (array of 1 to 64 strings, required)"},
         "consent": {
-            "type": "object",
-            "description": "The consent given elsewhere, with its proof",
-            "properties": {
-                "givenAt": {"type": "string", "format": "date-time", "description": "When (not in the future)"},
-                "source": {"type": "string", "maxLength": 200, "description": "Where, e.g. the form or shop"},
-                "version": {"type": "string", "description": "A consent wording version of the catalog"},
-                "evidence": {
-                    "type": "object",
-                    "maxProperties": 20,
-                    "additionalProperties": {"type": "string", "maxLength": 1000},
-                    "description": "What proves it (e.g. confirmation time, form, hashed IP), kept with the consent",
-                },
-            },
+            "description": (
+                "The consent given elsewhere (object, required): `givenAt` (date-time with offset, not in "
+                "the future), `source` (string, where), `version` (a consent wording version of the "
+                "catalog), `evidence` (optional object of up to 20 strings: what proves it)"
+            )
         },
     },
 }
