@@ -21,13 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from werkzeug.serving import make_server
 
 from devstack.demo import seed_demo_profiles
 from devstack.runtime import HttpGateway
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
 from selfservice.tokens import Purpose, TokenSigner
+from tests.integration.test_import_jobs import put_to
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SUCCESS = {
@@ -105,7 +105,7 @@ def an_import_job(stack) -> str:
     job = stack.request("POST", "/api/import-jobs").json
     row = {"email": "file@example.com", "topics": ["news"]}
     row["consent"] = {"givenAt": "2025-03-02T10:15:00+01:00", "source": "schemathesis", "version": "2026-01"}
-    assert requests.put(job["uploadUrl"], data=json.dumps(row).encode(), timeout=10).status_code == 200
+    put_to(stack, job["uploadUrl"], json.dumps(row).encode())
     return str(job["id"])
 
 
@@ -118,14 +118,17 @@ def test_the_api_answers_as_its_openapi_document_says(api_url, machines, tmp_pat
     ]
     # Requests are submitted on the pages, not through the API: one to read, reply to and close.
     # An import job's file is uploaded to S3, not through the API: one job to start and read.
+    job_id = an_import_job(machines.stack)
     environment = {
         **os.environ,
         "SCHEMATHESIS_REQUEST_ID": a_request(machines.stack),
-        "SCHEMATHESIS_IMPORT_JOB_ID": an_import_job(machines.stack),
+        "SCHEMATHESIS_IMPORT_JOB_ID": job_id,
     }
     run = subprocess.run(
         command, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False, env=environment
     )
+    job_run = machines.arn("ImportJobStateMachine").replace(":stateMachine:", ":execution:") + f":{job_id}"
+    assert machines.wait(job_run).status == "SUCCEEDED", "the job schemathesis started imports its file"
     assert run.returncode == 0, f"schemathesis found failures:\n{run.stdout[-20_000:]}\n{run.stderr[-3_000:]}"
     assert f"Tested: {len(SUCCESS)}" in run.stdout, run.stdout[-5_000:]
     statuses = answered(events)

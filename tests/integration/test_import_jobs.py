@@ -4,9 +4,9 @@ imported batch by batch by the template's state machine (Distributed Map over th
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
-import requests
 
 from devstack import patches
 from tests.integration.test_imports import GIVEN, every_item, row
@@ -16,6 +16,31 @@ from tests.integration.test_imports import GIVEN, every_item, row
 def dynamodb_as_the_local_stack_runs_it(machines):
     """Every moto patch of the local stack (``machines`` installs them): transactions that copy only their items."""
     patches.install(machines.stack.runtime)
+
+
+def put_to(stack, url: str, content: bytes) -> None:
+    """What the company's PUT to the presigned URL does (moto in-process cannot always take the HTTP request
+    itself; the e2e test puts the file over HTTP to the running local stack)."""
+    parsed = urlparse(url)
+    query = parse_qs(parsed.query)
+    assert query["X-Amz-Expires"] == ["3600"]
+    assert "X-Amz-Signature" in query
+    bucket, key = bucket_and_key(parsed)
+    stack.aws("s3").put_object(Bucket=bucket, Key=key, Body=content)
+
+
+def get_from(stack, url: str) -> bytes:
+    bucket, key = bucket_and_key(urlparse(url))
+    return bytes(stack.aws("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def bucket_and_key(parsed) -> tuple[str, str]:
+    host_bucket = parsed.netloc.split(".s3.")[0] if ".s3." in parsed.netloc else None
+    path = unquote(parsed.path.lstrip("/"))
+    if host_bucket and host_bucket != "s3":
+        return host_bucket, path
+    bucket, _, key = path.partition("/")
+    return bucket, key
 
 
 def lines(rows: list[object]) -> bytes:
@@ -41,21 +66,23 @@ def test_a_file_of_2500_lines_is_imported_in_batches_with_a_report(machines):
     assert early.status == 409, "nothing uploaded yet"
     assert early.json["error"] == "nothing_uploaded"
 
-    uploaded = requests.put(job["uploadUrl"], data=lines(content), headers={"Content-Type": "application/jsonl"})
-    assert uploaded.status_code == 200, uploaded.text
+    assert urlparse(job["uploadUrl"]).path.endswith(f"uploads/{job['id']}.jsonl")
+    put_to(stack, job["uploadUrl"], lines(content))
     started = stack.request("POST", f"/api/import-jobs/{job['id']}/start")
     assert started.status == 202, started.text
     assert started.json["status"] in ("running", "done")
     again = stack.request("POST", f"/api/import-jobs/{job['id']}/start")
     assert again.status == 202
-    [execution] = machines.wait_all("ImportJobStateMachine")
+    execution_arn = machines.arn("ImportJobStateMachine").replace(":stateMachine:", ":execution:") + f":{job['id']}"
+    execution = machines.wait(execution_arn)  # named by the job: a second start started nothing
     assert execution.status == "SUCCEEDED", execution.cause
+    assert [arn for arn in machines.executions("ImportJobStateMachine") if arn.endswith(job["id"])] == [execution_arn]
 
     status = stack.request("GET", f"/api/import-jobs/{job['id']}").json
     assert status["status"] == "done"
     assert (status["rows"], status["batches"], status["batchesDone"]) == (2402, 3, 3)
     assert (status["created"], status["updated"], status["unchanged"], status["rejected"]) == (2300, 0, 0, 102)
-    report = requests.get(status["reportUrl"]).json()
+    report = json.loads(get_from(stack, status["reportUrl"]))
     assert report["created"] == 2300
     refused = {r["line"]: r["problems"] for r in report["rejected"]}
     assert refused[1201] == [{"field": "line", "reason": "is not a JSON object in UTF-8"}]

@@ -617,6 +617,8 @@ class ProfileRepository:
             if not members:
                 return failed
             operations = [operation for index in members for operation in groups[index]]
+            if not operations:  # (only empty groups: nothing to write)
+                return failed
             try:
                 self._client.transact_write_items(TransactItems=operations)
             except ClientError as error:
