@@ -17,6 +17,8 @@ import boto3
 import pytest
 import requests
 
+from tests.e2e.accessibility import Recorder
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
@@ -141,3 +143,9 @@ def browser() -> Iterator[Browser]:
         )
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def accessibility() -> Recorder:
+    """Records every axe-core run and keyboard check for the accessibility statement (tests/e2e/accessibility.py)."""
+    return Recorder()

@@ -20,6 +20,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 from selfservice.web.views import SIGNED_IN_PAGES
+from tests.e2e.accessibility import Recorder
 from tests.e2e.conftest import REPO, LocalStack
 
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
@@ -140,7 +141,9 @@ def test_customer_walks_through_every_step_from_the_email_link(local_stack: Loca
 
 
 @pytest.mark.parametrize("language", ["de", "en"])
-def test_every_page_is_accessible_and_fits_a_phone(local_stack: LocalStack, browser: Browser, language: str):
+def test_every_page_is_accessible_and_fits_a_phone(
+    local_stack: LocalStack, browser: Browser, language: str, accessibility: Recorder
+):
     context = browser.new_context(
         viewport={"width": 360, "height": 780}, locale=language, extra_http_headers={"Accept-Language": language}
     )
@@ -164,8 +167,7 @@ def test_every_page_is_accessible_and_fits_a_phone(local_stack: LocalStack, brow
         name = path.strip("/").replace("/", "-") or "overview"
         page.screenshot(path=str(SCREENSHOTS / f"{name}.{language}.360.png"), full_page=True)
         assert no_horizontal_overflow(page), f"{path} overflows horizontally at 360 px ({language})"
-        results = axe.run(page)
-        for violation in results.response["violations"]:
+        for violation in accessibility.axe(axe, page, path, language)["violations"]:
             if violation["impact"] in ("serious", "critical"):
                 problems.append(f"{path} [{language}] {violation['id']}: {violation['help']}")
     context.close()

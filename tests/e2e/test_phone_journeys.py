@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from selfservice.catalog import load_catalog
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
 from selfservice.tokens import Purpose, TokenSigner
+from tests.e2e.accessibility import Recorder
 from tests.e2e.conftest import REPO, LocalStack
 from tests.e2e.test_browser import link_from_outbox
 
@@ -117,7 +118,7 @@ def test_every_kind_of_page_has_imprint_and_privacy_policy_in_its_footer(
 
 @pytest.mark.parametrize("language", ["de", "en"])
 def test_requests_history_and_menu_fit_a_phone_without_breaking_a_word(
-    local_stack: LocalStack, new_context, language: str
+    local_stack: LocalStack, new_context, language: str, accessibility: Recorder
 ):
     page = new_context(language)
     signed_in(page, local_stack, CUSTOMERS["tables"][language], language)
@@ -150,7 +151,7 @@ def test_requests_history_and_menu_fit_a_phone_without_breaking_a_word(
             assert box["height"] < 30, f"{path}: the date {date.inner_text()!r} wraps"
         serious = [
             f"{v['id']}: {v['help']}"
-            for v in axe.run(page).response["violations"]
+            for v in accessibility.axe(axe, page, path, language)["violations"]
             if v["impact"] in ("serious", "critical")
         ]
         assert serious == [], f"{path} ({language})"
@@ -162,17 +163,18 @@ def test_requests_history_and_menu_fit_a_phone_without_breaking_a_word(
     assert menu.bounding_box()["height"] < 60
     assert page.locator("h1").bounding_box()["y"] < 180, "the content starts right below the menu"
     last = menu.get_by_role("link").last
-    page.locator("body").focus()
-    for _ in range(20):
-        page.keyboard.press("Tab")
-        if last.evaluate("link => link === document.activeElement"):
-            break
-    else:
-        pytest.fail("the last menu item cannot be reached with the Tab key")
-    box, row = last.bounding_box(), menu.locator("ul").bounding_box()
-    assert row["x"] <= box["x"], "the focused item is shown"
-    assert box["x"] + box["width"] <= row["x"] + row["width"] + 1, "the focused item is shown"
-    assert no_horizontal_scroll(page, 360)
+    with accessibility.keyboard("menu_by_keyboard", "/history", language):
+        page.locator("body").focus()
+        for _ in range(20):
+            page.keyboard.press("Tab")
+            if last.evaluate("link => link === document.activeElement"):
+                break
+        else:
+            pytest.fail("the last menu item cannot be reached with the Tab key")
+        box, row = last.bounding_box(), menu.locator("ul").bounding_box()
+        assert row["x"] <= box["x"], "the focused item is shown"
+        assert box["x"] + box["width"] <= row["x"] + row["width"] + 1, "the focused item is shown"
+        assert no_horizontal_scroll(page, 360)
     shoot(page, f"menu-keyboard.{language}.360")
 
     desktop = new_context(language, DESKTOP)
@@ -189,30 +191,34 @@ def test_requests_history_and_menu_fit_a_phone_without_breaking_a_word(
 
 
 @pytest.mark.parametrize("language", ["de", "en"])
-def test_after_a_failed_submit_the_focus_is_on_the_error_summary(local_stack: LocalStack, new_context, language: str):
+def test_after_a_failed_submit_the_focus_is_on_the_error_summary(
+    local_stack: LocalStack, new_context, language: str, accessibility: Recorder
+):
     page = new_context(language)
     signed_in(page, local_stack, CUSTOMERS["errors"][language], language)
     page.goto(local_stack.http + "/profile")
-    page.locator("#first_name").fill("")  # asked for, never refused: not in the summary
-    page.locator("#postal_code").fill("!")
-    page.locator("form.card button[type=submit]").click()
+    with accessibility.keyboard("error_summary_focus", "/profile", language):
+        page.locator("#first_name").fill("")  # asked for, never refused: not in the summary
+        page.locator("#postal_code").fill("!")
+        page.locator("form.card button[type=submit]").click()
 
-    summary = page.locator("#error-summary")
-    expect(summary).to_be_focused()
-    expect(summary).to_have_attribute("tabindex", "-1")
-    postal_code = CATALOG.field("postal_code").label.get(language)
-    expect(summary.get_by_role("link", name=re.compile(postal_code))).to_be_visible()
-    expect(summary.get_by_role("link")).to_have_count(1)
-    expect(page.locator("#postal_code")).to_have_attribute("aria-invalid", "true")
-    shoot(page, f"error-summary-profile.{language}.360")
-    summary.get_by_role("link", name=re.compile(postal_code)).click()
-    expect(page.locator("#postal_code")).to_be_focused()
+        summary = page.locator("#error-summary")
+        expect(summary).to_be_focused()
+        expect(summary).to_have_attribute("tabindex", "-1")
+        postal_code = CATALOG.field("postal_code").label.get(language)
+        expect(summary.get_by_role("link", name=re.compile(postal_code))).to_be_visible()
+        expect(summary.get_by_role("link")).to_have_count(1)
+        expect(page.locator("#postal_code")).to_have_attribute("aria-invalid", "true")
+        shoot(page, f"error-summary-profile.{language}.360")
+        summary.get_by_role("link", name=re.compile(postal_code)).click()
+        expect(page.locator("#postal_code")).to_be_focused()
 
     page.goto(local_stack.http + "/requests")
-    page.locator("form.card button[type=submit]").click()
-    expect(page.locator("#error-summary")).to_be_focused()
-    page.locator("#error-summary a").first.press("Enter")
-    expect(page.locator("#message")).to_be_focused()
+    with accessibility.keyboard("error_summary_focus", "/requests", language):
+        page.locator("form.card button[type=submit]").click()
+        expect(page.locator("#error-summary")).to_be_focused()
+        page.locator("#error-summary a").first.press("Enter")
+        expect(page.locator("#message")).to_be_focused()
     shoot(page, f"error-summary-requests.{language}.360")
 
 

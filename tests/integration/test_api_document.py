@@ -23,6 +23,8 @@ EXPECTED = {
     ("delete", PROFILE): {200, 404, 422},
     ("get", f"{PROFILE}/history"): {200, 404, 422},
     ("post", f"{PROFILE}/self-service-link"): {202, 400, 404, 413, 415, 422},
+    ("get", f"{PROFILE}/consent-proof"): {200, 404, 422},
+    ("post", f"{PROFILE}/consent-proof/check"): {200, 400, 404, 413, 415, 422},
     ("get", "/api/openapi.json"): {200},
     ("get", "/api/requests"): {200, 422},
     ("get", REQUEST): {200, 404, 422},

@@ -38,6 +38,8 @@ SUCCESS = {
     "DELETE /api/profiles/{profile_id}": 200,
     "GET /api/profiles/{profile_id}/history": 200,
     "POST /api/profiles/{profile_id}/self-service-link": 202,
+    "GET /api/profiles/{profile_id}/consent-proof": 200,
+    "POST /api/profiles/{profile_id}/consent-proof/check": 200,
     "GET /api/requests": 200,
     "GET /api/requests/{request_id}": 200,
     "PATCH /api/requests/{request_id}": 200,

@@ -67,6 +67,10 @@ def links(message: EmailMessage) -> tuple[list[str], list[str]]:
     text_links, html_links = LINK.findall(text), re.findall(r'href="(https?://[^"]+)"', html)
     assert legal <= set(text_links), "the text footer links imprint and privacy policy"
     assert legal <= set(html_links), "the HTML footer links imprint and privacy policy"
+    statement = {link for link in text_links if urlparse(link).path == "/accessibility"}
+    assert len(statement) == 1, "the text footer links the accessibility statement of the pages"
+    assert statement <= set(html_links), "the HTML footer links the accessibility statement of the pages"
+    legal |= statement
     return [link for link in text_links if link not in legal], [link for link in html_links if link not in legal]
 
 

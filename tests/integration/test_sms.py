@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from devstack.cfn import REGION
 from devstack.demo import seed_demo_profiles
 from selfservice.domain.sms import fits_one_sms
+from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
+from selfservice.tokens import Purpose, TokenSigner
 from tests.integration.test_pages import csrf_of, get, sign_in, version_of
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -328,3 +330,22 @@ def test_the_data_download_proves_the_sms_consent(stack, demo):
     assert sms["number"] == ANNA_PHONE
     assert sms["receiving"] == sms["proven"] == ["offers"]
     assert sms["topics"][0]["wording_version"] == "sms-2026-01"
+
+
+def test_leaving_everything_withdraws_the_sms_consent_and_forgets_the_sms_choice(stack, demo):
+    profile_id = anna_with_sms_pending(stack, demo)
+    assert enter_code(stack, code_in(sms_sent()[0][1])).status_code == 303
+    token = TokenSigner([DEVELOPMENT_TOKEN_SECRET]).issue(profile_id, 0, Purpose.UNSUBSCRIBE)
+    left = stack.client.post(f"/unsubscribe/one-click?token={token}", data={"List-Unsubscribe": "One-Click"})
+    assert left.status_code == 200
+    withdrawals = [e for e in history(stack, profile_id) if e["kind"] == "consent_withdrawn"]
+    assert {e["detail"].get("channel", "email") for e in withdrawals} == {"email", "sms"}
+    [by_sms] = [e for e in withdrawals if e["detail"].get("channel") == "sms"]
+    assert (by_sms["topics"], by_sms["detail"]["phone"], by_sms["source"]) == (["offers"], ANNA_PHONE, "one-click")
+    _status, body, _ = get(stack, "/privacy/export")
+    sms = json.loads(body)["consents"]["sms"]
+    assert sms["receiving"] == sms["proven"] == [], "the download proves what is received: nothing by SMS"
+    stored = profile(stack, profile_id)
+    assert all("sms" not in channels for channels in stored["preferences"]["channels"].values()), (
+        "subscribing again later brings no SMS back without a new SMS consent"
+    )

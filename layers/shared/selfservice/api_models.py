@@ -387,3 +387,38 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     if not isinstance(key, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in key.items()):
         raise InvalidInput("cursor", "is not a cursor of this list")
     return key
+
+
+# --- consent proof ---------------------------------------------------------------------------
+
+
+class EvidenceClaim(BaseModel):
+    """An IP address and user agent someone claims a consent was given from."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        defer_build=True,
+        json_schema_extra={"examples": [{"ip": "203.0.113.7", "userAgent": "Mozilla/5.0 (X11; Linux x86_64)"}]},
+    )
+
+    ip: Annotated[str, StringConstraints(min_length=2, max_length=64)] = Field(
+        description="IPv4 or IPv6 address",
+        json_schema_extra={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+    )
+    userAgent: Annotated[str, StringConstraints(max_length=2048)] = Field(
+        description="The User-Agent header exactly as the browser sent it"
+    )
+
+
+class EvidenceMatchOut(BaseModel):
+    entryId: str
+    at: dt.datetime
+    action: Literal["given", "withdrawn"]
+    evidence: Literal["action", "request"] = Field(
+        description="action: the click that gave or withdrew; request: the form that asked for the double opt-in"
+    )
+
+
+class EvidenceCheckOut(BaseModel):
+    checked: int = Field(description="How many evidence items the profile's consents hold")
+    matches: list[EvidenceMatchOut]

@@ -91,7 +91,7 @@ class Wiring:
 
     @cached_property
     def email_renderer(self) -> EmailRenderer:
-        return EmailRenderer(self.settings.content_dir)
+        return EmailRenderer(self.settings.content_dir, self.settings.public_base_url)
 
     @cached_property
     def sms(self) -> SmsSender:

@@ -8,6 +8,7 @@ fails loudly in ``make test`` instead of at a customer's click.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -124,9 +125,22 @@ class PauseRules(_Strict):
 
 
 class ConsentWording(_Strict):
+    """One version of the consent text shown next to a subscription's button.
+
+    Every version ever shown stays in the catalog (a consent entry names the version it was given
+    under, and the consent-proof document prints that version's exact text): a new wording is a new
+    version, never an edit of an old one.
+    """
+
     version: str = Field(min_length=1)
     valid_from: dt.date
+    valid_until: dt.date | None = None
+    """The last day it was shown; without it, until the day before the next version's ``valid_from``."""
     text: LocalizedText
+
+    def digest(self, language: str) -> str:
+        """SHA-256 of the text in ``language`` (UTF-8): what the proof prints next to the text."""
+        return hashlib.sha256(self.text.get(language).encode()).hexdigest()
 
 
 class SmsRules(_Strict):
@@ -148,7 +162,7 @@ def _in_force(wordings: tuple[ConsentWording, ...], today: dt.date) -> ConsentWo
     return max(in_force or list(wordings), key=lambda w: w.valid_from)
 
 
-RequestTypeId = Literal["question", "address_change", "complaint", "data_request"]
+RequestTypeId = Literal["question", "address_change", "complaint", "data_request", "accessibility"]
 """The request types the domain knows (``selfservice.domain.models.RequestType``)."""
 
 
@@ -161,12 +175,32 @@ class RequestTypeSpec(_Strict):
     """Where requests of this type go (e.g. the data protection officer's); else the ServiceMailbox."""
 
 
+class EnforcementBody(_Strict):
+    """Where a customer can complain when accessibility feedback was not answered (BFSG § 14)."""
+
+    name: LocalizedText
+    address: str = Field(min_length=1)
+    phone: str | None = None
+    email: str | None = None
+    url: str | None = Field(default=None, pattern=r"^https://[^\s\"'<>]+$")
+
+
+class Accessibility(_Strict):
+    """What the accessibility statement (``/accessibility``) says besides the test results."""
+
+    known_limitations: tuple[LocalizedText, ...] = ()
+    """Barriers known and not yet removed: the statement lists them (and any makes it "partially conformant")."""
+    enforcement: EnforcementBody
+
+
 class Company(_Strict):
     """The company's legal pages, linked from every page footer and every email footer."""
 
     imprint_url: LocalizedUrl
     privacy_policy_url: LocalizedUrl
     accessibility_statement_url: LocalizedUrl | None = None
+    """The company website's own accessibility statement, if any (the statement of these pages links it)."""
+    accessibility: Accessibility
 
 
 class Contact(_Strict):
@@ -230,6 +264,24 @@ class Catalog(_Strict):
         if self.sms is None:
             raise CatalogError("sms", "the sms channel needs an sms section")
         return self.sms
+
+    def wordings_of(self, channel: str) -> tuple[ConsentWording, ...]:
+        """Every consent wording version of ``channel``: ``sms`` the SMS double opt-in's, else the
+        topics' own (the email double opt-in's)."""
+        if channel == "sms":
+            return self.sms.consent_wordings if self.sms is not None else ()
+        return self.consent_wordings
+
+    def consent_wording(self, version: str | None, channel: str = "email") -> ConsentWording | None:
+        return next((w for w in self.wordings_of(channel) if w.version == version), None)
+
+    def consent_valid_until(self, wording: ConsentWording, channel: str = "email") -> dt.date | None:
+        """The last day ``wording`` was shown: its own ``valid_until``, else the day before the next
+        version of its channel came into force, else None (still in force)."""
+        if wording.valid_until is not None:
+            return wording.valid_until
+        later = [w.valid_from for w in self.wordings_of(channel) if w.valid_from > wording.valid_from]
+        return min(later) - dt.timedelta(days=1) if later else None
 
 
 def _unique(items: Iterable[BaseModel], section: str, key: str = "id") -> None:

@@ -6,6 +6,8 @@ List-Unsubscribe-Post, Feedback-ID) is ours. Every email sent is logged in the c
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -48,16 +50,51 @@ class SendOutcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+_TOKEN = re.compile(r"([?&]token=)[A-Za-z0-9._-]+")
+
+
+def without_tokens(text: str) -> str:
+    """``text`` with the signed token of every link replaced by ``…`` (a kept copy opens nothing)."""
+    return _TOKEN.sub(r"\1…", text)
+
+
+def part_digest(text: str) -> str:
+    """SHA-256 (hex) of an email part's decoded text, line endings as LF: a copy received by SMTP
+    (CRLF) or saved by a mail program hashes the same as what was rendered."""
+    return hashlib.sha256(text.replace("\r\n", "\n").encode()).hexdigest()
+
+
+def body_record(email: RenderedEmail) -> dict[str, str]:
+    """What the ledger keeps of an email that asks for consent (the double opt-in), so a proof can show it.
+
+    ``text_sha256`` / ``html_sha256``: :func:`part_digest` of the plain-text and HTML parts as sent. A
+    copy of the email that a recipient or an archive presents matches when its decoded part has the
+    same digest: that proves the copy is the email we sent. The body cannot be rendered again to the
+    same bytes (its link holds a signed token with the time of sending), so the digest is checked
+    against a presented copy, not against a new rendering.
+    ``text_copy``: the plain-text part with the link's token removed, so the proof can print what the
+    email said without keeping a link that opens anything (about 1 KB; the HTML part says the same).
+    """
+    return {
+        "text_sha256": part_digest(email.text),
+        "html_sha256": part_digest(email.html),
+        "text_copy": without_tokens(email.text),
+        "language": email.language,
+    }
+
+
 class EmailRenderer:
     """Renders ``emails/<type>.<language>.html`` and ``.txt``; the subject is the template's ``subject`` block.
 
     Every email's footer links the company's imprint and privacy policy: the templates get
-    ``company_links`` (the ``company`` section of the catalog next to them) and a ``datetime``
-    filter (Babel, the company's time zone) besides what each caller passes.
+    ``company_links`` (the ``company`` section of the catalog next to them), ``accessibility_url``
+    (the pages' accessibility statement under ``base_url``) and a ``datetime`` filter (Babel, the
+    company's time zone) besides what each caller passes.
     """
 
-    def __init__(self, content_dir: Path) -> None:
+    def __init__(self, content_dir: Path, base_url: str = "") -> None:
         self._content_dir = content_dir
+        self._base_url = base_url.rstrip("/")
 
     @cached_property
     def _env(self) -> Environment:
@@ -75,6 +112,8 @@ class EmailRenderer:
             lstrip_blocks=True,
         )
         env.globals["company_links"] = cached_catalog(self._content_dir / "catalog.yaml").company
+        # The accessibility statement of the pages (their footer's link), when the pages' address is known.
+        env.globals["accessibility_url"] = f"{self._base_url}/accessibility" if self._base_url else ""
         env.filters["datetime"] = format_datetime
         env.filters["date"] = format_date
         return env

@@ -63,6 +63,11 @@ class RateLimits(BaseModel):
         per_address=(RateLimit(attempts=3, window=dt.timedelta(hours=1)),),
         per_client=(RateLimit(attempts=10, window=dt.timedelta(hours=1)),),
     )
+    accessibility: FormLimits = FormLimits(
+        per_address=(),
+        per_client=(RateLimit(attempts=5, window=dt.timedelta(hours=1)),),
+    )
+    """The accessibility statement's feedback form without signing in (it mails the service mailbox)."""
     sms_code: FormLimits = FormLimits(
         per_address=(
             RateLimit(attempts=5, window=dt.timedelta(hours=1)),

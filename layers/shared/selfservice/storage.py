@@ -509,6 +509,21 @@ class ProfileRepository:
         ]
         self._transact(operations, NotFound(request.profile_id))
 
+    def add_request_without_profile(self, request: CustomerRequest, entry: LedgerEntry) -> None:
+        """A request sent without signing in (accessibility feedback): under an id of its own that names
+        no profile, with its ledger entry (the outbox of its event) in the same partition."""
+        operations = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _request_item(request),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            self._put_ledger(entry),
+        ]
+        self._transact(operations, AlreadyExists(request.id))
+
     def get_request(self, request_id: str) -> CustomerRequest:
         """One consistent GetItem: the id names the profile's partition."""
         profile_id = profile_id_of_request(request_id)

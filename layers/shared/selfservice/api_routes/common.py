@@ -13,6 +13,7 @@ from selfservice.api_request import ANY_VERSION, expected_versions
 from selfservice.domain.errors import VersionConflict
 from selfservice.settings import get_settings
 from selfservice.usecases.ports import Adapters
+from selfservice.web.render import PageRenderer
 
 NOT_FOUND, CONFLICT, STALE = HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT, HTTPStatus.PRECONDITION_FAILED
 INVALID = HTTPStatus.UNPROCESSABLE_ENTITY
@@ -27,6 +28,11 @@ def event_of(router: Router) -> APIGatewayProxyEventV2:
 def adapters(router: Router) -> Adapters:
     """The use cases' ports; without PUBLIC_BASE_URL, links in emails point at the domain of this request."""
     return bootstrap.adapters(origin.for_request(get_settings(), event_of(router).request_context.domain_name))
+
+
+def pages(router: Router) -> PageRenderer:
+    """The page renderer (templates, page catalogs, stylesheet) for documents the API answers as HTML."""
+    return bootstrap.wiring(origin.for_request(get_settings(), event_of(router).request_context.domain_name)).pages
 
 
 def caller(router: Router) -> dict[str, str]:

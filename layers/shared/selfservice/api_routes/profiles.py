@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from selfservice.api_errors import WITH_CONTENT, documented, json_response
-from selfservice.api_models import NewProfile, ProfileOut, ProfileUpdate, history_out
+from selfservice.api_models import EvidenceCheckOut, EvidenceClaim, NewProfile, ProfileOut, ProfileUpdate, history_out
 from selfservice.api_routes.common import (
     CONFLICT,
     ETAG,
@@ -22,10 +22,15 @@ from selfservice.api_routes.common import (
     STALE,
     adapters,
     caller,
+    event_of,
     expected_version,
+    pages,
 )
 from selfservice.domain.models import Profile, Source
-from selfservice.usecases import access, privacy, profiles, sms
+from selfservice.domain.proof import ConsentProof
+from selfservice.usecases import access, privacy, profiles, proof, sms
+from selfservice.web import views
+from selfservice.web.negotiation import preferred_language, wants_html
 
 router = Router()
 metrics = Metrics()
@@ -132,3 +137,65 @@ def send_self_service_link(profile_id: ProfileId) -> Response[dict[str, Any]]:
     outcome = access.send_self_service_link(adapters(router), profile_id, Source.CUSTOMER_SERVICE)
     metrics.add_metric(name="SelfServiceLinkSent", unit=MetricUnit.Count, value=1)
     return json_response(HTTPStatus.ACCEPTED, {"sent": outcome.sent, "messageId": outcome.message_id})
+
+
+def _proof_responses() -> dict[int, Any]:
+    responses = documented(
+        HTTPStatus.OK, "The consent proof, as JSON or as a print-ready HTML page", NOT_FOUND, INVALID
+    )
+    responses[HTTPStatus.OK.value]["content"] = {
+        content_types.APPLICATION_JSON: {"model": ConsentProof},
+        "text/html": {"schema": {"type": "string", "description": "The same document as a print-ready page"}},
+    }
+    return responses
+
+
+@router.get(
+    "/api/profiles/<profile_id>/consent-proof",
+    summary=(
+        "Every consent given or withdrawn, per topic and channel, with door, wording, confirmation message and "
+        "evidence: JSON, or a print-ready HTML page with Accept: text/html (German unless lang or Accept-Language "
+        "says English)"
+    ),
+    responses=_proof_responses(),
+)
+def consent_proof(
+    profile_id: ProfileId,
+    lang: Annotated[Literal["de", "en"] | None, Query(description="Language of the HTML page")] = None,
+) -> Response[Any]:
+    ports = adapters(router)
+    document = proof.consent_proof(ports, profile_id)
+    headers = event_of(router).headers
+    if not wants_html(headers.get("accept") or ""):
+        return json_response(HTTPStatus.OK, document.model_dump(mode="json"))
+    language = lang or preferred_language(headers.get("accept-language") or "", ports.catalog.default_language)
+    renderer = pages(router)
+    _ = renderer.translator(language)
+    body = renderer.render(
+        "consent_proof",
+        language,
+        company=ports.settings.company_name,
+        **views.consent_proof(document, ports.catalog, language, _),
+    )
+    return Response(
+        status_code=HTTPStatus.OK.value,
+        content_type="text/html; charset=utf-8",
+        body=body,
+        headers={"Content-Security-Policy": renderer.security_headers()["Content-Security-Policy"]},
+    )
+
+
+@router.post(
+    "/api/profiles/<profile_id>/consent-proof/check",
+    summary="Check a claimed IP address and user agent against the evidence of every consent (nothing is stored)",
+    responses=documented(
+        HTTPStatus.OK, "How many evidence items were checked, and the ones that match", *WITH_CONTENT, NOT_FOUND
+    ),
+)
+def check_consent_evidence(profile_id: ProfileId, body: EvidenceClaim) -> Response[EvidenceCheckOut]:
+    checked, matches = proof.check_claim(adapters(router), profile_id, body.ip, body.userAgent)
+    answer = EvidenceCheckOut(
+        checked=checked,
+        matches=[{"entryId": m.entry_id, "at": m.at, "action": m.action, "evidence": m.role} for m in matches],
+    )
+    return json_response(HTTPStatus.OK, answer.model_dump(mode="json"))

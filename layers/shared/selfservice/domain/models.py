@@ -218,6 +218,8 @@ class RequestType(StrEnum):
     ADDRESS_CHANGE = "address_change"
     COMPLAINT = "complaint"
     DATA_REQUEST = "data_request"
+    ACCESSIBILITY = "accessibility"
+    """A barrier reported through the accessibility statement's feedback form."""
 
 
 class RequestStatus(StrEnum):

@@ -86,13 +86,7 @@ def change_entries(
     consents = consent_entries(current, updated, consent)
     if any(entry.kind == LedgerKind.CONSENT_GIVEN for entry in consents):
         updated.consent_version = consent.wording_version
-    if catalog.sms is not None:
-        sms_wording = catalog.sms.current_consent(now.date()).version
-        sms_context = ConsentContext(source, now, sms_wording, evidence)
-        sms_consents = sms_consent_entries(current, updated, sms_context, sms_receiving_topics)
-        if any(entry.kind == LedgerKind.CONSENT_GIVEN for entry in sms_consents):
-            updated.sms_consent_version = sms_wording
-        consents += sms_consents
+    consents += _sms_entries(catalog, current, updated, source, evidence)
     change = LedgerEntry(
         profile_id=current.id,
         at=now,
@@ -142,3 +136,26 @@ def subscribed_event(profile_id: str, topics: list[str], wording_version: str, s
         type="Subscribed",
         detail={"profileId": profile_id, "topics": topics, "consentVersion": wording_version, "source": source.value},
     )
+
+
+def sms_consents(
+    adapters: Adapters, current: Profile, updated: Profile, source: Source, evidence: dict[str, str]
+) -> list[LedgerEntry]:
+    """The SMS consent entries of a change (given or withdrawn) under the SMS wording in force; the
+    wording is recorded on ``updated`` when one is given."""
+    return _sms_entries(adapters.catalog, current, updated, source, evidence)
+
+
+def _sms_entries(
+    catalog: Catalog, current: Profile, updated: Profile, source: Source, evidence: dict[str, str]
+) -> list[LedgerEntry]:
+    if catalog.sms is None:
+        return []
+    now = updated.updated_at
+    wording = catalog.sms.current_consent(now.date()).version
+    entries = sms_consent_entries(
+        current, updated, ConsentContext(source, now, wording, evidence), sms_receiving_topics
+    )
+    if any(entry.kind == LedgerKind.CONSENT_GIVEN for entry in entries):
+        updated.sms_consent_version = wording
+    return entries

@@ -37,6 +37,16 @@ def client_of(source_ip: str) -> str:
     return str(address)
 
 
+def client_admitted(adapters: Adapters, form: Literal["accessibility"], source_ip: str) -> bool:
+    """Count one use of ``form`` for the client (a form that names no address); False once over its limit."""
+    client = hashlib.sha256(f"client:{client_of(source_ip)}".encode()).hexdigest()
+    rules = _rules(getattr(adapters.settings.rate_limits, form).per_client)
+    if adapters.repository.count_attempt(f"{form}:client:{client}", rules, adapters.clock()):
+        return True
+    logger.info("form over its limit per client", extra={"form": form})
+    return False
+
+
 def _rules(limits: tuple[RateLimit, ...]) -> list[tuple[int, dt.timedelta]]:
     return [(limit.attempts, limit.window) for limit in limits]
 

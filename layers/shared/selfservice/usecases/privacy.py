@@ -7,6 +7,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from selfservice.catalog import Catalog
+from selfservice.domain import proof
 from selfservice.domain.consent import SMS, TopicProof, proven_topics, receiving_topics
 from selfservice.domain.models import CustomerRequest, LedgerEntry, Profile, Source, address_hash
 from selfservice.domain.sms import sms_receiving_topics
@@ -23,13 +25,19 @@ def records(adapters: Adapters, profile_id: str) -> Records:
 
 
 def export_document(
-    profile: Profile, ledger: list[LedgerEntry], found: list[CustomerRequest], exported_at: dt.datetime
+    profile: Profile,
+    ledger: list[LedgerEntry],
+    found: list[CustomerRequest],
+    exported_at: dt.datetime,
+    catalog: Catalog,
 ) -> dict[str, Any]:
-    """The download of "my data": profile, requests, the whole ledger and what it proves, nothing internal."""
+    """The download of "my data": profile, requests, the whole ledger and what it proves (the consent
+    summary and the whole consent proof, as customer service would hand it out), nothing internal."""
     return {
         "exported_at": exported_at.isoformat(),
         "profile": profile.model_dump(mode="json", exclude={"token_version"}),
         "consents": consent_summary(profile, ledger),
+        "consent_proof": proof.build(profile, ledger, catalog, exported_at).model_dump(mode="json"),
         "requests": [request.model_dump(mode="json") for request in found],
         "history": [entry.model_dump(mode="json") for entry in ledger],
     }

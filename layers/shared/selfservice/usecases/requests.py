@@ -21,6 +21,7 @@ from selfservice.domain.models import (
     RequestStatus,
     RequestType,
     Source,
+    new_id,
     new_request_id,
 )
 from selfservice.tokens import Purpose
@@ -36,7 +37,6 @@ def submit_request(
     adapters: Adapters, profile: Profile, request_type: RequestType, message: str, source: Source
 ) -> CustomerRequest:
     """Store the request with its RequestSubmitted event and email the mailbox of its type (catalog)."""
-    settings = adapters.settings
     now = adapters.clock()
     request = CustomerRequest(
         id=new_request_id(profile.id),
@@ -58,22 +58,66 @@ def submit_request(
         ),
     )
     adapters.repository.add_request(request, entry)
+    _tell_service(adapters, request, profile, profile.email)
+    logger.info("request submitted", extra={"profile_id": profile.id, "request_id": request.id})
+    return request
+
+
+def submit_feedback(adapters: Adapters, profile: Profile | None, message: str, reply_to: str | None) -> CustomerRequest:
+    """Accessibility feedback from the statement's form: a request of type ``accessibility``.
+
+    Signed in, it is the customer's own request (on their requests page, answered like any other).
+    Without signing in it is kept under an id of its own that names no profile (``profileId`` then
+    belongs to no profile); the address the sender gave, if any, only goes to the type's mailbox as
+    the email's Reply-To (customer service answers by email), it is not stored.
+    """
+    if profile is not None:
+        return submit_request(adapters, profile, RequestType.ACCESSIBILITY, message, Source.PAGE)
+    now = adapters.clock()
+    owner = new_id()
+    request = CustomerRequest(
+        id=new_request_id(owner),
+        profile_id=owner,
+        type=RequestType.ACCESSIBILITY,
+        message=message,
+        created_at=now,
+        updated_at=now,
+    )
+    entry = LedgerEntry(
+        profile_id=owner,
+        at=now,
+        kind=LedgerKind.REQUEST_SUBMITTED,
+        source=Source.PAGE,
+        detail={"request_id": request.id, "type": RequestType.ACCESSIBILITY.value, "signed_in": "no"},
+        event=OutboxEvent(
+            type="RequestSubmitted",
+            detail={"requestId": request.id, "profileId": owner, "type": RequestType.ACCESSIBILITY.value},
+        ),
+    )
+    adapters.repository.add_request_without_profile(request, entry)
+    _tell_service(adapters, request, None, reply_to)
+    logger.info("accessibility feedback submitted", extra={"request_id": request.id, "signed_in": False})
+    return request
+
+
+def _tell_service(adapters: Adapters, request: CustomerRequest, profile: Profile | None, reply_to: str | None) -> None:
+    """The email to the mailbox of the request's type (Reply-To: the customer, when there is an address)."""
+    settings = adapters.settings
     language = adapters.catalog.default_language
-    type_spec = adapters.catalog.request_type(request_type.value)
+    type_spec = adapters.catalog.request_type(request.type.value)
     mailbox = (type_spec.mailbox if type_spec else None) or settings.service_mailbox
     email = adapters.renderer.render(
         "service_request",
         language,
         marketing=False,
         request=request,
-        type_label=type_spec.label.get(language) if type_spec else request_type.value,
+        type_label=type_spec.label.get(language) if type_spec else request.type.value,
         profile=profile,
+        reply_possible=reply_to is not None,
         recipient=mailbox,
         company=settings.company_name,
     )
-    adapters.mailer.send_internal(mailbox, email, reply_to=profile.email)
-    logger.info("request submitted", extra={"profile_id": profile.id, "request_id": request.id})
-    return request
+    adapters.mailer.send_internal(mailbox, email, reply_to=reply_to)
 
 
 def requests_of(adapters: Adapters, profile_id: str) -> list[CustomerRequest]:

@@ -21,6 +21,7 @@ from selfservice.domain.consent import receiving_topics
 from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, VersionConflict
 from selfservice.domain.models import (
     Change,
+    ChannelId,
     LedgerEntry,
     LedgerKind,
     OutboxEvent,
@@ -30,9 +31,10 @@ from selfservice.domain.models import (
     SubscriptionStatus,
     address_hash,
 )
+from selfservice.mail import body_record
 from selfservice.tokens import InvalidToken, Purpose
 from selfservice.usecases.access import link
-from selfservice.usecases.changes import save_changes
+from selfservice.usecases.changes import save_changes, sms_consents
 from selfservice.usecases.ports import Adapters, AddressRequest
 
 logger = Logger(child=True)
@@ -141,7 +143,11 @@ def subscribe(adapters: Adapters, request: AddressRequest) -> str:
 
 
 def send_confirmation(adapters: Adapters, profile: Profile, topics: list[str], *, request: str | None = None) -> None:
-    """The double opt-in email; ``request``: the subscription kept aside that its link confirms."""
+    """The double opt-in email; ``request``: the subscription kept aside that its link confirms.
+
+    Its ledger entry keeps the subject, the SES message id, digests of the body as sent and a copy of
+    its text without the link's token (:func:`~selfservice.mail.body_record`): the consent proof shows them.
+    """
     email = adapters.renderer.render(
         "confirm_subscription",
         profile.locale,
@@ -151,7 +157,9 @@ def send_confirmation(adapters: Adapters, profile: Profile, topics: list[str], *
         recipient=profile.email,
         company=adapters.settings.company_name,
     )
-    adapters.mailer.send(profile, email, Source.SYSTEM, now=adapters.clock())
+    context = body_record(email) | ({"subscription_request": request} if request else {})
+    context["topics"] = ",".join(topics)
+    adapters.mailer.send(profile, email, Source.SYSTEM, now=adapters.clock(), context=context)
     logger.info("confirmation email sent", extra={"profile_id": profile.id})
 
 
@@ -211,6 +219,7 @@ def confirm_subscription(adapters: Adapters, token: str, evidence: ClientEvidenc
         if pending is not None:
             detail |= {f"request_{name}": value for name, value in pending.evidence.items()}
             detail |= {"requested_at": pending.requested_at.isoformat(), "consent_requested": pending.consent_requested}
+            detail["subscription_request"] = pending.request_id  # names the confirmation email it answers
         entry = LedgerEntry(
             profile_id=profile.id,
             at=now,
@@ -313,6 +322,13 @@ def unsubscribe(
         updated = current.model_copy(deep=True)
         updated.status = SubscriptionStatus.UNSUBSCRIBED
         updated.preferences.topics = dict.fromkeys(current.preferences.topics, False)
+        # Leaving ends the SMS consents too: subscribing again later never brings SMS back unasked.
+        for topic, channels in current.preferences.channels.items():
+            kept: list[ChannelId] = [channel for channel in channels if channel != "sms"]
+            if kept:
+                updated.preferences.channels[topic] = kept
+            else:
+                del updated.preferences.channels[topic]
         updated.pending_expires_at = None
         updated.version = current.version + 1
         updated.updated_at = now
@@ -333,8 +349,9 @@ def unsubscribe(
                 type="Unsubscribed", detail={"profileId": profile_id, "topics": withdrawn, "source": source.value}
             ),
         )
+        entries = [entry, *sms_consents(adapters, current, updated, source, detail)]
         try:
-            adapters.repository.save(updated, current.version, [entry], keep=current.pending_expires_at is not None)
+            adapters.repository.save(updated, current.version, entries, keep=current.pending_expires_at is not None)
         except VersionConflict:
             continue
         logger.info("unsubscribed", extra={"profile_id": profile_id, "source": source.value})

@@ -249,6 +249,28 @@ def customer_request(form: FormData, translate: Translate) -> tuple[RequestType,
     return request_type, message
 
 
+def accessibility_feedback(form: FormData, translate: Translate, *, ask_address: bool) -> tuple[str, str | None]:
+    """The statement's feedback form: the message, and (``ask_address``: not signed in) the optional
+    address to answer to, in the domain's normal form."""
+    errors: dict[str, str] = {}
+    message = first(form, "message")
+    if not message:
+        errors["message"] = translate("Please describe the barrier you met.")
+    elif len(message) > MAX_REQUEST_MESSAGE:
+        errors["message"] = translate("Please shorten your message to {max} characters.").format(
+            max=MAX_REQUEST_MESSAGE
+        )
+    address: str | None = None
+    if ask_address and first(form, "email"):
+        try:
+            address = email_address(form, translate)
+        except FormErrors as error:
+            errors.update(error.errors)
+    if errors:
+        raise FormErrors(errors)
+    return message, address
+
+
 def unsubscribe_note(form: FormData) -> str:
     """The optional words under "something else", cut to the characters the use case keeps.
 

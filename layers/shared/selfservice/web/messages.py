@@ -60,6 +60,8 @@ SENTENCES: dict[str, str] = {
     "must not be empty": REQUIRED,
     "a request can be moved to in_progress or closed": N_("Please choose “in progress” or “closed”."),
     "send a status, a reply or both": N_("Please choose a status or write a reply."),
+    # The consent-proof check (the JSON API); a page never sends it.
+    "is not an IPv4 or IPv6 address": N_("Please enter an IPv4 or IPv6 address."),
 }
 
 

@@ -32,6 +32,7 @@ TARGETS: dict[str, frozenset[str]] = {
     "/confirm": frozenset({"token"}),
     "/unsubscribe": frozenset({"token"}),
     "/unsubscribe/one-click": frozenset({"token"}),
+    "/accessibility": frozenset({"sent"}),
 }
 """Pages a GET may be sent to, each with the query parameters it reads. (Not ``/link``: it answers
 with a redirect itself; not the download ``/privacy/export``; no page that only answers a POST.)"""

@@ -16,6 +16,7 @@ import base64
 import gettext
 import hashlib
 import io
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,6 +103,10 @@ class PageRenderer:
     def render(self, template: str, language: str, **context: Any) -> str:
         env = self._environment(language if language in LANGUAGES else "de")
         return env.get_template(f"pages/{template}.html").render(lang=language, css=self.css, **context)
+
+    def translator(self, language: str) -> Callable[[str], str]:
+        """gettext of the page catalog of ``language`` (for texts built outside a template)."""
+        return load_translations(self._content_dir, language if language in LANGUAGES else "de").gettext
 
     def security_headers(self) -> dict[str, str]:
         return {

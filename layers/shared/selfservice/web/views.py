@@ -6,9 +6,11 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from selfservice.accessibility import Results, conformance
 from selfservice.catalog import Catalog, FieldSpec
 from selfservice.domain.consent import receiving_topics
 from selfservice.domain.models import CustomerRequest, LedgerEntry, LedgerKind, Profile, SubscriptionStatus
+from selfservice.domain.proof import ConsentProof
 from selfservice.domain.review import completeness, missing_required_fields, stale_fields
 from selfservice.domain.sms import SmsChallenge, sms_state, sms_topics
 from selfservice.formats import format_date
@@ -437,3 +439,135 @@ def subscribe_topics(catalog: Catalog, language: str, chosen: set[str]) -> list[
 
 def topic_names(catalog: Catalog, language: str, topic_ids: list[str]) -> list[str]:
     return [t.name.get(language) for topic_id in topic_ids if (t := catalog.topic(topic_id))]
+
+
+# Through which door a consent came, as the consent proof names it for an operator, a court or a regulator.
+DOORS = {
+    "page": N_("the self-service pages"),
+    "api": N_("the JSON API (shop or customer service)"),
+    "one-click": N_("one-click unsubscribe in the email program (RFC 8058)"),
+    "confirmation-link": N_("the link in the double opt-in email"),
+    "customer-service": N_("customer service"),
+    "shop": N_("the shop"),
+    "system": N_("automatically"),
+    "import": N_("an import of existing subscribers"),
+}
+EVIDENCE_ROLES = {
+    "action": N_("the click that gave or withdrew the consent"),
+    "request": N_("the form that asked for the double opt-in"),
+}
+
+
+def consent_proof(document: ConsentProof, catalog: Catalog, language: str, _: Translate) -> dict[str, Any]:
+    """The consent-proof document (:class:`selfservice.domain.proof.ConsentProof`) with the catalog's
+    names: topics, channels and doors in the page's language, timestamps in UTC as recorded."""
+    channel_names: dict[str, str] = {c.id: c.label.get(language) for c in catalog.channels}
+    channel_names["all"] = _("every channel")
+
+    def topic_name(topic_id: str) -> str:
+        topic = catalog.topic(topic_id)
+        return f"{topic.name.get(language)} ({topic_id})" if topic else topic_id
+
+    def door(source: str) -> str:
+        return _(DOORS[source]) if source in DOORS else source
+
+    consents = [
+        {
+            "record": record,
+            "topics": ", ".join(topic_name(t) for t in record.topics),
+            "channel": channel_names.get(record.channel, record.channel),
+            "door": door(record.door),
+            "request_door": door(record.request.source) if record.request else "",
+            "reason": _(UNSUBSCRIBE_REASONS[record.reason]) if record.reason in UNSUBSCRIBE_REASONS else record.reason,
+            "evidence": [
+                {"role": _(EVIDENCE_ROLES.get(e.role, e.role)), "salt": e.salt, "hash": e.hash} for e in record.evidence
+            ],
+        }
+        for record in document.consents
+    ]
+    current = [
+        {
+            "state": state,
+            "topic": topic_name(state.topic),
+            "channel": channel_names.get(state.channel, state.channel),
+        }
+        for state in document.current
+    ]
+    return {
+        "proof": document,
+        "status_label": _(STATUS_LABELS[SubscriptionStatus(document.status)]),
+        "consents": consents,
+        "current": current,
+    }
+
+
+# The checks the browser tests record (tests/e2e), as the accessibility statement names them.
+ACCESSIBILITY_CHECKS = {
+    "axe": N_("Automated check with axe-core against the rules of WCAG 2.0, 2.1 and 2.2, levels A and AA"),
+    "menu_by_keyboard": N_("Every menu item can be reached with the Tab key and is in view when it has the focus"),
+    "error_summary_focus": N_(
+        "After a failed submit the focus is on the list of errors, and each of its links leads to its field"
+    ),
+    "feedback_by_keyboard": N_("The feedback form on this page can be filled in and sent with the keyboard alone"),
+    "footer_link_by_keyboard": N_(
+        "The link to this statement in the footer can be reached and opened with the keyboard"
+    ),
+}
+
+
+def accessibility(
+    results: Results | None, catalog: Catalog, language: str, _: Translate, form: FormData | None = None
+) -> dict[str, Any]:
+    """The accessibility statement: the status from the test results (:mod:`selfservice.accessibility`)
+    and the catalog's known limitations, what was tested (grouped by check and page), the enforcement body."""
+    info = catalog.company.accessibility
+    limitations = [text.get(language) for text in info.known_limitations]
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for check in results.checks if results else ():
+        group = groups.setdefault(
+            (check.name, check.page),
+            {
+                "name": _(ACCESSIBILITY_CHECKS[check.name]) if check.name in ACCESSIBILITY_CHECKS else check.name,
+                "page": check.page,
+                "languages": set(),
+                "viewports": set(),
+                "passed": True,
+                "problems": [],
+            },
+        )
+        group["languages"].add(check.language)
+        if check.viewport:
+            group["viewports"].add(check.viewport)
+        group["passed"] = group["passed"] and check.passed
+        group["problems"] += [f"{v.rule}: {v.help}" for v in check.violations if v.wcag]
+    checks = [
+        {
+            **group,
+            "languages": ", ".join(sorted(group["languages"])),
+            "viewports": ", ".join(sorted(group["viewports"])),
+        }
+        for _key, group in sorted(groups.items(), key=lambda item: (item[0][0] != "axe", item[0][0], item[0][1]))
+    ]
+    enforcement = info.enforcement
+    return {
+        "conformance": conformance(results, len(limitations)).value,
+        "results": results,
+        "checks": checks,
+        "failed": [check for check in checks if not check["passed"]],
+        "pages_checked": len({check["page"] for check in checks}),
+        "limitations": limitations,
+        "enforcement": {
+            "name": enforcement.name.get(language),
+            "address": enforcement.address,
+            "phone": enforcement.phone,
+            "email": enforcement.email,
+            "url": enforcement.url,
+        },
+        "website_statement": company_statement(catalog, language),
+        "form": {"message": (form or {}).get("message", [""])[0], "email": (form or {}).get("email", [""])[0]},
+    }
+
+
+def company_statement(catalog: Catalog, language: str) -> str | None:
+    url = catalog.company.accessibility_statement_url
+    return url.get(language) if url else None

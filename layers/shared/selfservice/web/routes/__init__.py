@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from selfservice.web.routes import access, errors, privacy, profile, requests, subscription
+from selfservice.web.routes import access, accessibility, errors, privacy, profile, requests, subscription
 
 ROUTERS: tuple[Router, ...] = (
     access.router,
@@ -17,5 +17,6 @@ ROUTERS: tuple[Router, ...] = (
     profile.router,
     requests.router,
     privacy.router,
+    accessibility.router,
     errors.router,
 )

@@ -38,7 +38,8 @@ def privacy_page() -> Response[str]:
 def export() -> Response[str]:
     r = current(router)
     _session, (profile, ledger, found) = r.sign_in_with_records()
-    return r.download(privacy.export_document(profile, ledger, found, exported_at=now()), "my-data.json")
+    document = privacy.export_document(profile, ledger, found, exported_at=now(), catalog=r.catalog)
+    return r.download(document, "my-data.json")
 
 
 @router.get("/privacy/delete", middlewares=[signed_in])
