@@ -95,6 +95,11 @@ def test_a_new_subscriber_is_imported_with_the_proof_of_their_consent_and_gets_n
     # History stays in time order: the consent given in 2025 comes after the profile created now.
     assert [entry["kind"] for entry in entries] == ["profile_created", "consent_given"]
     assert stack.sent_emails() == []
+    # The consent proof shows the imported consent with the wording it was given under.
+    proof = stack.request("GET", f"/api/profiles/{profile['id']}/consent-proof")
+    assert proof.status == 200, proof.text[:500]
+    assert "2026-01" in proof.text
+    assert "import" in proof.text
 
 
 def test_the_same_import_twice_changes_nothing_the_second_time(stack):
