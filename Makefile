@@ -55,13 +55,14 @@ lint: $(INSTALLED)
 	for handler in functions/*/app.py; do $(BIN)/mypy "$$handler" || exit 1; done
 
 ## bench: print the benchmark figures (calls per request, cold start ratio, review reads and cost,
-## answer times of the address forms for known and unknown addresses)
+## answer times of the address forms for known and unknown addresses, the import of 1,000 rows against 100)
 bench: $(INSTALLED)
 	$(BIN)/python bench/bench_api.py
 	$(BIN)/python bench/bench_review.py
 	$(BIN)/python bench/bench_audience.py
 	$(BIN)/python bench/bench_pages.py
 	$(BIN)/python bench/bench_enumeration.py
+	$(BIN)/python bench/bench_import.py
 
 clean:
 	rm -rf $(VENV) $(BUILD_VENV) .aws-sam test-artifacts

@@ -44,8 +44,10 @@ def openapi_document() -> Response[dict[str, Any]]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Checked before routing: Powertools validates (parses) the body before any middleware runs.
+    settings = get_settings()
+    limit = settings.max_import_body_bytes if event.get("rawPath") == "/api/imports" else settings.max_body_bytes
     try:
-        event = readable(event, get_settings().max_body_bytes)
+        event = readable(event, limit)
     except RequestRefused as refused:
         return with_security_headers(refused.proxy_response())
     return with_security_headers(app.resolve(event, context))

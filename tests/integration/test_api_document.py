@@ -32,6 +32,10 @@ EXPECTED = {
     ("get", "/api/topics/{topic}/audience"): {200, 404, 422},
     ("post", "/api/audience-exports"): {202, 400, 404, 413, 415, 422},
     ("get", "/api/audience-exports/{export_id}"): {200, 404, 422},
+    ("post", "/api/imports"): {200, 400, 413, 415, 422},
+    ("post", "/api/import-jobs"): {201, 400, 413, 415, 422},
+    ("post", "/api/import-jobs/{job_id}/start"): {202, 400, 404, 409, 413, 415, 422},
+    ("get", "/api/import-jobs/{job_id}"): {200, 404, 422},
 }
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 GATEWAY_ERROR = {"$ref": "#/components/schemas/GatewayError"}

@@ -27,6 +27,7 @@ from devstack.demo import seed_demo_profiles
 from devstack.runtime import HttpGateway
 from selfservice.settings import DEVELOPMENT_TOKEN_SECRET
 from selfservice.tokens import Purpose, TokenSigner
+from tests.integration.test_import_jobs import put_to
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SUCCESS = {
@@ -45,11 +46,16 @@ SUCCESS = {
     "GET /api/topics/{topic}/audience": 200,
     "POST /api/audience-exports": 202,
     "GET /api/audience-exports/{export_id}": 200,
+    "POST /api/imports": 200,
+    "POST /api/import-jobs": 201,
+    "POST /api/import-jobs/{job_id}/start": 202,
+    "GET /api/import-jobs/{job_id}": 200,
 }
 """Every operation but the document itself (which schemathesis reads, not tests) and its success status."""
 _PROFILE_PATH = re.compile(r"^/api/profiles/[0-9a-f]{32}")
 _REQUEST_PATH = re.compile(r"^/api/requests/[0-9a-f]{32}-[0-9a-f]{16}$")
 _EXPORT_PATH = re.compile(r"^/api/audience-exports/[0-9a-f]{32}$")
+_JOB_PATH = re.compile(r"^/api/import-jobs/[0-9a-f]{32}")
 
 
 @pytest.fixture
@@ -85,6 +91,7 @@ def answered(events: Path) -> dict[str, set[int]]:
             path = _REQUEST_PATH.sub("/api/requests/{request_id}", path)
             path = _EXPORT_PATH.sub("/api/audience-exports/{export_id}", path)
             path = path.replace("/api/topics/offers/", "/api/topics/{topic}/")
+            path = _JOB_PATH.sub("/api/import-jobs/{job_id}", path)
             statuses[f"{request['method']} {path}"].add(response["status_code"])
     return statuses
 
@@ -101,6 +108,15 @@ def a_request(stack) -> str:
     return next(item["id"] for item in items if item["message"] == "Schemathesis")
 
 
+def an_import_job(stack) -> str:
+    """An import job with its file uploaded (one row), ready to start; its id."""
+    job = stack.request("POST", "/api/import-jobs").json
+    row = {"email": "file@example.com", "topics": ["news"]}
+    row["consent"] = {"givenAt": "2025-03-02T10:15:00+01:00", "source": "schemathesis", "version": "2026-01"}
+    put_to(stack, job["uploadUrl"], json.dumps(row).encode())
+    return str(job["id"])
+
+
 def test_the_api_answers_as_its_openapi_document_says(api_url, machines, tmp_path):
     events = tmp_path / "events.ndjson"
     command = [
@@ -110,14 +126,19 @@ def test_the_api_answers_as_its_openapi_document_says(api_url, machines, tmp_pat
     ]
     # Requests are submitted on the pages, not through the API: one to read, reply to and close.
     export = machines.stack.request("POST", "/api/audience-exports", {"topic": "offers", "channel": "email"})
+    # An import job's file is uploaded to S3, not through the API: one job to start and read.
+    job_id = an_import_job(machines.stack)
     environment = {
         **os.environ,
         "SCHEMATHESIS_REQUEST_ID": a_request(machines.stack),
         "SCHEMATHESIS_EXPORT_ID": export.json["id"],
+        "SCHEMATHESIS_IMPORT_JOB_ID": job_id,
     }
     run = subprocess.run(
         command, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False, env=environment
     )
+    job_run = machines.arn("ImportJobStateMachine").replace(":stateMachine:", ":execution:") + f":{job_id}"
+    assert machines.wait(job_run).status == "SUCCEEDED", "the job schemathesis started imports its file"
     assert run.returncode == 0, f"schemathesis found failures:\n{run.stdout[-20_000:]}\n{run.stderr[-3_000:]}"
     assert f"Tested: {len(SUCCESS)}" in run.stdout, run.stdout[-5_000:]
     statuses = answered(events)

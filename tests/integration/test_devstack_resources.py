@@ -301,6 +301,7 @@ def test_the_project_template_is_created_in_moto() -> None:
             "ReviewDue",
             "RequestsByStatus",
             "Audience",
+            "PauseEnding",
         }
         ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
         assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}

@@ -19,7 +19,14 @@ from selfservice.tokens import Purpose, TokenSigner
 EMAILS = Path(__file__).resolve().parents[2] / "templates" / "emails"
 HOSTILE = '<b onmouseover="x">Kim & Co</b>'
 LINK = re.compile(r"https?://[^\s\"<>]+")
-TESTED_TYPES = {"self_service_link", "confirm_subscription", "service_request", "review_request", "request_update"}
+TESTED_TYPES = {
+    "self_service_link",
+    "confirm_subscription",
+    "service_request",
+    "review_request",
+    "request_update",
+    "pause_ending",
+}
 
 
 def read_back(stack) -> list[EmailMessage]:
@@ -186,3 +193,27 @@ def test_review_request_is_marketing_with_one_click_unsubscribe_and_working_link
     check_link(stack, unsubscribe, Purpose.UNSUBSCRIBE, clara["profile_id"])
     assert any("next=/profile" in link and "focus" in link for link in text_links), "the old fields come first"
     assert any("next=/review" in link for link in text_links), "a link to 'everything is still correct'"
+
+
+@pytest.mark.parametrize("language", ["de", "en"])
+def test_pause_ending_is_a_service_note_with_links_to_extend_the_pause_and_change_topics(stack, language):
+    import datetime as dt
+
+    from tests.integration.test_pause_notes import pause, run_notes, subscriber
+
+    kim = subscriber(stack, "kim@example.com", language)
+    stack.request("PATCH", f"/api/profiles/{kim['id']}", {"fields": {"first_name": HOSTILE}})
+    pause(stack, kim, dt.datetime.now(dt.UTC) + dt.timedelta(days=2))
+    assert run_notes(stack) == {"sent": 1}
+    [message] = read_back(stack)
+    check_structure(message, to="kim@example.com", language=language, email_type="pause_ending", marketing=False)
+    html = message.get_body(("html",)).get_content()
+    assert "<b onmouseover" not in html
+    assert "&lt;b onmouseover=" in html
+    text_links, html_links = links(message)
+    assert text_links == html_links
+    extend, topics = text_links
+    assert extend.endswith("&next=/communication#pause")
+    assert topics.endswith("&next=/communication")
+    for link in (extend, topics):
+        check_link(stack, link.removesuffix("#pause"), Purpose.MANAGE, kim["id"])

@@ -24,6 +24,7 @@ from selfservice.domain.errors import (
     AlreadyExists,
     InvalidInput,
     NotFound,
+    NothingUploaded,
     RequestClosed,
     TemporarilyUnavailable,
     VersionConflict,
@@ -97,6 +98,13 @@ def request_closed(_: RequestClosed) -> Response[dict[str, Any]]:
     )
 
 
+@router.exception_handler(NothingUploaded)
+def nothing_uploaded(_: NothingUploaded) -> Response[dict[str, Any]]:
+    return json_response(
+        HTTPStatus.CONFLICT, problem("nothing_uploaded", "upload the file to the job's uploadUrl first, then start it")
+    )
+
+
 @router.exception_handler(AlreadyExists)
 def already_exists(_: AlreadyExists) -> Response[dict[str, Any]]:
     return json_response(
@@ -141,12 +149,14 @@ _MEANING: dict[HTTPStatus, str] = {
         "or a header is malformed (If-Match)"
     ),
     HTTPStatus.FORBIDDEN: "Sent by API Gateway: the request is not signed (SigV4) by a role allowed to call the API",
-    HTTPStatus.NOT_FOUND: "No such profile, request, topic or export",
-    HTTPStatus.CONFLICT: "A profile with this email address exists; or the request is closed",
+    HTTPStatus.NOT_FOUND: "No such profile, request, topic, export or import job",
+    HTTPStatus.CONFLICT: (
+        "A profile with this email address exists; or the request is closed; or the import job's file is not uploaded"
+    ),
     HTTPStatus.PRECONDITION_FAILED: (
         "It was changed in the meantime (If-Match or version is not its current version): read it and retry"
     ),
-    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "The body is larger than the API reads (16 KiB by default)",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "The body is larger than the API reads (16 KiB; 4 MiB for an import)",
     HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "The body is not sent as application/json (in UTF-8)",
     HTTPStatus.UNPROCESSABLE_ENTITY: "A value is missing or wrong: each problem names the field and the reason",
     HTTPStatus.TOO_MANY_REQUESTS: "Sent by API Gateway: over the route's request rate; retry later",

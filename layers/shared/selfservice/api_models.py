@@ -222,6 +222,100 @@ def openapi_as_answered(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+# --- imports ------------------------------------------------------------------------------------
+
+_IMPORT_ROW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        "One subscriber. Each row is checked on its own, so the row's fields are described here, not "
+        "enforced by the document: a row with a wrong or missing value is reported in `rejected` with "
+        "its problems, and the other rows still import."
+    ),
+    "properties": {
+        "email": {"description": "The address (string, required)"},
+        "locale": {"description": "`de` or `en`, for a new profile; default: the catalog's language"},
+        "fields": {"description": "Catalog fields (object of strings or lists of strings); only empty ones are filled"},
+        "topics": {"description": "Topic ids (array of 1 to 64 strings, required)"},
+        "consent": {
+            "description": (
+                "The consent given elsewhere (object, required): `givenAt` (date-time with offset, not in "
+                "the future), `source` (string, where), `version` (a consent wording version of the "
+                "catalog), `evidence` (optional object of up to 20 strings: what proves it)"
+            )
+        },
+    },
+}
+
+
+class ImportBody(BaseModel):
+    """Existing subscribers with the proof of their consent (README: Import)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        defer_build=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "profiles": [
+                        {
+                            "email": "kim@example.com",
+                            "locale": "en",
+                            "fields": {"first_name": "Kim"},
+                            "topics": ["news"],
+                            "consent": {
+                                "givenAt": "2025-03-02T10:15:00+01:00",
+                                "source": "newsletter form www.example.com",
+                                "version": "2026-01",
+                                "evidence": {"confirmedAt": "2025-03-02T10:20:00+01:00"},
+                            },
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+    profiles: list[dict[str, Any]] = Field(
+        min_length=1, max_length=1000, json_schema_extra={"items": _IMPORT_ROW_SCHEMA}
+    )
+
+
+class RejectedRow(BaseModel):
+    index: int = Field(description="The row's position in `profiles`, from 0")
+    problems: list[FieldProblem]
+
+
+class ImportResult(BaseModel):
+    created: int
+    updated: int
+    unchanged: int = Field(description="Rows that changed nothing: already so, unsubscribed, suppressed, or older")
+    rejected: list[RejectedRow]
+
+
+class NewImportJob(BaseModel):
+    id: str
+    status: Literal["awaiting_upload"]
+    uploadUrl: str = Field(
+        description="PUT the JSON Lines file here (Content-Type: application/jsonl), within the hour"
+    )
+    uploadExpiresAt: dt.datetime
+
+
+class ImportJobOut(BaseModel):
+    id: str
+    status: Literal["awaiting_upload", "running", "done", "failed"]
+    createdAt: str
+    rows: int = Field(description="Lines with a row in the file (known once planned)")
+    batches: int
+    batchesDone: int
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int
+    reportUrl: str | None = Field(description="Once done: the report (counts and every refused line), for an hour")
+    error: str | None = None
+
+
 # --- customer requests -------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from selfservice import aws
 from selfservice.catalog import Catalog
 from selfservice.domain.models import Profile
+from selfservice.domain.pause import pause_note_due
 from selfservice.domain.review import next_review_at
 from selfservice.handoff import LambdaHandOff
 from selfservice.mail import EmailRenderer, Mailer
@@ -31,9 +32,10 @@ from selfservice.usecases.ports import Adapters, HandOff
 from selfservice.web.render import PageRenderer
 from selfservice.web.session import SessionCodec
 
-if TYPE_CHECKING:  # the review campaigns are imported by the functions that run them
+if TYPE_CHECKING:  # the review campaigns and import jobs are imported by the functions that run them
     from selfservice.campaigns import ReviewCampaigns
     from selfservice.exports import ExportFiles
+    from selfservice.usecases.import_jobs import ImportJobs
 
 
 def load_token_secrets(settings: Settings) -> list[str]:
@@ -73,6 +75,7 @@ class Wiring:
             self.dynamodb,
             schedule=lambda profile: next_review_at(profile, catalog),
             shard_count=self.settings.review_shard_count,
+            pause_note=lambda profile: pause_note_due(profile, catalog.pause.reminder_days_before),
         )
 
     @cached_property
@@ -149,6 +152,20 @@ class Wiring:
 
         aws.client("stepfunctions").start_execution(
             stateMachineArn=self.settings.audience_export_state_machine_arn, name=export_id, input=json.dumps(payload)
+        )
+
+    @cached_property
+    def import_jobs(self) -> ImportJobs:
+        from selfservice.storage import ImportJobRepository
+        from selfservice.usecases.import_jobs import ImportJobs
+
+        return ImportJobs(
+            adapters=self.adapters,
+            jobs=ImportJobRepository(self.settings.table_name, self.dynamodb),
+            s3=aws.client("s3"),
+            stepfunctions=aws.client("stepfunctions"),
+            bucket=self.settings.import_bucket,
+            state_machine=self.settings.import_job_state_machine,
         )
 
     @cached_property

@@ -119,6 +119,11 @@ class ReviewRules(_Strict):
     """No review email this soon after a subscription was confirmed (or a profile created)."""
 
 
+class PauseRules(_Strict):
+    reminder_days_before: int = Field(default=3, ge=1, le=30)
+    """How many days before a pause ends the customer is told that emails resume (once per pause)."""
+
+
 class ConsentWording(_Strict):
     """One version of the consent text shown next to a subscription's button.
 
@@ -218,6 +223,7 @@ class Catalog(_Strict):
     request_types: tuple[RequestTypeSpec, ...] = Field(min_length=1)
     fields: tuple[FieldSpec, ...] = Field(min_length=1)
     review: ReviewRules
+    pause: PauseRules = PauseRules()
     consent_wordings: tuple[ConsentWording, ...] = Field(min_length=1)
     contact: Contact
     company: Company

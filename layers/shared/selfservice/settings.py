@@ -123,6 +123,10 @@ class Settings(BaseModel):
     """The account's SES sending quota in emails per second; bounds the campaign's concurrency."""
     address_request_function: str = ""
     """The function that answers /subscribe and /new-link by email after the page has answered."""
+    import_bucket: str = ""
+    """S3 bucket of import jobs: the uploaded JSON Lines files, their batch plans and reports."""
+    import_job_state_machine: str = ""
+    """ARN of the state machine that imports an uploaded file batch by batch."""
     review_dead_letter_queue_url: str = ""
     """SQS queue that keeps malformed review events (empty: they are only logged)."""
     audience_export_state_machine_arn: str = ""
@@ -139,6 +143,8 @@ class Settings(BaseModel):
     """The number SMS are sent from (E.164) and which takes STOP replies; empty: AWS picks one."""
     content_dir: Path = _REPOSITORY_CONTENT
     max_body_bytes: int = Field(default=16_384, ge=1024)
+    max_import_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """The body of ``POST /api/imports`` (1,000 rows); Lambda takes at most 6 MB per invocation."""
     rate_limits: RateLimits = RateLimits()
 
     @property

@@ -80,16 +80,28 @@ _KEY_ATTRIBUTES = (
     "event_type",
     "event_detail",
     "audience_shard",
+    "pause_shard",
+    "pause_note_at",
 )
 
 ReviewScheduler = Callable[[Profile], dt.datetime | None]
 _BATCH_ATTEMPTS = 6
+_MAX_TRANSACTION = 100
+"""The most operations one TransactWriteItems takes."""
 _RATE_ROUNDS = 4
 
 
 def review_shard_key(number: int) -> str:
     """Partition key of one shard of the sparse ReviewDue index."""
     return f"REVIEW#{number:02d}"
+
+
+def pause_shard_key(number: int) -> str:
+    """Partition key of one shard of the sparse PauseEnding index."""
+    return f"PAUSE#{number:02d}"
+
+
+PAUSE_ENDING = "PauseEnding"
 
 
 def _to_item(values: dict[str, Any]) -> dict[str, Any]:
@@ -204,11 +216,19 @@ def _request_of(item: dict[str, Any]) -> CustomerRequest:
 class ProfileRepository:
     """Storage port of the domain, implemented on one DynamoDB table."""
 
-    def __init__(self, table_name: str, client: Any, schedule: ReviewScheduler, shard_count: int) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: Any,
+        schedule: ReviewScheduler,
+        shard_count: int,
+        pause_note: ReviewScheduler | None = None,
+    ) -> None:
         self._table = table_name
         self._client = client
         self._schedule = schedule
         self._shard_count = shard_count
+        self._pause_note = pause_note
 
     # --- item mapping ------------------------------------------------------------------
     def _profile_item(self, profile: Profile) -> dict[str, Any]:
@@ -227,6 +247,10 @@ class ProfileRepository:
         if due is not None:
             values["review_shard"] = review_shard_key(review_shard(profile.id, self._shard_count))
             values["next_review_at"] = _timestamp(due)
+        note_due = self._pause_note(profile) if self._pause_note is not None else None
+        if note_due is not None:  # the sparse PauseEnding index: only pauses whose note is still to come
+            values["pause_shard"] = pause_shard_key(review_shard(profile.id, self._shard_count))
+            values["pause_note_at"] = _timestamp(note_due)
         return _to_item(values)
 
     @staticmethod
@@ -350,8 +374,10 @@ class ProfileRepository:
         return sorted(found, key=lambda request: request.created_at, reverse=True)
 
     # --- writes ------------------------------------------------------------------------
-    def create(self, profile: Profile, entries: list[LedgerEntry], expires_at: dt.datetime | None = None) -> None:
-        """Create the profile, claim its address and write its first ledger entries atomically."""
+    def create_operations(
+        self, profile: Profile, entries: list[LedgerEntry], expires_at: dt.datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The writes of a new profile: the profile and its email claim (each only if absent), its ledger entries."""
         item = self._profile_item(profile)
         expires_at = expires_at or profile.pending_expires_at
         if expires_at is not None:
@@ -369,6 +395,21 @@ class ProfileRepository:
         if profile.verified_phone is not None:  # (a profile imported with its confirmed number)
             phone = {**_phone_key(profile.verified_phone, profile.id), **_to_item({"item_type": "sms_phone"})}
             operations.append({"Put": {"TableName": self._table, "Item": phone}})
+        return operations
+
+    def save_operations(
+        self, profile: Profile, expected_version: int, entries: list[LedgerEntry], *, keep: bool = False
+    ) -> list[dict[str, Any]]:
+        """The writes of a changed profile that keeps its address and number: the profile at
+        ``expected_version``, its ledger entries and, with ``keep``, the end of a pending claim's expiry."""
+        operations = [{"Put": self._put_if_version(profile, expected_version)}, *map(self._put_ledger, entries)]
+        if keep:
+            operations.append(self._keep_claim(profile))
+        return operations
+
+    def create(self, profile: Profile, entries: list[LedgerEntry], expires_at: dt.datetime | None = None) -> None:
+        """Create the profile, claim its address and write its first ledger entries atomically."""
+        operations = self.create_operations(profile, entries, expires_at)
         try:
             self._client.transact_write_items(TransactItems=operations)
         except ClientError as error:
@@ -578,6 +619,101 @@ class ProfileRepository:
             ]:
                 raise when_first_condition_fails from None
             raise _translate(error) from error
+
+    def write_groups(self, groups: Sequence[list[dict[str, Any]]]) -> set[int]:
+        """Write groups of operations (each group one profile's, from :meth:`create_operations` or
+        :meth:`save_operations`), packed into transactions of at most 100 operations: a group is
+        never split, so each profile is written whole or not at all, and far fewer calls are made
+        than one transaction per profile.
+
+        Returns the indices of the groups whose condition failed (the address was claimed or the
+        profile changed meanwhile): nothing of them is written; the rest of their transaction is
+        written without them. Transaction conflicts with other writers are retried with backoff.
+        """
+        failed: set[int] = set()
+        chunk: list[int] = []
+        size = 0
+        chunks: list[list[int]] = []
+        for index, group in enumerate(groups):
+            if len(group) > _MAX_TRANSACTION:
+                raise ValueError("a group has more operations than one transaction takes")
+            if size + len(group) > _MAX_TRANSACTION:
+                chunks.append(chunk)
+                chunk, size = [], 0
+            chunk.append(index)
+            size += len(group)
+        if chunk:
+            chunks.append(chunk)
+        for members in chunks:
+            failed |= self._write_chunk(groups, members)
+        return failed
+
+    def _write_chunk(self, groups: Sequence[list[dict[str, Any]]], members: list[int]) -> set[int]:
+        failed: set[int] = set()
+        for attempt in range(_BATCH_ATTEMPTS):
+            if not members:
+                return failed
+            operations = [operation for index in members for operation in groups[index]]
+            if not operations:  # (only empty groups: nothing to write)
+                return failed
+            try:
+                self._client.transact_write_items(TransactItems=operations)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise _translate(error) from error
+                codes = _failure_codes(error)
+                owners = [index for index in members for _operation in groups[index]]
+                refused = {owners[at] for at, code in enumerate(codes) if code == "ConditionalCheckFailed"}
+                if not refused and not any(code in ("TransactionConflict", "ThrottlingError") for code in codes):
+                    raise _translate(error) from error
+                failed |= refused
+                members = [index for index in members if index not in refused]
+                if not refused:
+                    time.sleep(min(0.05 * 2**attempt, 1.0))
+                continue
+            return failed
+        raise TemporarilyUnavailable("TransactionConflict")
+
+    def email_claims(self, email_keys: Sequence[str]) -> dict[str, str]:
+        """The profile id of each of these (normalised) addresses that has a profile, read from the
+        addresses' claims (consistent BatchGetItem, 100 per call)."""
+        keys = [_claim_key(email_key) for email_key in dict.fromkeys(email_keys)]
+        return {
+            str(item["pk"]).removeprefix("EMAIL#"): str(item["profile_id"])
+            for item in self._batch_get(keys, consistent=True)
+        }
+
+    def consent_topics_since(self, profile_id: str, since: dt.datetime) -> set[str]:
+        """The topics of consent entries (given or withdrawn) later than ``since``: a Query of the
+        ledger from that time on (its sort key starts with the entry's time)."""
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :after AND :end",
+            "FilterExpression": "#kind IN (:given, :withdrawn)",
+            "ProjectionExpression": "#topics",
+            "ExpressionAttributeNames": {"#kind": "kind", "#topics": "topics"},
+            "ExpressionAttributeValues": _to_item(
+                {
+                    ":pk": f"PROFILE#{profile_id}",
+                    ":after": f"LEDGER#{_timestamp(since)}#~",
+                    ":end": "LEDGER#~",
+                    ":given": "consent_given",
+                    ":withdrawn": "consent_withdrawn",
+                }
+            ),
+            "ConsistentRead": True,
+        }
+        topics: set[str] = set()
+        while True:
+            try:
+                response = self._client.query(**arguments)
+            except ClientError as error:
+                raise _translate(error) from error
+            for item in response.get("Items", []):
+                topics.update(str(topic) for topic in _from_item(item).get("topics", []))
+            if "LastEvaluatedKey" not in response:
+                return topics
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def _keys_under(self, profile_id: str) -> Iterator[dict[str, Any]]:
         arguments: dict[str, Any] = {
@@ -835,10 +971,29 @@ class ProfileRepository:
         The index holds only profiles that will need a review, so this reads nothing else;
         the returned cursor (None on the last page) continues where the page ended.
         """
+        return self._due_page("ReviewDue", "review_shard", "next_review_at", shard, until, limit, cursor)
+
+    def pause_notes_due(
+        self, shard: str, until: dt.datetime, limit: int, cursor: dict[str, str] | None = None
+    ) -> tuple[list[str], dict[str, str] | None]:
+        """One page of the sparse PauseEnding index: ids of profiles of ``shard`` whose pause-ending
+        note is due by ``until`` (only paused subscribers not yet told are in it)."""
+        return self._due_page(PAUSE_ENDING, "pause_shard", "pause_note_at", shard, until, limit, cursor)
+
+    def _due_page(
+        self,
+        index: str,
+        shard_attribute: str,
+        time_attribute: str,
+        shard: str,
+        until: dt.datetime,
+        limit: int,
+        cursor: dict[str, str] | None,
+    ) -> tuple[list[str], dict[str, str] | None]:
         arguments: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": "ReviewDue",
-            "KeyConditionExpression": "review_shard = :shard AND next_review_at <= :until",
+            "IndexName": index,
+            "KeyConditionExpression": f"{shard_attribute} = :shard AND {time_attribute} <= :until",
             "ExpressionAttributeValues": _to_item({":shard": shard, ":until": _timestamp(until)}),
             "Limit": limit,
         }
@@ -1187,3 +1342,80 @@ class AudienceExportRepository:
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues=_to_item(values),
         )
+
+
+class ImportJobRepository:
+    """Import jobs: ``IMPORTJOB#<id>`` / ``JOB`` with the status and the counts so far.
+
+    Batches add their counts atomically (``ADD``), so the job's totals need no arithmetic in the state
+    machine and are right even when batches run at once. Items expire after ``retention``.
+    """
+
+    def __init__(self, table_name: str, client: Any, retention: dt.timedelta = dt.timedelta(days=30)) -> None:
+        self._table = table_name
+        self._client = client
+        self._retention = retention
+
+    @staticmethod
+    def _key(job_id: str) -> dict[str, Any]:
+        return _to_item({"pk": f"IMPORTJOB#{job_id}", "sk": "JOB"})
+
+    def create(self, job_id: str, now: dt.datetime, evidence: dict[str, str]) -> None:
+        item = _to_item(
+            {
+                "pk": f"IMPORTJOB#{job_id}",
+                "sk": "JOB",
+                "item_type": "import_job",
+                "status": "awaiting_upload",
+                "created_at": _timestamp(now),
+                "evidence": evidence,
+                "expires_at": int((now + self._retention).timestamp()),
+            }
+        )
+        try:
+            self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            raise _translate(error) from error
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        try:
+            response = self._client.get_item(TableName=self._table, Key=self._key(job_id), ConsistentRead=True)
+        except ClientError as error:
+            raise _translate(error) from error
+        if "Item" not in response:
+            raise NotFound(job_id, what="import job")
+        return _from_item(response["Item"])
+
+    def move(self, job_id: str, before: str, after: str, now: dt.datetime, **values: Any) -> bool:
+        """Set the status ``after`` (and ``values``) if it is ``before``; False when it is not."""
+        names = {"#status": "status", **{f"#v{i}": name for i, name in enumerate(values)}}
+        expression = "SET #status = :after, updated_at = :now" + "".join(f", #v{i} = :v{i}" for i in range(len(values)))
+        attributes = {":after": after, ":before": before, ":now": _timestamp(now)}
+        attributes |= {f":v{i}": value for i, value in enumerate(values.values())}
+        return _update_if(
+            self._client,
+            TableName=self._table,
+            Key=self._key(job_id),
+            UpdateExpression=expression,
+            ConditionExpression="#status = :before",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=_to_item(attributes),
+        )
+
+    def add(self, job_id: str, counts: dict[str, int]) -> None:
+        """Add ``counts`` (created, updated, unchanged, rejected, batches_done) in one UpdateItem."""
+        counts = {name: value for name, value in counts.items() if value}
+        if not counts:
+            return
+        names = {f"#c{index}": name for index, name in enumerate(counts)}
+        values = {f":c{index}": value for index, value in enumerate(counts.values())}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(job_id),
+                UpdateExpression="ADD " + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_item(values),
+            )
+        except ClientError as error:
+            raise _translate(error) from error

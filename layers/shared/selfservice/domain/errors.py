@@ -62,5 +62,9 @@ class RequestClosed(DomainError):
         self.request_id = request_id
 
 
+class NothingUploaded(DomainError):
+    """An import job was started before its file was uploaded."""
+
+
 class TemporarilyUnavailable(DomainError):
     """A dependency is throttling or down; the caller may retry later."""

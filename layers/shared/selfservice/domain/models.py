@@ -50,6 +50,8 @@ class Source(StrEnum):
     CUSTOMER_SERVICE = "customer-service"
     SHOP = "shop"
     SYSTEM = "system"
+    IMPORT = "import"
+    """A company's existing subscribers, brought with the proof of a consent given elsewhere."""
     SMS_KEYWORD = "sms-keyword"
     """A reply to our SMS with a keyword such as STOP."""
 
@@ -136,6 +138,8 @@ class Profile(_Model):
     """When the last double opt-in was confirmed (a new subscriber's review grace starts then)."""
     verified_phone: str | None = None
     """The phone number whose SMS code the customer entered (SMS double opt-in); SMS goes only to it."""
+    pause_note_sent_for: dt.datetime | None = None
+    """The end of the pause the customer was told about ("emails resume on …"): once per pause."""
     sms_consent_version: str | None = None
     """The SMS consent wording the customer agreed to when confirming ``verified_phone``."""
 

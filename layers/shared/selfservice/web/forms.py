@@ -202,11 +202,14 @@ def communication_patch(
         errors["pause_weeks"] = translate("Please choose the length of the pause from the list.")
     if errors:
         raise FormErrors(errors)
+    # While paused, the weeks chosen extend the pause from its end (the pause-ending email leads here).
+    prefs = profile.preferences
+    start = prefs.paused_until if prefs.paused_until is not None and prefs.is_paused(now) else now
     preferences = PreferencesPatch(
         topics=topics if topics_shown else None,
         frequency=frequency,
         channels=channels or None,
-        paused_until=now + dt.timedelta(weeks=weeks) if weeks else None,
+        paused_until=start + dt.timedelta(weeks=weeks) if weeks else None,
         resume=first(form, "resume") == "1" and weeks == 0,
     )
     return ProfilePatch(preferences=preferences)

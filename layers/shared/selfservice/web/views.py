@@ -67,6 +67,7 @@ SOURCES = {
     "customer-service": N_("by customer service"),
     "shop": N_("by the shop"),
     "system": N_("automatically"),
+    "import": N_("taken over with the consent you had given us before"),
     "sms-keyword": N_("by your reply to our SMS"),
 }
 # The answers of the unsubscribe page's "Would you tell us why?" (the same texts as its options).
