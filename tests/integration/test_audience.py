@@ -345,3 +345,25 @@ def test_one_report_for_500_recipients_is_recorded_and_the_unknown_ids_are_count
     recorded = [person for person in people[:450] if repository.get(person.id).marketing_emails_at]
     assert len(recorded) == 450
     assert len([e for e in repository.history(people[0].id) if e.kind == LedgerKind.NEWSLETTER_SENT]) == 1
+
+
+def test_profiles_stored_before_the_index_enter_the_audience_with_the_reindex_pass(stack: Stack):
+    """A stack updated to this release keeps its profiles; the one-off pass puts them into the index."""
+    from selfservice.reindex import reindex_all
+
+    before = [subscriber(f"early{n}") for n in range(7)]
+    store(*before)
+    dynamodb = stack.aws("dynamodb")
+    for profile in before:  # as a release without the Audience index stored them
+        dynamodb.update_item(
+            TableName=stack.table,
+            Key={"pk": {"S": f"PROFILE#{profile.id}"}, "sk": {"S": "PROFILE"}},
+            UpdateExpression="REMOVE audience_shard",
+        )
+    assert ids(audience(stack, limit=100)[0]) == []
+
+    result = reindex_all(bootstrap.wiring().repository, segments=3)
+    assert (result.written, result.changed_meanwhile) == (7, 0)
+    assert sorted(ids(audience(stack, limit=100)[0])) == sorted(p.id for p in before)
+    stored = stack.request("GET", f"/api/profiles/{before[0].id}").json
+    assert stored["version"] == before[0].version, "written as it was: nothing about the profile changed"

@@ -288,6 +288,28 @@ class ProfileRepository:
             }
         }
 
+    # --- index keys of a new release ---------------------------------------------------
+    def stored_profiles(self, segment: int, segments: int) -> Iterator[Profile]:
+        """Every profile of one segment of a parallel scan (an operator's one-off pass, never a request)."""
+        paginator = self._client.get_paginator("scan")
+        request = {"TableName": self._table, "Segment": segment, "TotalSegments": segments,
+                   "FilterExpression": "sk = :profile",
+                   "ExpressionAttributeValues": _to_item({":profile": "PROFILE"})}  # fmt: skip
+        for page in paginator.paginate(**request):
+            for item in page["Items"]:
+                yield _profile_of(_from_item(item))
+
+    def rewrite_with_index_keys(self, profile: Profile) -> bool:
+        """Write the profile again as it is, with the index keys this release writes (a profile stored
+        before an index existed enters it); False when it changed meanwhile (that write indexed it)."""
+        try:
+            self._client.put_item(**self._put_if_version(profile, profile.version))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _translate(error) from error
+        return True
+
     # --- reads -------------------------------------------------------------------------
     def get(self, profile_id: str) -> Profile:
         """One GetItem (strongly consistent: a customer sees their own write)."""
