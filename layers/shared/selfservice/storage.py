@@ -39,10 +39,11 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
+from pydantic import BaseModel
 
 from selfservice.domain.audience import audience_member, audience_shard
 from selfservice.domain.errors import AlreadyExists, InvalidInput, NotFound, TemporarilyUnavailable, VersionConflict
@@ -85,6 +86,7 @@ _KEY_ATTRIBUTES = (
 )
 
 ReviewScheduler = Callable[[Profile], dt.datetime | None]
+_Expiring = TypeVar("_Expiring", bound=BaseModel)
 _BATCH_ATTEMPTS = 6
 _MAX_TRANSACTION = 100
 """The most operations one TransactWriteItems takes."""
@@ -263,6 +265,26 @@ class ProfileRepository:
             detail = {**entry.event.detail, "entryId": entry.id}
             values.update(event_type=entry.event.type, event_detail=json.dumps(detail, separators=(",", ":")))
         return _to_item(values)
+
+    def _put_expiring(self, key: dict[str, Any], item_type: str, model: BaseModel, expires: dt.datetime) -> None:
+        """Put an item kept until ``expires`` (table TTL), replacing the one under ``key``."""
+        values: dict[str, Any] = model.model_dump(mode="json")
+        values.update(item_type=item_type, expires_at=int(expires.timestamp()))
+        try:
+            self._client.put_item(TableName=self._table, Item={**_to_item(values), **key})
+        except ClientError as error:
+            raise _translate(error) from error
+
+    def _get_expiring(self, key: dict[str, Any], model: type[_Expiring]) -> _Expiring | None:
+        try:
+            response = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+        except ClientError as error:
+            raise _translate(error) from error
+        if "Item" not in response:
+            return None
+        values = _from_item(response["Item"])
+        expires_at = dt.datetime.fromtimestamp(int(values["expires_at"]), dt.UTC)
+        return model.model_validate({**_strip(values), "expires_at": expires_at})
 
     def _put_if_version(self, profile: Profile, expected_version: int) -> dict[str, Any]:
         """The profile put, only over the version the caller read (no lost updates)."""
@@ -767,28 +789,10 @@ class ProfileRepository:
     # --- the SMS double opt-in ---------------------------------------------------------------
     def put_sms_challenge(self, challenge: SmsChallenge) -> None:
         """Keep the code just sent (replacing the profile's previous one), until it expires."""
-        values: dict[str, Any] = challenge.model_dump(mode="json")
-        values.update(
-            pk=f"PROFILE#{challenge.profile_id}",
-            sk="SMSCODE",
-            item_type="sms_code",
-            expires_at=int(challenge.expires_at.timestamp()),
-        )
-        try:
-            self._client.put_item(TableName=self._table, Item=_to_item(values))
-        except ClientError as error:
-            raise _translate(error) from error
+        self._put_expiring(_sms_code_key(challenge.profile_id), "sms_code", challenge, challenge.expires_at)
 
     def sms_challenge(self, profile_id: str) -> SmsChallenge | None:
-        try:
-            response = self._client.get_item(TableName=self._table, Key=_sms_code_key(profile_id), ConsistentRead=True)
-        except ClientError as error:
-            raise _translate(error) from error
-        if "Item" not in response:
-            return None
-        values = _from_item(response["Item"])
-        expires_at = dt.datetime.fromtimestamp(int(values["expires_at"]), dt.UTC)
-        return SmsChallenge.model_validate({**_strip(values), "expires_at": expires_at})
+        return self._get_expiring(_sms_code_key(profile_id), SmsChallenge)
 
     def take_sms_attempt(self, challenge: SmsChallenge, max_attempts: int) -> bool:
         """One try of this code, taken atomically while fewer than ``max_attempts`` were taken and it
@@ -897,28 +901,10 @@ class ProfileRepository:
     # --- subscriptions kept aside until confirmed -------------------------------------------
     def put_pending_subscription(self, address_hash: str, pending: PendingSubscription) -> None:
         """Keep ``pending`` for the address (replacing an older request), until it expires."""
-        values: dict[str, Any] = pending.model_dump(mode="json")
-        values.update(
-            pk=f"PENDING#{address_hash}",
-            sk="SUBSCRIPTION",
-            item_type="pending_subscription",
-            expires_at=int(pending.expires_at.timestamp()),
-        )
-        try:
-            self._client.put_item(TableName=self._table, Item=_to_item(values))
-        except ClientError as error:
-            raise _translate(error) from error
+        self._put_expiring(_pending_key(address_hash), "pending_subscription", pending, pending.expires_at)
 
     def pending_subscription(self, address_hash: str) -> PendingSubscription | None:
-        try:
-            response = self._client.get_item(TableName=self._table, Key=_pending_key(address_hash), ConsistentRead=True)
-        except ClientError as error:
-            raise _translate(error) from error
-        if "Item" not in response:
-            return None
-        values = _from_item(response["Item"])
-        expires_at = dt.datetime.fromtimestamp(int(values["expires_at"]), dt.UTC)
-        return PendingSubscription.model_validate({**_strip(values), "expires_at": expires_at})
+        return self._get_expiring(_pending_key(address_hash), PendingSubscription)
 
     def confirm_subscription(
         self,

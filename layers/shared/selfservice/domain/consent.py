@@ -65,24 +65,9 @@ class ConsentContext:
 def consent_entries(before: Profile, after: Profile, context: ConsentContext) -> list[LedgerEntry]:
     """One ``consent_given`` for the topics now received that were not, one ``consent_withdrawn``
     for the topics no longer received; nothing when the received topics did not change."""
-    was, now = set(receiving_topics(before)), set(receiving_topics(after))
-    switched = [
-        (LedgerKind.CONSENT_GIVEN, sorted(now - was), context.wording_version),
-        (LedgerKind.CONSENT_WITHDRAWN, sorted(was - now), before.consent_version),
-    ]
-    return [
-        LedgerEntry(
-            profile_id=after.id,
-            at=context.at,
-            kind=kind,
-            source=context.source,
-            consent_version=version,
-            topics=topics,
-            detail=dict(context.evidence),
-        )
-        for kind, topics, version in switched
-        if topics
-    ]
+    evidence = dict(context.evidence)
+    versions = (context.wording_version, before.consent_version)
+    return _switched(before, after, context, receiving_topics, versions, (evidence, evidence))
 
 
 def sms_consent_entries(
@@ -91,10 +76,26 @@ def sms_consent_entries(
     """Like :func:`consent_entries`, for the topics received by SMS (``received``): given when the
     number is confirmed or SMS is chosen for one more topic, withdrawn when SMS is switched off, the
     number changes or a STOP arrives. Each names the number it is about (the proof needs it)."""
+    versions = (context.wording_version, before.sms_consent_version)
+    given = {**context.evidence, "channel": SMS, "phone": after.verified_phone or ""}
+    withdrawn = {**context.evidence, "channel": SMS, "phone": before.verified_phone or ""}
+    return _switched(before, after, context, received, versions, (given, withdrawn))
+
+
+def _switched(
+    before: Profile,
+    after: Profile,
+    context: ConsentContext,
+    received: Callable[[Profile], list[str]],
+    versions: tuple[str | None, str | None],
+    details: tuple[dict[str, str], dict[str, str]],
+) -> list[LedgerEntry]:
+    """A ``consent_given`` for the topics ``received`` now and not before, a ``consent_withdrawn`` for the
+    reverse, each with its wording version and detail (given, withdrawn); none for an empty set."""
     was, now = set(received(before)), set(received(after))
     switched = [
-        (LedgerKind.CONSENT_GIVEN, sorted(now - was), context.wording_version, after.verified_phone),
-        (LedgerKind.CONSENT_WITHDRAWN, sorted(was - now), before.sms_consent_version, before.verified_phone),
+        (LedgerKind.CONSENT_GIVEN, sorted(now - was), versions[0], details[0]),
+        (LedgerKind.CONSENT_WITHDRAWN, sorted(was - now), versions[1], details[1]),
     ]
     return [
         LedgerEntry(
@@ -104,9 +105,9 @@ def sms_consent_entries(
             source=context.source,
             consent_version=version,
             topics=topics,
-            detail={**context.evidence, "channel": SMS, "phone": phone or ""},
+            detail=dict(detail),
         )
-        for kind, topics, version, phone in switched
+        for kind, topics, version, detail in switched
         if topics
     ]
 

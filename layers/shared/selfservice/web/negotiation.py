@@ -5,8 +5,10 @@ from __future__ import annotations
 from selfservice.web.render import LANGUAGES
 
 
-def _ranked(header: str) -> dict[str, float]:
-    ranks: dict[str, float] = {}
+def weighted(header: str) -> list[tuple[str, float]]:
+    """The entries of an Accept-style header with their q-value (RFC 9110; 1 without one, 0 if unreadable),
+    in header order."""
+    entries = []
     for part in header.split(","):
         kind, *parameters = (piece.strip() for piece in part.split(";"))
         weight = 1.0
@@ -18,7 +20,14 @@ def _ranked(header: str) -> dict[str, float]:
                 except ValueError:
                     weight = 0.0
         if kind:
-            ranks[kind.lower()] = max(weight, ranks.get(kind.lower(), 0.0))
+            entries.append((kind, weight))
+    return entries
+
+
+def _ranked(header: str) -> dict[str, float]:
+    ranks: dict[str, float] = {}
+    for kind, weight in weighted(header):
+        ranks[kind.lower()] = max(weight, ranks.get(kind.lower(), 0.0))
     return ranks
 
 

@@ -67,19 +67,9 @@ def now() -> dt.datetime:
 
 def accepted_languages(header: str) -> list[str]:
     """The tags of an Accept-Language header, most preferred first (q-values respected, q=0 dropped)."""
-    ranked = []
-    for position, part in enumerate(header.split(",")):
-        tag, *parameters = (piece.strip() for piece in part.split(";"))
-        weight = 1.0
-        for parameter in parameters:
-            name, _, value = parameter.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
-        if tag and weight > 0:
-            ranked.append((-weight, position, tag))
+    from selfservice.web.negotiation import weighted
+
+    ranked = [(-weight, position, tag) for position, (tag, weight) in enumerate(weighted(header)) if weight > 0]
     return [tag for _weight, _position, tag in sorted(ranked)]
 
 
